@@ -1,0 +1,313 @@
+//! The on-segment layout: header, participant table and slots.
+//!
+//! Everything here is `#[repr(C)]` with fixed-width fields, so that two builds
+//! of this crate (or a debugger) agree byte for byte. The offsets are asserted
+//! at compile time and mirrored by the table in `docs/design.md`; change both
+//! together and bump [`LAYOUT_VERSION`].
+//!
+//! A segment is laid out as:
+//!
+//! ```text
+//! 0                      512                     512 + 64 * P
+//! | Header (8 cache lines) | P participant entries | C slots of `slot_stride` bytes |
+//! ```
+
+use crate::sync::atomic::{AtomicU32, AtomicU64};
+
+/// First eight bytes of every segment, published last (with Release) by the
+/// creator. `b"MQSHMQ\0\x01"` read as a little-endian `u64`.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"MQSHMQ\0\x01");
+
+/// Bumped whenever anything in this file changes meaning or position.
+pub const LAYOUT_VERSION: u64 = 1;
+
+/// Cache line size used for padding (x86_64 and most aarch64 parts).
+pub const CACHE_LINE: u64 = 64;
+
+/// Size of [`Header`] in bytes.
+pub const HEADER_SIZE: u64 = 512;
+
+/// Size of one [`ParticipantEntry`] in bytes.
+pub const PARTICIPANT_SIZE: u64 = 64;
+
+/// Bytes at the start of every slot before the payload: the state word and the length.
+pub const SLOT_HEADER_SIZE: u64 = 16;
+
+/// The largest participant table a segment may have: owner indices must fit
+/// the 16-bit owner field of a slot state word, with room to spare.
+pub const MAX_PARTICIPANTS_LIMIT: u64 = 4096;
+
+/// The segment header. Lines 0-1 are written once by the creator and only read
+/// afterwards; every mutable field sits on its own cache line so that
+/// producers and consumers do not invalidate each other's lines needlessly.
+#[repr(C)]
+pub struct Header {
+    // ---- line 0: identity and geometry (immutable after publication) ----
+    /// [`MAGIC`] once the segment is fully initialised; 0 while it is being built.
+    pub magic: AtomicU64,
+    /// [`LAYOUT_VERSION`] of the creator.
+    pub layout_version: u64,
+    /// Number of slots (messages the queue holds).
+    pub capacity: u64,
+    /// Largest payload a slot holds, in bytes.
+    pub max_msg_size: u64,
+    /// Distance between two slots: `SLOT_HEADER_SIZE + max_msg_size` rounded up to 64.
+    pub slot_stride: u64,
+    /// Number of entries in the participant table.
+    pub max_participants: u64,
+    /// Byte offset of the participant table (always [`HEADER_SIZE`]).
+    pub participants_offset: u64,
+    /// Byte offset of slot 0.
+    pub slots_offset: u64,
+
+    // ---- line 1: more immutable facts ----
+    /// Total size of the segment file in bytes.
+    pub total_size: u64,
+    /// Creation time, nanoseconds since the Unix epoch.
+    pub created_unix_ns: u64,
+    /// Pid of the creating process (informational only: pids are reused).
+    pub creator_pid: u64,
+    _reserved1: [u64; 5],
+
+    // ---- line 2: producer cursor ----
+    /// Next position to write. Positions only grow; slot = pos % capacity,
+    /// lap = pos / capacity. Advanced by CAS by the claimant or any helper.
+    pub tail: AtomicU64,
+    _pad2: [u64; 7],
+
+    // ---- line 3: consumer cursor ----
+    /// Next position to read (same encoding as `tail`; `head <= tail + 1`).
+    pub head: AtomicU64,
+    _pad3: [u64; 7],
+
+    // ---- line 4: consumers' wait point (written by producers to wake them) ----
+    /// Futex word consumers sleep on; producers bump it when they publish and someone waits.
+    pub get_seq: AtomicU32,
+    /// Number of consumers registered as (about to be) sleeping.
+    pub get_waiters: AtomicU32,
+    _pad4: [u64; 7],
+
+    // ---- line 5: producers' wait point ----
+    /// Futex word producers sleep on; consumers bump it when they free a slot.
+    pub put_seq: AtomicU32,
+    /// Number of producers registered as (about to be) sleeping.
+    pub put_waiters: AtomicU32,
+    _pad5: [u64; 7],
+
+    // ---- line 6: rarely written flags ----
+    /// 1 once `close()` was called: end of stream.
+    pub closed: AtomicU32,
+    _pad6a: u32,
+    /// Hint: how many slots are in the REQUEUED state (re-delivery pending).
+    pub requeued: AtomicU64,
+    _pad6: [u64; 6],
+
+    // ---- line 7: recovery statistics ----
+    /// Messages put back for another consumer (dead reader or dropped lease).
+    pub redelivered: AtomicU64,
+    /// Half-written messages of dead producers that were thrown away.
+    pub discarded_partial: AtomicU64,
+    /// Puts counted by participants that have since left or died.
+    pub retired_puts: AtomicU64,
+    /// Gets counted by participants that have since left or died.
+    pub retired_gets: AtomicU64,
+    _pad7: [u64; 4],
+}
+
+/// One entry of the participant table. Entry `i` is owned by whoever holds the
+/// kernel record lock on byte `1 + i` of the segment file (see `liveness.rs`);
+/// the fields below are only ever written by that holder, except the counters,
+/// which a cleaner retires after the holder died.
+#[repr(C)]
+pub struct ParticipantEntry {
+    /// [`ENTRY_FREE`] or [`ENTRY_IN_USE`].
+    pub state: AtomicU64,
+    /// Pid of the process that attached (informational; liveness is the lock).
+    pub pid: AtomicU64,
+    /// Attach time, nanoseconds since the Unix epoch.
+    pub attached_unix_ns: AtomicU64,
+    /// Messages this participant put.
+    pub puts: AtomicU64,
+    /// Messages this participant took (acked or plain get).
+    pub gets: AtomicU64,
+    /// Threads of this participant blocked in put right now.
+    pub waiting_put: AtomicU32,
+    /// Threads of this participant blocked in get right now.
+    pub waiting_get: AtomicU32,
+    _reserved: [u64; 2],
+}
+
+/// Participant entry is unused.
+pub const ENTRY_FREE: u64 = 0;
+/// Participant entry belongs to a process (alive if its lock is held).
+pub const ENTRY_IN_USE: u64 = 1;
+
+/// The fixed part of a slot; `max_msg_size` payload bytes follow it.
+#[repr(C)]
+pub struct SlotHeader {
+    /// The slot state word, see `ring.rs`: `{ lap: u32, kind: u8, owner: u16 }`.
+    pub state: AtomicU64,
+    /// Payload length in bytes; valid while the state is READY/READING/REQUEUED.
+    pub len: AtomicU64,
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<Header>() as u64 == HEADER_SIZE);
+    assert!(offset_of!(Header, magic) == 0);
+    assert!(offset_of!(Header, layout_version) == 8);
+    assert!(offset_of!(Header, capacity) == 16);
+    assert!(offset_of!(Header, max_msg_size) == 24);
+    assert!(offset_of!(Header, slot_stride) == 32);
+    assert!(offset_of!(Header, max_participants) == 40);
+    assert!(offset_of!(Header, participants_offset) == 48);
+    assert!(offset_of!(Header, slots_offset) == 56);
+    assert!(offset_of!(Header, total_size) == 64);
+    assert!(offset_of!(Header, created_unix_ns) == 72);
+    assert!(offset_of!(Header, creator_pid) == 80);
+    assert!(offset_of!(Header, tail) == 128);
+    assert!(offset_of!(Header, head) == 192);
+    assert!(offset_of!(Header, get_seq) == 256);
+    assert!(offset_of!(Header, get_waiters) == 260);
+    assert!(offset_of!(Header, put_seq) == 320);
+    assert!(offset_of!(Header, put_waiters) == 324);
+    assert!(offset_of!(Header, closed) == 384);
+    assert!(offset_of!(Header, requeued) == 392);
+    assert!(offset_of!(Header, redelivered) == 448);
+    assert!(offset_of!(Header, discarded_partial) == 456);
+    assert!(offset_of!(Header, retired_puts) == 464);
+    assert!(offset_of!(Header, retired_gets) == 472);
+    assert!(size_of::<ParticipantEntry>() as u64 == PARTICIPANT_SIZE);
+    assert!(offset_of!(ParticipantEntry, state) == 0);
+    assert!(offset_of!(ParticipantEntry, pid) == 8);
+    assert!(offset_of!(ParticipantEntry, attached_unix_ns) == 16);
+    assert!(offset_of!(ParticipantEntry, puts) == 24);
+    assert!(offset_of!(ParticipantEntry, gets) == 32);
+    assert!(offset_of!(ParticipantEntry, waiting_put) == 40);
+    assert!(offset_of!(ParticipantEntry, waiting_get) == 44);
+    assert!(size_of::<SlotHeader>() as u64 == SLOT_HEADER_SIZE);
+    assert!(core::mem::align_of::<Header>() <= CACHE_LINE as usize);
+};
+
+/// The geometry of a segment, derived from the three user-chosen sizes with
+/// checked arithmetic. Openers recompute it from the header's sizes and compare
+/// it with every stored offset, so a damaged header is caught before any access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Number of slots.
+    pub capacity: u64,
+    /// Largest payload per slot.
+    pub max_msg_size: u64,
+    /// Entries in the participant table.
+    pub max_participants: u64,
+    /// Bytes from one slot to the next.
+    pub slot_stride: u64,
+    /// Offset of the participant table.
+    pub participants_offset: u64,
+    /// Offset of slot 0.
+    pub slots_offset: u64,
+    /// Size of the whole segment.
+    pub total_size: u64,
+}
+
+/// Why a geometry cannot exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeometryError {
+    /// Capacity was zero.
+    ZeroCapacity,
+    /// Participant table size out of range.
+    BadParticipants,
+    /// The sizes multiply past what this machine can address.
+    Overflow,
+}
+
+impl Geometry {
+    /// Computes the layout for the given sizes, or says why it cannot exist.
+    pub fn new(
+        capacity: u64,
+        max_msg_size: u64,
+        max_participants: u64,
+    ) -> Result<Self, GeometryError> {
+        if capacity == 0 {
+            return Err(GeometryError::ZeroCapacity);
+        }
+        if max_participants == 0 || max_participants > MAX_PARTICIPANTS_LIMIT {
+            return Err(GeometryError::BadParticipants);
+        }
+        let slot_stride = SLOT_HEADER_SIZE
+            .checked_add(max_msg_size)
+            .and_then(|n| n.checked_next_multiple_of(CACHE_LINE))
+            .ok_or(GeometryError::Overflow)?;
+        let participants_offset = HEADER_SIZE;
+        let slots_offset = participants_offset + PARTICIPANT_SIZE * max_participants;
+        let total_size = slot_stride
+            .checked_mul(capacity)
+            .and_then(|n| n.checked_add(slots_offset))
+            .ok_or(GeometryError::Overflow)?;
+        // The whole segment is mapped, so it must fit in this address space,
+        // and positions divided by capacity must leave room for laps.
+        if usize::try_from(total_size).is_err() || total_size > (isize::MAX as u64) {
+            return Err(GeometryError::Overflow);
+        }
+        Ok(Geometry {
+            capacity,
+            max_msg_size,
+            max_participants,
+            slot_stride,
+            participants_offset,
+            slots_offset,
+            total_size,
+        })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_geometry() {
+        let g = Geometry::new(4, 64, 8).unwrap();
+        assert_eq!(g.slot_stride, 128);
+        assert_eq!(g.participants_offset, 512);
+        assert_eq!(g.slots_offset, 512 + 8 * 64);
+        assert_eq!(g.total_size, 512 + 8 * 64 + 4 * 128);
+    }
+
+    #[test]
+    fn stride_is_cache_aligned() {
+        for size in [0, 1, 47, 48, 49, 4096, 10_000] {
+            let g = Geometry::new(1, size, 1).unwrap();
+            assert_eq!(g.slot_stride % CACHE_LINE, 0);
+            assert!(g.slot_stride >= SLOT_HEADER_SIZE + size);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_sizes() {
+        assert_eq!(Geometry::new(0, 1, 1), Err(GeometryError::ZeroCapacity));
+        assert_eq!(
+            Geometry::new(1, 1, 0),
+            Err(GeometryError::BadParticipants)
+        );
+        assert_eq!(
+            Geometry::new(1, 1, MAX_PARTICIPANTS_LIMIT + 1),
+            Err(GeometryError::BadParticipants)
+        );
+        assert_eq!(
+            Geometry::new(u64::MAX, 4096, 1),
+            Err(GeometryError::Overflow)
+        );
+        assert_eq!(Geometry::new(1, u64::MAX, 1), Err(GeometryError::Overflow));
+        assert_eq!(
+            Geometry::new(1 << 40, 1 << 30, 1),
+            Err(GeometryError::Overflow)
+        );
+    }
+
+    #[test]
+    fn magic_spells_its_name() {
+        assert_eq!(&MAGIC.to_le_bytes()[..6], b"MQSHMQ");
+    }
+}

@@ -1,0 +1,123 @@
+//! A named, bounded, multi-producer multi-consumer message queue in shared
+//! memory, which survives `kill -9` of any participant.
+//!
+//! Unrelated processes open the same queue by name; each message goes to
+//! exactly one getter. Two programs, run in two terminals:
+//!
+//! ```no_run
+//! // producer.rs
+//! use queue_core::Queue;
+//! let q = Queue::builder("jobs").capacity(1024).open_or_create()?;
+//! for i in 0..10 {
+//!     q.put(format!("job {i}").as_bytes())?; // blocks while the queue is full
+//! }
+//! q.close()?; // end of stream: the consumer stops after the last message
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ```no_run
+//! // consumer.rs
+//! use queue_core::{GetError, Queue};
+//! let q = Queue::builder("jobs").open_or_create()?;
+//! loop {
+//!     match q.get() {                     // blocks while the queue is empty
+//!         Ok(msg) => println!("{}", String::from_utf8_lossy(&msg)),
+//!         Err(GetError::Closed) => break, // closed and drained
+//!         Err(e) => return Err(e.into()),
+//!     }
+//! }
+//! Queue::remove("jobs")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The same in one runnable piece (threads stand in for the processes; the
+//! queue directory is a temporary one instead of `/dev/shm`):
+//!
+//! ```
+//! use queue_core::{GetError, Queue};
+//! let dir = std::env::temp_dir().join(format!("mq-doc-{}", std::process::id()));
+//! let q = Queue::builder("jobs").dir(&dir).capacity(4).create()?;
+//! std::thread::scope(|s| {
+//!     s.spawn(|| {
+//!         let producer = Queue::open_in(&dir, "jobs").unwrap();
+//!         for i in 0..10 {
+//!             producer.put(format!("job {i}").as_bytes()).unwrap();
+//!         }
+//!         producer.close().unwrap();
+//!     });
+//!     let mut got = 0;
+//!     while let Ok(msg) = q.get() {
+//!         assert_eq!(msg, format!("job {got}").as_bytes());
+//!         got += 1;
+//!     }
+//!     assert_eq!(got, 10);
+//!     assert_eq!(q.get(), Err(GetError::Closed));
+//! });
+//! Queue::remove_in(&dir, "jobs")?;
+//! # std::fs::remove_dir(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Delivery guarantees
+//! * A message whose `put` returned `Ok` is delivered exactly once by `get`,
+//!   unless the getter dies in the last instructions after taking it.
+//! * With [`Queue::get_lease`] + [`Lease::ack`] delivery is at-least-once:
+//!   the message comes back unless acked, whatever the consumer was doing
+//!   when it died.
+//! * A producer that dies mid-`put` never delivers half a message.
+//! * Dead participants are found through kernel record locks (not pids) and
+//!   cleaned up by whoever waits next, within about a second.
+//! * A re-delivered message may overtake younger ones (FIFO is kept otherwise).
+//!
+//! The design, the segment layout byte by byte, and the crash-safety argument
+//! are in `docs/design.md`; the tutorial for classes is in `docs/tutorial/`.
+//!
+//! # Where queues live
+//! Queue `jobs` is the file `mq.jobs` in the queue directory: the builder's
+//! [`Builder::dir`], else the `MQ_DIR` environment variable, else `/dev/shm`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod sync;
+
+mod ring;
+
+#[cfg(not(loom))]
+mod error;
+#[cfg(not(loom))]
+mod layout;
+#[cfg(not(loom))]
+mod liveness;
+#[cfg(not(loom))]
+mod queue;
+#[cfg(not(loom))]
+mod segment;
+#[cfg(not(loom))]
+mod stats;
+#[cfg(not(loom))]
+mod sys;
+#[cfg(not(loom))]
+mod typed;
+#[cfg(not(loom))]
+mod wait;
+
+#[cfg(not(loom))]
+pub use error::{AckError, CloseError, GetError, OpenError, PutError, RemoveError};
+#[cfg(not(loom))]
+pub use queue::{
+    Builder, DEFAULT_CAPACITY, DEFAULT_MAX_MSG_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE,
+    Lease, Queue,
+};
+#[cfg(not(loom))]
+pub use segment::{FILE_PREFIX, MAX_NAME_LEN, list, queue_dir, segment_path, validate_name};
+#[cfg(not(loom))]
+pub use stats::{Participant, SlotView, Stats};
+#[cfg(not(loom))]
+pub use typed::{TypedGetError, TypedLease, TypedPutError, TypedQueue};
+
+/// The on-segment layout constants, for tools that inspect segments.
+#[cfg(not(loom))]
+pub mod segment_layout {
+    pub use crate::layout::{HEADER_SIZE, LAYOUT_VERSION, MAGIC, PARTICIPANT_SIZE, SLOT_HEADER_SIZE};
+}

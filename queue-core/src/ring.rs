@@ -1,0 +1,898 @@
+//! The slot protocol: who may write or read which slot, and how a dead
+//! participant's slot is repaired. No system calls and no waiting here - this
+//! module only moves state words, so `loom` can check it exhaustively.
+//!
+//! Every slot has one state word `{ lap: u32, kind: u8, owner: u16 }`:
+//!
+//! ```text
+//!  63            32 31    24 23     16 15            0
+//! +----------------+--------+---------+---------------+
+//! |      lap       |  zero  |  kind   |     owner     |
+//! +----------------+--------+---------+---------------+
+//! ```
+//!
+//! Position `p` lives in slot `p % capacity` during lap `p / capacity`
+//! (truncated to 32 bits; laps are compared with wrapping arithmetic and only
+//! ever differ by -1, 0 or +1, so the truncation is harmless).
+//!
+//! ```text
+//!   EMPTY(l) --producer CAS--> WRITING(l, me) --publish--> READY(l)
+//!      ^                           |                          |
+//!      |                      dead writer:                consumer CAS
+//!      |                       discard                        v
+//!      +------------------- EMPTY(l + 1) <--release/ack-- READING(l, me)
+//!                                                         ^   |
+//!                                      consumer CAS       |   | dead reader or
+//!                                      (out of order)     |   v dropped lease
+//!                                                     REQUEUED(l)
+//! ```
+//!
+//! Claiming is a single CAS that also records the owner, so a participant can
+//! never hold a slot without the slot saying so. `head` and `tail` are hints
+//! advanced by CAS by whoever sees them lag (helping), so a claimant that dies
+//! right after its claim never wedges a cursor.
+
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use crate::sync::contention_pause;
+use crossbeam_utils::Backoff;
+
+/// Slot kind: free for the writer of this lap.
+pub(crate) const EMPTY: u8 = 0;
+/// Slot kind: a producer (the owner) is copying a message in.
+pub(crate) const WRITING: u8 = 1;
+/// Slot kind: a complete message waits for a consumer.
+pub(crate) const READY: u8 = 2;
+/// Slot kind: a consumer (the owner) is copying the message out or holds a lease.
+pub(crate) const READING: u8 = 3;
+/// Slot kind: a complete message whose reader died or dropped its lease; it
+/// sits behind `head` and is found through the `requeued` hint.
+pub(crate) const REQUEUED: u8 = 4;
+
+/// Packs a state word.
+#[inline]
+pub(crate) const fn pack(lap: u32, kind: u8, owner: u16) -> u64 {
+    ((lap as u64) << 32) | ((kind as u64) << 16) | owner as u64
+}
+
+/// The lap of a state word.
+#[inline]
+pub(crate) const fn lap_of(state: u64) -> u32 {
+    (state >> 32) as u32
+}
+
+/// The kind of a state word.
+#[inline]
+pub(crate) const fn kind_of(state: u64) -> u8 {
+    (state >> 16) as u8
+}
+
+/// The owner of a state word (meaningful for WRITING and READING).
+#[inline]
+pub(crate) const fn owner_of(state: u64) -> u16 {
+    state as u16
+}
+
+/// How far the slot's lap is from the lap the caller expects.
+#[inline]
+fn lap_distance(state: u64, lap: u32) -> i32 {
+    lap_of(state).wrapping_sub(lap) as i32
+}
+
+/// Access to the slot state words, wherever they live (a mapped segment, or
+/// a plain array in the loom model).
+pub(crate) trait Slots {
+    /// Number of slots.
+    fn capacity(&self) -> u64;
+    /// The state word of slot `idx` (`idx < capacity`).
+    fn state(&self, idx: u64) -> &AtomicU64;
+}
+
+/// The shared words the protocol needs besides the slots.
+#[derive(Clone, Copy)]
+pub(crate) struct Cursors<'a> {
+    /// Next position to read.
+    pub head: &'a AtomicU64,
+    /// Next position to write.
+    pub tail: &'a AtomicU64,
+    /// Hint: number of REQUEUED slots.
+    pub requeued: &'a AtomicU64,
+    /// Non-zero once the queue was closed.
+    pub closed: &'a AtomicU32,
+}
+
+/// A slot held by the caller (WRITING or READING with the caller as owner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Claim {
+    /// Slot index.
+    pub idx: u64,
+    /// Lap the slot was claimed in.
+    pub lap: u32,
+}
+
+/// What the segment held where the protocol allows no such state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Corruption {
+    /// Slot index.
+    pub idx: u64,
+    /// The state word found.
+    pub found: u64,
+    /// The lap the cursor pointed at.
+    pub expected_lap: u32,
+}
+
+/// Why a producer cannot claim a slot now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PutBlocked {
+    /// Every slot holds a message or a reader.
+    Full,
+    /// The queue was closed.
+    Closed,
+    /// The slot under the tail is in an impossible state.
+    Corrupt(Corruption),
+}
+
+/// Why a consumer cannot claim a message now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GetBlocked {
+    /// No message and no writer in progress at the head.
+    Empty,
+    /// The next message is still being written by `owner`.
+    Pending {
+        /// Participant index of the writer.
+        owner: u16,
+    },
+    /// The slot under the head is in an impossible state.
+    Corrupt(Corruption),
+}
+
+/// What a repair of one dead participant changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Repair {
+    /// Half-written messages discarded.
+    pub discarded: u64,
+    /// Messages put back for another consumer.
+    pub requeued: u64,
+}
+
+/// The slot protocol over a set of slots and cursors.
+pub(crate) struct Ring<'a, S: Slots> {
+    cursors: Cursors<'a>,
+    slots: &'a S,
+}
+
+impl<'a, S: Slots> Ring<'a, S> {
+    /// Binds the protocol to its shared words.
+    pub(crate) fn new(cursors: Cursors<'a>, slots: &'a S) -> Self {
+        Ring { cursors, slots }
+    }
+
+    fn locate(&self, pos: u64) -> (u64, u32) {
+        let cap = self.slots.capacity();
+        (pos % cap, (pos / cap) as u32)
+    }
+
+    /// Claims the slot under the tail for writing, as participant `me`.
+    pub(crate) fn try_claim_write(&self, me: u16) -> Result<Claim, PutBlocked> {
+        let Cursors { tail, closed, .. } = self.cursors;
+        let backoff = Backoff::new();
+        loop {
+            let t = tail.load(SeqCst);
+            let (idx, lap) = self.locate(t);
+            let slot = self.slots.state(idx);
+            let s = slot.load(Acquire);
+            match lap_distance(s, lap) {
+                0 if kind_of(s) == EMPTY => {
+                    if closed.load(SeqCst) != 0 {
+                        return Err(PutBlocked::Closed);
+                    }
+                    // SYNC: Acquire pairs with the Release of the previous
+                    // reader's `release` (or the initial zeroed state), so our
+                    // payload writes come after its payload reads.
+                    let claimed = pack(lap, WRITING, me); // { lap, WRITING, me }
+                    if slot.compare_exchange(s, claimed, SeqCst, Relaxed).is_err() {
+                        contention_pause(&backoff);
+                        continue;
+                    }
+                    // { tail: t + 1 }; failure means someone helped already.
+                    let _ = tail.compare_exchange(t, t + 1, SeqCst, Relaxed);
+                    let claim = Claim { idx, lap };
+                    // SYNC: the claim CAS and this load are SeqCst, as are
+                    // `close` and the drain scan in `is_drained`: either the
+                    // closer's consumers see our WRITING and wait for it, or
+                    // we see `closed` here and withdraw.
+                    if closed.load(SeqCst) != 0 {
+                        self.abandon_write(claim);
+                        return Err(PutBlocked::Closed);
+                    }
+                    return Ok(claim);
+                }
+                // The position is taken (or already consumed): the tail lags.
+                0 | 1 => {
+                    let _ = tail.compare_exchange(t, t + 1, SeqCst, Relaxed); // { tail: t + 1 }
+                }
+                // The slot still holds the previous lap: no free slot.
+                -1 => {
+                    if tail.load(SeqCst) == t {
+                        if closed.load(SeqCst) != 0 {
+                            return Err(PutBlocked::Closed);
+                        }
+                        return Err(PutBlocked::Full);
+                    }
+                }
+                _ => {
+                    if tail.load(SeqCst) == t {
+                        return Err(PutBlocked::Corrupt(Corruption {
+                            idx,
+                            found: s,
+                            expected_lap: lap,
+                        }));
+                    }
+                }
+            }
+            contention_pause(&backoff);
+        }
+    }
+
+    /// Makes a written message visible to consumers.
+    pub(crate) fn publish(&self, claim: Claim) {
+        // SYNC: Release (within SeqCst) pairs with the consumer's claim CAS,
+        // so the payload is visible before the message is. SeqCst also orders
+        // it before the producer's load of `get_waiters` (see wait.rs).
+        self.slots
+            .state(claim.idx)
+            .store(pack(claim.lap, READY, 0), SeqCst); // { lap, READY }
+    }
+
+    /// Gives up a write claim without publishing: the position is skipped.
+    pub(crate) fn abandon_write(&self, claim: Claim) {
+        self.slots
+            .state(claim.idx)
+            .store(pack(claim.lap.wrapping_add(1), EMPTY, 0), SeqCst); // { lap + 1, EMPTY }
+    }
+
+    /// Claims the next message for reading, as participant `me`. Messages
+    /// re-queued after a failed delivery are served first: they are older.
+    pub(crate) fn try_claim_read(&self, me: u16) -> Result<Claim, GetBlocked> {
+        if self.cursors.requeued.load(Relaxed) != 0 {
+            if let Some(claim) = self.take_requeued(me) {
+                return Ok(claim);
+            }
+        }
+        let head = self.cursors.head;
+        let backoff = Backoff::new();
+        loop {
+            let h = head.load(SeqCst);
+            let (idx, lap) = self.locate(h);
+            let slot = self.slots.state(idx);
+            let s = slot.load(SeqCst);
+            match lap_distance(s, lap) {
+                0 => match kind_of(s) {
+                    READY => {
+                        // SYNC: Acquire (within SeqCst) pairs with `publish`.
+                        let claimed = pack(lap, READING, me); // { lap, READING, me }
+                        if slot.compare_exchange(s, claimed, SeqCst, Relaxed).is_ok() {
+                            let _ = head.compare_exchange(h, h + 1, SeqCst, Relaxed); // { head: h + 1 }
+                            return Ok(Claim { idx, lap });
+                        }
+                    }
+                    EMPTY => {
+                        if head.load(SeqCst) == h {
+                            return Err(GetBlocked::Empty);
+                        }
+                    }
+                    WRITING => {
+                        if head.load(SeqCst) == h {
+                            return Err(GetBlocked::Pending {
+                                owner: owner_of(s),
+                            });
+                        }
+                    }
+                    READING | REQUEUED => {
+                        let _ = head.compare_exchange(h, h + 1, SeqCst, Relaxed); // { head: h + 1 }
+                    }
+                    _ => {
+                        if head.load(SeqCst) == h {
+                            return Err(GetBlocked::Corrupt(Corruption {
+                                idx,
+                                found: s,
+                                expected_lap: lap,
+                            }));
+                        }
+                    }
+                },
+                // Position consumed or skipped already: the head lags.
+                1 => {
+                    let _ = head.compare_exchange(h, h + 1, SeqCst, Relaxed); // { head: h + 1 }
+                }
+                // The slot is still held by a reader of the previous lap, so
+                // nothing can have been written here yet.
+                -1 => {
+                    if head.load(SeqCst) == h {
+                        return Err(GetBlocked::Empty);
+                    }
+                }
+                _ => {
+                    if head.load(SeqCst) == h {
+                        return Err(GetBlocked::Corrupt(Corruption {
+                            idx,
+                            found: s,
+                            expected_lap: lap,
+                        }));
+                    }
+                }
+            }
+            contention_pause(&backoff);
+        }
+    }
+
+    /// Scans every slot for a re-queued message and claims the first found.
+    /// Also corrects the `requeued` hint when it over-counts.
+    pub(crate) fn take_requeued(&self, me: u16) -> Option<Claim> {
+        let hint = self.cursors.requeued.load(Relaxed);
+        for idx in 0..self.slots.capacity() {
+            let slot = self.slots.state(idx);
+            let s = slot.load(Acquire);
+            if kind_of(s) != REQUEUED {
+                continue;
+            }
+            let lap = lap_of(s);
+            // SYNC: Acquire (within SeqCst) continues the release sequence of
+            // the original `publish`, so the payload is visible.
+            if slot
+                .compare_exchange(s, pack(lap, READING, me), SeqCst, Relaxed)
+                .is_ok()
+            {
+                self.decrement_requeued();
+                return Some(Claim { idx, lap });
+            }
+        }
+        // Nothing found: a re-queuer that raced with a taker may have left the
+        // hint one too high. Take back what we saw, unless it moved meanwhile.
+        if hint != 0 {
+            let _ = self
+                .cursors
+                .requeued
+                .compare_exchange(hint, hint - 1, Relaxed, Relaxed);
+        }
+        None
+    }
+
+    fn decrement_requeued(&self) {
+        let _ = self
+            .cursors
+            .requeued
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Hands a read message over: the slot is free for the next lap.
+    /// This single store is the moment the message leaves the queue. Returns
+    /// false if the slot was no longer ours (only a foreign write does that).
+    pub(crate) fn release_read(&self, claim: Claim, me: u16) -> bool {
+        // SYNC: Release pairs with the next producer's Acquire load in
+        // `try_claim_write`; SeqCst orders it before the `put_waiters` load.
+        self.slots
+            .state(claim.idx)
+            .compare_exchange(
+                pack(claim.lap, READING, me),
+                pack(claim.lap.wrapping_add(1), EMPTY, 0), // { lap + 1, EMPTY }
+                SeqCst,
+                Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// Puts a read message back for another consumer (dropped lease).
+    /// Returns false if the slot was no longer ours.
+    pub(crate) fn requeue(&self, claim: Claim, me: u16) -> bool {
+        let ok = self
+            .slots
+            .state(claim.idx)
+            .compare_exchange(
+                pack(claim.lap, READING, me),
+                pack(claim.lap, REQUEUED, 0), // { lap, REQUEUED }
+                SeqCst,
+                Relaxed,
+            )
+            .is_ok();
+        if ok {
+            // Counted after the store: a crash in between leaves the hint
+            // low, and the slow path's full scan still finds the message.
+            self.cursors.requeued.fetch_add(1, SeqCst);
+        }
+        ok
+    }
+
+    /// True when the queue can never again yield a message to `me`: no slot
+    /// is being written, waits to be read, or is held by another reader who
+    /// might put it back. Used only after `closed` was seen set.
+    pub(crate) fn is_drained(&self, me: u16) -> bool {
+        (0..self.slots.capacity()).all(|idx| {
+            let s = self.slots.state(idx).load(SeqCst);
+            match kind_of(s) {
+                EMPTY => true,
+                READING => owner_of(s) == me,
+                _ => false,
+            }
+        })
+    }
+
+    /// Repairs every slot held by participant `dead`, which must be known dead
+    /// (its kernel lock is gone and the caller holds that lock now): a
+    /// half-written message is discarded, a message being read is re-queued.
+    pub(crate) fn repair(&self, dead: u16) -> Repair {
+        let mut done = Repair::default();
+        for idx in 0..self.slots.capacity() {
+            let slot = self.slots.state(idx);
+            let s = slot.load(Acquire);
+            if owner_of(s) != dead {
+                continue;
+            }
+            let lap = lap_of(s);
+            match kind_of(s) {
+                WRITING => {
+                    // { lap + 1, EMPTY }: the position is skipped.
+                    let skipped = pack(lap.wrapping_add(1), EMPTY, 0);
+                    if slot.compare_exchange(s, skipped, SeqCst, Relaxed).is_ok() {
+                        done.discarded += 1;
+                    }
+                }
+                READING => {
+                    if slot
+                        .compare_exchange(s, pack(lap, REQUEUED, 0), SeqCst, Relaxed)
+                        .is_ok()
+                    {
+                        self.cursors.requeued.fetch_add(1, SeqCst);
+                        done.requeued += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        done
+    }
+
+    /// Messages between head and tail, plus re-queued ones (a snapshot).
+    pub(crate) fn len(&self) -> u64 {
+        let head = self.cursors.head.load(SeqCst);
+        let tail = self.cursors.tail.load(SeqCst);
+        let queued = tail.saturating_sub(head);
+        (queued + self.cursors.requeued.load(Relaxed)).min(self.slots.capacity())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    struct VecSlots(Vec<AtomicU64>);
+    impl Slots for VecSlots {
+        fn capacity(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn state(&self, idx: u64) -> &AtomicU64 {
+            &self.0[idx as usize]
+        }
+    }
+
+    struct Fixture {
+        head: AtomicU64,
+        tail: AtomicU64,
+        requeued: AtomicU64,
+        closed: AtomicU32,
+        slots: VecSlots,
+    }
+
+    impl Fixture {
+        fn new(cap: usize) -> Self {
+            Fixture {
+                head: AtomicU64::new(0),
+                tail: AtomicU64::new(0),
+                requeued: AtomicU64::new(0),
+                closed: AtomicU32::new(0),
+                slots: VecSlots((0..cap).map(|_| AtomicU64::new(0)).collect()),
+            }
+        }
+        fn ring(&self) -> Ring<'_, VecSlots> {
+            Ring::new(
+                Cursors {
+                    head: &self.head,
+                    tail: &self.tail,
+                    requeued: &self.requeued,
+                    closed: &self.closed,
+                },
+                &self.slots,
+            )
+        }
+    }
+
+    #[test]
+    fn pack_round_trips() {
+        let s = pack(0xdead_beef, READING, 0x1234);
+        assert_eq!(lap_of(s), 0xdead_beef);
+        assert_eq!(kind_of(s), READING);
+        assert_eq!(owner_of(s), 0x1234);
+        assert_eq!(pack(0, EMPTY, 0), 0, "zeroed memory is a valid empty ring");
+    }
+
+    #[test]
+    fn fills_and_drains_over_many_laps() {
+        let f = Fixture::new(3);
+        let r = f.ring();
+        for round in 0..10u64 {
+            for _ in 0..3 {
+                let c = r.try_claim_write(1).unwrap();
+                r.publish(c);
+            }
+            assert_eq!(r.try_claim_write(1), Err(PutBlocked::Full));
+            assert_eq!(r.len(), 3);
+            for i in 0..3 {
+                let c = r.try_claim_read(2).unwrap();
+                assert_eq!(c.idx, i);
+                assert_eq!(c.lap as u64, round);
+                assert!(r.release_read(c, 2));
+            }
+            assert_eq!(r.try_claim_read(2), Err(GetBlocked::Empty));
+        }
+    }
+
+    #[test]
+    fn pending_writer_blocks_the_head() {
+        let f = Fixture::new(2);
+        let r = f.ring();
+        let w = r.try_claim_write(7).unwrap();
+        assert_eq!(r.try_claim_read(2), Err(GetBlocked::Pending { owner: 7 }));
+        r.publish(w);
+        assert!(r.try_claim_read(2).is_ok());
+    }
+
+    #[test]
+    fn dead_writer_is_discarded_and_capacity_returns() {
+        let f = Fixture::new(2);
+        let r = f.ring();
+        let _dead = r.try_claim_write(5).unwrap();
+        let live = r.try_claim_write(1).unwrap();
+        r.publish(live);
+        assert_eq!(r.repair(5), Repair { discarded: 1, requeued: 0 });
+        let c = r.try_claim_read(2).unwrap();
+        assert_eq!(c.idx, 1, "the skipped slot is passed over");
+        assert!(r.release_read(c, 2));
+        for _ in 0..2 {
+            let c = r.try_claim_write(1).unwrap();
+            r.publish(c);
+        }
+        assert_eq!(r.try_claim_write(1), Err(PutBlocked::Full));
+    }
+
+    #[test]
+    fn dead_reader_message_is_redelivered_once() {
+        let f = Fixture::new(2);
+        let r = f.ring();
+        for _ in 0..2 {
+            let c = r.try_claim_write(1).unwrap();
+            r.publish(c);
+        }
+        let lost = r.try_claim_read(9).unwrap();
+        assert_eq!(r.repair(9), Repair { discarded: 0, requeued: 1 });
+        let again = r.try_claim_read(2).unwrap();
+        assert_eq!(again, lost, "the re-queued (older) message comes first");
+        assert!(r.release_read(again, 2));
+        let next = r.try_claim_read(2).unwrap();
+        assert_eq!(next.idx, 1);
+        assert!(r.release_read(next, 2));
+        assert_eq!(r.try_claim_read(2), Err(GetBlocked::Empty));
+        assert_eq!(f.requeued.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn dropped_lease_goes_back() {
+        let f = Fixture::new(1);
+        let r = f.ring();
+        let c = r.try_claim_write(1).unwrap();
+        r.publish(c);
+        let lease = r.try_claim_read(2).unwrap();
+        assert_eq!(r.try_claim_write(1), Err(PutBlocked::Full));
+        assert!(r.requeue(lease, 2));
+        assert_eq!(r.len(), 1);
+        let again = r.try_claim_read(3).unwrap();
+        assert!(!r.release_read(again, 2), "not ours");
+        assert!(r.release_read(again, 3));
+        assert!(r.try_claim_write(1).is_ok());
+    }
+
+    #[test]
+    fn overcounted_hint_heals() {
+        let f = Fixture::new(2);
+        f.requeued.store(1, SeqCst);
+        let r = f.ring();
+        assert_eq!(r.try_claim_read(2), Err(GetBlocked::Empty));
+        assert_eq!(f.requeued.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn close_stops_writers_and_drain_is_detected() {
+        let f = Fixture::new(2);
+        let r = f.ring();
+        let c = r.try_claim_write(1).unwrap();
+        r.publish(c);
+        f.closed.store(1, SeqCst);
+        assert_eq!(r.try_claim_write(1), Err(PutBlocked::Closed));
+        assert!(!r.is_drained(2));
+        let c = r.try_claim_read(2).unwrap();
+        assert!(r.is_drained(2), "own claim does not count");
+        assert!(!r.is_drained(3), "another reader might put it back");
+        assert!(r.release_read(c, 2));
+        assert!(r.is_drained(3));
+    }
+
+    #[test]
+    fn garbage_state_is_reported_not_looped_on() {
+        let f = Fixture::new(2);
+        f.slots.0[0].store(pack(77, READY, 0), SeqCst);
+        let r = f.ring();
+        assert!(matches!(r.try_claim_read(1), Err(GetBlocked::Corrupt(_))));
+        assert!(matches!(r.try_claim_write(1), Err(PutBlocked::Corrupt(_))));
+        f.slots.0[0].store(pack(0, 200, 0), SeqCst);
+        assert!(matches!(r.try_claim_read(1), Err(GetBlocked::Corrupt(_))));
+    }
+}
+
+/// Model checks of the protocol: every interleaving of the threads below (up
+/// to loom's preemption bound) must deliver each message exactly once, never
+/// expose a half-written payload (loom flags the data race), and leave the
+/// full capacity usable afterwards.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::cell::UnsafeCell;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    struct ModelSlots {
+        states: Vec<AtomicU64>,
+        payload: Vec<UnsafeCell<u64>>,
+    }
+    impl Slots for ModelSlots {
+        fn capacity(&self) -> u64 {
+            self.states.len() as u64
+        }
+        fn state(&self, idx: u64) -> &AtomicU64 {
+            &self.states[idx as usize]
+        }
+    }
+
+    struct Model {
+        head: AtomicU64,
+        tail: AtomicU64,
+        requeued: AtomicU64,
+        closed: AtomicU32,
+        slots: ModelSlots,
+    }
+
+    impl Model {
+        fn new(cap: usize) -> Arc<Self> {
+            Arc::new(Model {
+                head: AtomicU64::new(0),
+                tail: AtomicU64::new(0),
+                requeued: AtomicU64::new(0),
+                closed: AtomicU32::new(0),
+                slots: ModelSlots {
+                    states: (0..cap).map(|_| AtomicU64::new(0)).collect(),
+                    payload: (0..cap).map(|_| UnsafeCell::new(0)).collect(),
+                },
+            })
+        }
+        fn ring(&self) -> Ring<'_, ModelSlots> {
+            Ring::new(
+                Cursors {
+                    head: &self.head,
+                    tail: &self.tail,
+                    requeued: &self.requeued,
+                    closed: &self.closed,
+                },
+                &self.slots,
+            )
+        }
+        /// Blocking put by spinning (the waiting layer is not modelled).
+        fn put(&self, me: u16, value: u64) {
+            let r = self.ring();
+            let c = loop {
+                match r.try_claim_write(me) {
+                    Ok(c) => break c,
+                    Err(PutBlocked::Full) => thread::yield_now(),
+                    Err(e) => panic!("put failed: {e:?}"),
+                }
+            };
+            self.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = value });
+            r.publish(c);
+        }
+        fn claim(&self, me: u16) -> Claim {
+            let r = self.ring();
+            loop {
+                match r.try_claim_read(me) {
+                    Ok(c) => return c,
+                    Err(GetBlocked::Empty | GetBlocked::Pending { .. }) => {
+                        // The slow path scans for re-queued messages too.
+                        if let Some(c) = r.take_requeued(me) {
+                            return c;
+                        }
+                        thread::yield_now()
+                    }
+                    Err(e) => panic!("get failed: {e:?}"),
+                }
+            }
+        }
+        fn read(&self, c: Claim) -> u64 {
+            self.slots.payload[c.idx as usize].with(|p| unsafe { *p })
+        }
+        fn get(&self, me: u16) -> u64 {
+            let c = self.claim(me);
+            let v = self.read(c);
+            assert!(self.ring().release_read(c, me));
+            v
+        }
+        /// The capacity is whole: `cap` puts succeed, then it is full.
+        fn assert_whole(&self, cap: u64) {
+            let r = self.ring();
+            for _ in 0..cap {
+                let c = r.try_claim_write(1).expect("capacity leaked");
+                r.publish(c);
+            }
+            assert_eq!(r.try_claim_write(1), Err(PutBlocked::Full));
+        }
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        if b.preemption_bound.is_none() {
+            b.preemption_bound = Some(2);
+        }
+        b.check(f);
+    }
+
+    #[test]
+    fn loom_two_producers_two_consumers() {
+        model(|| {
+            let m = Model::new(2);
+            let producers: Vec<_> = [10u64, 20]
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let m = m.clone();
+                    thread::spawn(move || m.put(1 + i as u16, v))
+                })
+                .collect();
+            let consumers: Vec<_> = (0..2u16)
+                .map(|i| {
+                    let m = m.clone();
+                    thread::spawn(move || m.get(3 + i))
+                })
+                .collect();
+            for p in producers {
+                p.join().unwrap();
+            }
+            let mut got: Vec<u64> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
+            got.sort();
+            assert_eq!(got, vec![10, 20]);
+            m.assert_whole(2);
+        });
+    }
+
+    #[test]
+    fn loom_dead_writer_is_repaired_while_others_run() {
+        model(|| {
+            let m = Model::new(2);
+            // Participant 5 claims a slot and dies before publishing.
+            let dead = {
+                let m = m.clone();
+                thread::spawn(move || {
+                    let _ = m.ring().try_claim_write(5).unwrap();
+                })
+            };
+            dead.join().unwrap();
+            let repairer = {
+                let m = m.clone();
+                thread::spawn(move || m.ring().repair(5))
+            };
+            let producer = {
+                let m = m.clone();
+                thread::spawn(move || m.put(1, 42))
+            };
+            let consumer = {
+                let m = m.clone();
+                thread::spawn(move || m.get(2))
+            };
+            assert_eq!(repairer.join().unwrap().discarded, 1);
+            producer.join().unwrap();
+            assert_eq!(consumer.join().unwrap(), 42);
+            assert_eq!(m.ring().try_claim_read(2), Err(GetBlocked::Empty));
+            m.assert_whole(2);
+        });
+    }
+
+    #[test]
+    fn loom_dead_reader_message_is_delivered_exactly_once() {
+        model(|| {
+            let m = Model::new(2);
+            m.put(1, 7);
+            m.put(1, 8);
+            // Participant 9 takes message 7 and dies before handing it over.
+            let dead = {
+                let m = m.clone();
+                thread::spawn(move || {
+                    let _ = m.claim(9);
+                })
+            };
+            dead.join().unwrap();
+            let repairer = {
+                let m = m.clone();
+                thread::spawn(move || m.ring().repair(9))
+            };
+            let consumers: Vec<_> = (0..2u16)
+                .map(|i| {
+                    let m = m.clone();
+                    thread::spawn(move || m.get(2 + i))
+                })
+                .collect();
+            assert_eq!(repairer.join().unwrap().requeued, 1);
+            let mut got: Vec<u64> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
+            got.sort();
+            assert_eq!(got, vec![7, 8]);
+            assert_eq!(m.ring().try_claim_read(2), Err(GetBlocked::Empty));
+            m.assert_whole(2);
+        });
+    }
+
+    #[test]
+    fn loom_close_never_strands_a_message() {
+        model(|| {
+            let m = Model::new(2);
+            let producer = {
+                let m = m.clone();
+                thread::spawn(move || {
+                    let r = m.ring();
+                    match r.try_claim_write(1) {
+                        Ok(c) => {
+                            m.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = 5 });
+                            r.publish(c);
+                            true
+                        }
+                        Err(PutBlocked::Closed) => false,
+                        Err(e) => panic!("{e:?}"),
+                    }
+                })
+            };
+            let closer = {
+                let m = m.clone();
+                thread::spawn(move || m.closed.store(1, SeqCst))
+            };
+            // A consumer that saw `closed` and a drained ring must not miss
+            // a message whose put succeeded.
+            let consumer = {
+                let m = m.clone();
+                thread::spawn(move || {
+                    let r = m.ring();
+                    loop {
+                        match r.try_claim_read(2) {
+                            Ok(c) => {
+                                let v = m.read(c);
+                                assert!(r.release_read(c, 2));
+                                return Some(v);
+                            }
+                            Err(GetBlocked::Empty | GetBlocked::Pending { .. }) => {
+                                if m.closed.load(SeqCst) != 0 && r.is_drained(2) {
+                                    return None;
+                                }
+                                thread::yield_now();
+                            }
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    }
+                })
+            };
+            closer.join().unwrap();
+            let put_ok = producer.join().unwrap();
+            let got = consumer.join().unwrap();
+            assert_eq!(got.is_some(), put_ok);
+        });
+    }
+}

@@ -1,0 +1,577 @@
+//! Finding, creating, opening, mapping and removing segment files.
+//!
+//! A queue named `jobs` is the file `<dir>/mq.jobs`, where `<dir>` is the
+//! builder's directory, else `$MQ_DIR`, else `/dev/shm`. Creation is two-phase
+//! (iceoryx2 style): the file is created exclusively, sized with
+//! `posix_fallocate`, chmod-ed, initialised, and only then published by a
+//! Release store of the magic; openers wait a bounded time for that store.
+//!
+//! All raw-pointer access to the mapping lives in this module.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use memmap2::MmapRaw;
+
+use crate::error::{OpenError, RemoveError};
+use crate::layout::{
+    Geometry, GeometryError, HEADER_SIZE, Header, LAYOUT_VERSION, MAGIC, ParticipantEntry,
+    SlotHeader,
+};
+use crate::ring::Slots;
+use crate::sys;
+
+/// Prefix of every segment file name, so `mq ls` can find queues.
+pub const FILE_PREFIX: &str = "mq.";
+
+/// Longest queue name.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// Byte of the segment file whose record lock the creator holds while it
+/// initialises; participant `i` locks byte `1 + i` (see `liveness.rs`).
+pub(crate) const INIT_LOCK_BYTE: u64 = 0;
+
+/// How long `open` waits for a creator to publish the segment.
+const INIT_WAIT: Duration = Duration::from_secs(2);
+
+/// Grace period in which a new file may not be locked by its creator yet.
+const INIT_GRACE: Duration = Duration::from_millis(100);
+
+/// Checks a queue name: 1-200 of `[A-Za-z0-9._-]`, not starting with '.'.
+/// Nothing touches the file system before this passes, so `../x` or `a/b`
+/// can never escape the queue directory.
+pub fn validate_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("the name is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err("the name is longer than 200 characters");
+    }
+    if name.starts_with('.') {
+        return Err("the name starts with '.'");
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(match bad {
+            '/' => "'/' is not allowed (names are not paths)",
+            '\0' => "NUL bytes are not allowed",
+            _ => "only letters, digits, '.', '_' and '-' are allowed",
+        });
+    }
+    Ok(())
+}
+
+/// The queue directory: `explicit` if given, else `$MQ_DIR` if set and not
+/// empty, else `/dev/shm`.
+pub fn queue_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(dir) = explicit {
+        return dir.to_path_buf();
+    }
+    match std::env::var_os("MQ_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(sys::DEFAULT_DIR),
+    }
+}
+
+/// The segment file of queue `name` in `dir`.
+pub fn segment_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{FILE_PREFIX}{name}"))
+}
+
+/// Names of the queue files in `dir` (files named `mq.<valid name>`), sorted.
+/// Whether each really is a queue is found out by opening it.
+pub fn list(dir: Option<&Path>) -> io::Result<Vec<String>> {
+    let dir = queue_dir(dir);
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let Some(name) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(FILE_PREFIX))
+        else {
+            continue;
+        };
+        if validate_name(name).is_ok() && entry.file_type()?.is_file() {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// A mapped, validated segment.
+pub(crate) struct Segment {
+    pub name: String,
+    pub path: PathBuf,
+    pub file: File,
+    pub geometry: Geometry,
+    map: MmapRaw,
+}
+
+// SAFETY: the mapping is shared memory accessed only through atomics and
+// through payload copies that the slot protocol gives to one owner at a time;
+// the raw pointer inside `MmapRaw` is valid for the life of the value on any
+// thread.
+unsafe impl Send for Segment {}
+// SAFETY: as above; no method hands out `&mut` to the mapping.
+unsafe impl Sync for Segment {}
+
+fn io_err(action: &'static str, path: &Path, source: io::Error) -> OpenError {
+    OpenError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn permission_denied(name: &str, path: &Path) -> OpenError {
+    let (owner_uid, mode) = std::fs::metadata(path)
+        .map(|m| (m.uid(), m.permissions().mode() & 0o7777))
+        .unwrap_or((u32::MAX, 0));
+    OpenError::PermissionDenied {
+        name: name.to_owned(),
+        path: path.to_path_buf(),
+        owner_uid,
+        mode,
+    }
+}
+
+fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::EDQUOT))
+}
+
+fn now_unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Removes a file we created if a later step failed, so nothing half-made is left.
+struct RemoveOnDrop<'a>(Option<&'a Path>);
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Segment {
+    /// Creates a new segment exclusively and publishes it.
+    pub(crate) fn create(
+        name: &str,
+        dir: &Path,
+        geometry: Geometry,
+        mode: u32,
+    ) -> Result<Segment, OpenError> {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| io_err("create directory", dir, e))?;
+        }
+        let path = segment_path(dir, name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => OpenError::AlreadyExists {
+                    name: name.to_owned(),
+                    dir: dir.to_path_buf(),
+                },
+                io::ErrorKind::PermissionDenied => permission_denied(name, dir),
+                _ if is_out_of_space(&e) => OpenError::OutOfSpace {
+                    name: name.to_owned(),
+                    dir: dir.to_path_buf(),
+                    needed: geometry.total_size,
+                },
+                _ => io_err("create", &path, e),
+            })?;
+        let mut cleanup = RemoveOnDrop(Some(&path));
+        // Openers that see an unpublished file check this lock to tell a
+        // creator at work from a dead one.
+        let _ = sys::try_lock_byte(&file, INIT_LOCK_BYTE);
+        sys::allocate(&file, geometry.total_size).map_err(|e| {
+            if is_out_of_space(&e) {
+                OpenError::OutOfSpace {
+                    name: name.to_owned(),
+                    dir: dir.to_path_buf(),
+                    needed: geometry.total_size,
+                }
+            } else {
+                io_err("allocate space for", &path, e)
+            }
+        })?;
+        // fchmod after creation: the requested mode must not depend on umask.
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(|e| io_err("set the mode of", &path, e))?;
+        let map = MmapRaw::map_raw(&file).map_err(|e| io_err("map", &path, e))?;
+        let seg = Segment {
+            name: name.to_owned(),
+            path: path.clone(),
+            file,
+            geometry,
+            map,
+        };
+        // SAFETY: the file was just created by us and is not yet published
+        // (magic is 0), so no other process reads these plain fields; the
+        // mapping is at least HEADER_SIZE bytes (geometry.total_size).
+        unsafe {
+            let h = seg.map.as_mut_ptr() as *mut Header;
+            (*h).layout_version = LAYOUT_VERSION;
+            (*h).capacity = geometry.capacity;
+            (*h).max_msg_size = geometry.max_msg_size;
+            (*h).slot_stride = geometry.slot_stride;
+            (*h).max_participants = geometry.max_participants;
+            (*h).participants_offset = geometry.participants_offset;
+            (*h).slots_offset = geometry.slots_offset;
+            (*h).total_size = geometry.total_size;
+            (*h).created_unix_ns = now_unix_ns();
+            (*h).creator_pid = sys::current_pid() as u64;
+        }
+        // Everything else (cursors, counters, participant table, slot states)
+        // starts as the zeros fallocate gave us: zero is a valid empty ring.
+        // SYNC: Release pairs with the Acquire load of the magic in `open`.
+        seg.header().magic.store(MAGIC, Release);
+        let _ = sys::unlock_byte(&seg.file, INIT_LOCK_BYTE);
+        cleanup.0 = None;
+        Ok(seg)
+    }
+
+    /// Opens and validates an existing segment.
+    pub(crate) fn open(name: &str, dir: &Path) -> Result<Segment, OpenError> {
+        let path = segment_path(dir, name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => OpenError::NotFound {
+                    name: name.to_owned(),
+                    dir: dir.to_path_buf(),
+                },
+                io::ErrorKind::PermissionDenied => permission_denied(name, &path),
+                _ if e.raw_os_error() == Some(libc::ELOOP) => OpenError::Corrupted {
+                    name: name.to_owned(),
+                    path: path.clone(),
+                    what: "the file is a symbolic link, not a segment".into(),
+                },
+                _ => io_err("open", &path, e),
+            })?;
+        let corrupted = |what: String| OpenError::Corrupted {
+            name: name.to_owned(),
+            path: path.clone(),
+            what,
+        };
+        let len = Self::wait_until_published(name, &path, &file)?;
+        let map = MmapRaw::map_raw(&file).map_err(|e| io_err("map", &path, e))?;
+        if (map.len() as u64) < HEADER_SIZE {
+            return Err(corrupted(format!("the file is only {} bytes", map.len())));
+        }
+        // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned.
+        let h = unsafe { &*(map.as_ptr() as *const Header) };
+        // SYNC: Acquire pairs with the creator's Release store of the magic,
+        // so the geometry fields read below are the initialised ones.
+        let magic = h.magic.load(Acquire);
+        if magic != MAGIC {
+            if magic.to_le_bytes()[..6] == MAGIC.to_le_bytes()[..6] {
+                return Err(OpenError::Incompatible {
+                    name: name.to_owned(),
+                    found: magic.to_le_bytes()[7] as u64,
+                    expected: LAYOUT_VERSION,
+                });
+            }
+            return Err(corrupted(format!(
+                "not a queue segment (first bytes {:02x?})",
+                &magic.to_le_bytes()
+            )));
+        }
+        if h.layout_version != LAYOUT_VERSION {
+            return Err(OpenError::Incompatible {
+                name: name.to_owned(),
+                found: h.layout_version,
+                expected: LAYOUT_VERSION,
+            });
+        }
+        let geometry = Geometry::new(h.capacity, h.max_msg_size, h.max_participants).map_err(
+            |e| {
+                corrupted(format!(
+                    "impossible sizes in the header (capacity {}, max message size {}, participants {}: {})",
+                    h.capacity,
+                    h.max_msg_size,
+                    h.max_participants,
+                    match e {
+                        GeometryError::ZeroCapacity => "zero capacity",
+                        GeometryError::BadParticipants => "participant table out of range",
+                        GeometryError::Overflow => "sizes overflow",
+                    }
+                ))
+            },
+        )?;
+        let stored = [
+            ("slot stride", h.slot_stride, geometry.slot_stride),
+            (
+                "participant table offset",
+                h.participants_offset,
+                geometry.participants_offset,
+            ),
+            ("slot offset", h.slots_offset, geometry.slots_offset),
+            ("total size", h.total_size, geometry.total_size),
+            ("file length", len, geometry.total_size),
+        ];
+        for (what, found, expected) in stored {
+            if found != expected {
+                return Err(corrupted(format!(
+                    "{what} is {found}, the header's sizes need {expected}"
+                )));
+            }
+        }
+        Ok(Segment {
+            name: name.to_owned(),
+            path,
+            file,
+            geometry,
+            map,
+        })
+    }
+
+    /// Waits (bounded) until the file is sized and its magic is published.
+    /// Returns the file length.
+    fn wait_until_published(name: &str, path: &Path, file: &File) -> Result<u64, OpenError> {
+        let started = Instant::now();
+        loop {
+            let meta = file.metadata().map_err(|e| io_err("inspect", path, e))?;
+            if !meta.is_file() {
+                return Err(OpenError::Corrupted {
+                    name: name.to_owned(),
+                    path: path.to_path_buf(),
+                    what: "not a regular file".into(),
+                });
+            }
+            let len = meta.len();
+            if len >= 8 {
+                let mut magic = [0u8; 8];
+                (&*file)
+                    .read_exact(&mut magic)
+                    .map_err(|e| io_err("read", path, e))?;
+                use std::io::Seek;
+                (&*file)
+                    .seek(io::SeekFrom::Start(0))
+                    .map_err(|e| io_err("read", path, e))?;
+                if magic != [0u8; 8] {
+                    return Ok(len);
+                }
+            }
+            let creator_alive = sys::byte_is_locked(file, INIT_LOCK_BYTE).unwrap_or(false);
+            let waited = started.elapsed();
+            if (!creator_alive && waited >= INIT_GRACE) || waited >= INIT_WAIT {
+                return Err(OpenError::Unfinished {
+                    name: name.to_owned(),
+                    path: path.to_path_buf(),
+                    creator_alive,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Removes the segment file of `name` in `dir` if it is a queue segment
+    /// (or one whose creator died before publishing it).
+    pub(crate) fn remove(name: &str, dir: &Path) -> Result<(), RemoveError> {
+        let path = segment_path(dir, name);
+        let mut file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(RemoveError::NotFound {
+                    name: name.to_owned(),
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(RemoveError::NotAQueue { path });
+            }
+            // Unreadable: removal is governed by the directory, so try it.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return Self::unlink(name, &path);
+            }
+            Err(source) => return Err(RemoveError::Io { path, source }),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|source| RemoveError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let mut magic = [0u8; 8];
+        let is_segment = meta.is_file()
+            && (meta.len() == 0
+                || (file.read_exact(&mut magic).is_ok()
+                    && (magic == [0u8; 8] || magic[..6] == MAGIC.to_le_bytes()[..6])));
+        if !is_segment {
+            return Err(RemoveError::NotAQueue { path });
+        }
+        Self::unlink(name, &path)
+    }
+
+    fn unlink(name: &str, path: &Path) -> Result<(), RemoveError> {
+        std::fs::remove_file(path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => RemoveError::NotFound {
+                name: name.to_owned(),
+                dir: path.parent().unwrap_or(Path::new("")).to_path_buf(),
+            },
+            io::ErrorKind::PermissionDenied => RemoveError::PermissionDenied {
+                name: name.to_owned(),
+                path: path.to_path_buf(),
+            },
+            _ => RemoveError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        })
+    }
+
+    /// The header.
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: the mapping is at least `total_size >= HEADER_SIZE` bytes,
+        // page aligned, and lives as long as `self`; `Header` is all atomics
+        // and plain integers, valid for any bit pattern.
+        unsafe { &*(self.map.as_ptr() as *const Header) }
+    }
+
+    /// Participant entry `i` (`i < max_participants`).
+    pub(crate) fn participant(&self, i: u16) -> &ParticipantEntry {
+        let i = u64::from(i);
+        assert!(i < self.geometry.max_participants, "participant index out of range");
+        let offset = self.geometry.participants_offset + i * crate::layout::PARTICIPANT_SIZE;
+        // SAFETY: `offset + PARTICIPANT_SIZE <= slots_offset <= total_size`,
+        // checked against the file length on open; 64-byte aligned; any bit
+        // pattern is a valid `ParticipantEntry`.
+        unsafe { &*(self.map.as_ptr().add(offset as usize) as *const ParticipantEntry) }
+    }
+
+    fn slot_ptr(&self, idx: u64) -> *mut u8 {
+        assert!(idx < self.geometry.capacity, "slot index out of range");
+        let offset = self.geometry.slots_offset + idx * self.geometry.slot_stride;
+        // SAFETY: `offset + slot_stride <= total_size == mapping length`.
+        unsafe { self.map.as_mut_ptr().add(offset as usize) }
+    }
+
+    /// The fixed part of slot `idx`.
+    pub(crate) fn slot(&self, idx: u64) -> &SlotHeader {
+        // SAFETY: `slot_ptr` is in bounds and 64-byte aligned; any bit
+        // pattern is a valid `SlotHeader`.
+        unsafe { &*(self.slot_ptr(idx) as *const SlotHeader) }
+    }
+
+    /// Copies `msg` into slot `idx`.
+    ///
+    /// # Safety
+    /// The caller must hold slot `idx` in the WRITING state, so no other
+    /// participant reads or writes its payload, and `msg.len()` must be at
+    /// most `max_msg_size`.
+    pub(crate) unsafe fn write_payload(&self, idx: u64, msg: &[u8]) {
+        debug_assert!(msg.len() as u64 <= self.geometry.max_msg_size);
+        let slot = self.slot_ptr(idx);
+        // SAFETY: the payload area starts SLOT_HEADER_SIZE bytes into the slot
+        // and holds max_msg_size bytes; the caller owns it (WRITING).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                msg.as_ptr(),
+                slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
+                msg.len(),
+            );
+        }
+        self.slot(idx).len.store(msg.len() as u64, Relaxed);
+    }
+
+    /// Copies the payload of slot `idx` into `out` (replacing its contents)
+    /// and returns its length, or the bad length found.
+    ///
+    /// # Safety
+    /// The caller must hold slot `idx` in the READING state, so no
+    /// participant following the protocol writes its payload meanwhile.
+    pub(crate) unsafe fn read_payload(&self, idx: u64, out: &mut Vec<u8>) -> Result<usize, u64> {
+        let len = self.slot(idx).len.load(Relaxed);
+        if len > self.geometry.max_msg_size {
+            return Err(len);
+        }
+        let len = len as usize;
+        out.clear();
+        out.reserve(len);
+        let slot = self.slot_ptr(idx);
+        // SAFETY: source is in bounds (len <= max_msg_size, checked above) and
+        // owned by the caller (READING); `out` has room for `len` bytes, which
+        // are initialised by the copy before `set_len`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
+                out.as_mut_ptr(),
+                len,
+            );
+            out.set_len(len);
+        }
+        Ok(len)
+    }
+
+    /// File metadata: (mode bits, owner uid).
+    pub(crate) fn mode_and_owner(&self) -> (u32, u32) {
+        self.file
+            .metadata()
+            .map(|m| (m.permissions().mode() & 0o7777, m.uid()))
+            .unwrap_or((0, u32::MAX))
+    }
+}
+
+impl Slots for Segment {
+    fn capacity(&self) -> u64 {
+        self.geometry.capacity
+    }
+    fn state(&self, idx: u64) -> &AtomicU64 {
+        &self.slot(idx).state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["jobs", "a", "A.b_c-9", "x..y", &"n".repeat(200)] {
+            assert_eq!(validate_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            ".hidden",
+            "..",
+            "../x",
+            "a/b",
+            "a b",
+            "nul\0",
+            "ü",
+            &"n".repeat(201),
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn dir_rule() {
+        assert_eq!(queue_dir(Some(Path::new("/x"))), PathBuf::from("/x"));
+        assert_eq!(segment_path(Path::new("/d"), "q"), PathBuf::from("/d/mq.q"));
+    }
+}

@@ -1,0 +1,96 @@
+//! Linux implementation of the OS layer.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use rustix::thread::futex;
+
+/// Where queues live unless `MQ_DIR` or the builder says otherwise: a tmpfs
+/// that every Linux system mounts.
+pub(crate) const DEFAULT_DIR: &str = "/dev/shm";
+
+/// Sleeps while `*word == expected`, for at most `timeout`. Returns early on a
+/// wake-up, a changed value, a signal or the timeout; callers re-check their
+/// condition in every case. The futex is shared (never `FUTEX_PRIVATE`):
+/// sleepers and wakers are different processes mapping the same page.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = rustix::time::Timespec {
+        tv_sec: timeout.as_secs() as _,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    // EAGAIN (value changed), EINTR (signal) and ETIMEDOUT all mean "re-check".
+    let _ = futex::wait(word, futex::Flags::empty(), expected, Some(&ts));
+}
+
+/// Wakes up to `count` processes sleeping on `word`.
+pub(crate) fn futex_wake(word: &AtomicU32, count: u32) {
+    let _ = futex::wake(word, futex::Flags::empty(), count);
+}
+
+fn lock_struct(kind: libc::c_short, offset: u64) -> libc::flock {
+    // SAFETY: `flock` is a plain C struct for which all-zero bytes are valid.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = offset as libc::off_t;
+    fl.l_len = 1;
+    fl.l_pid = 0; // must be 0 for open-file-description locks
+    fl
+}
+
+fn ofd_fcntl(fd: BorrowedFd<'_>, cmd: libc::c_int, fl: &mut libc::flock) -> io::Result<()> {
+    // SAFETY: `fd` is a valid open descriptor for the duration of the call and
+    // `fl` points to a properly initialised `flock` that lives across it.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), cmd, fl as *mut libc::flock) };
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Tries to take an exclusive open-file-description lock on one byte of the
+/// file. The kernel releases it when the last descriptor of this open file is
+/// closed - in particular when the process dies, however it dies. Returns
+/// `Ok(false)` if another open file description holds it.
+pub(crate) fn try_lock_byte(fd: impl AsFd, offset: u64) -> io::Result<bool> {
+    let mut fl = lock_struct(libc::F_WRLCK as libc::c_short, offset);
+    match ofd_fcntl(fd.as_fd(), libc::F_OFD_SETLK, &mut fl) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Releases a lock taken with [`try_lock_byte`] through the same descriptor.
+pub(crate) fn unlock_byte(fd: impl AsFd, offset: u64) -> io::Result<()> {
+    let mut fl = lock_struct(libc::F_UNLCK as libc::c_short, offset);
+    ofd_fcntl(fd.as_fd(), libc::F_OFD_SETLK, &mut fl)
+}
+
+/// Whether some *other* open file description holds a lock on the byte.
+/// (Locks held through `fd` itself never conflict and read as free.)
+pub(crate) fn byte_is_locked(fd: impl AsFd, offset: u64) -> io::Result<bool> {
+    let mut fl = lock_struct(libc::F_WRLCK as libc::c_short, offset);
+    ofd_fcntl(fd.as_fd(), libc::F_OFD_GETLK, &mut fl)?;
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Reserves `len` bytes of real storage for the file (`posix_fallocate`
+/// semantics), so that a full tmpfs fails here with ENOSPC instead of killing
+/// a process with SIGBUS when it first touches a page.
+pub(crate) fn allocate(fd: impl AsFd, len: u64) -> io::Result<()> {
+    rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, len).map_err(io::Error::from)
+}
+
+/// The current process id.
+pub(crate) fn current_pid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// The effective user id of this process.
+pub(crate) fn current_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
