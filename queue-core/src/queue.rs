@@ -497,6 +497,21 @@ impl Queue {
         })
     }
 
+    /// A copy of the message the next getter would take, without taking it
+    /// (`None` when no message is waiting). Another getter may take it a
+    /// moment later: use this to look, not to decide who processes what.
+    pub fn peek(&self) -> Option<Vec<u8>> {
+        let ring = self.ring();
+        let mut buf = Vec::new();
+        for _ in 0..100 {
+            let (idx, seen) = ring.peek()?;
+            if self.seg.peek_payload(idx, &mut buf) && ring.unchanged(idx, seen) {
+                return Some(buf);
+            }
+        }
+        None
+    }
+
     // ------------------------------------------------------------- status
 
     /// The queue's name.

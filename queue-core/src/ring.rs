@@ -325,6 +325,35 @@ impl<'a, S: Slots> Ring<'a, S> {
         }
     }
 
+    /// Finds the message a getter would take next without claiming it.
+    /// Returns its slot and the state word seen; the caller copies the
+    /// payload and then checks with [`Ring::unchanged`] that the slot was not
+    /// taken meanwhile (the lap in the word makes any reuse visible).
+    pub(crate) fn peek(&self) -> Option<(u64, u64)> {
+        let cap = self.slots.capacity();
+        // A re-queued message is older than anything at the head.
+        if self.cursors.requeued.load(Relaxed) != 0 {
+            for idx in 0..cap {
+                let s = self.slots.state(idx).load(Acquire);
+                if kind_of(s) == REQUEUED {
+                    return Some((idx, s));
+                }
+            }
+        }
+        let h = self.cursors.head.load(SeqCst);
+        let (idx, lap) = self.locate(h);
+        let s = self.slots.state(idx).load(Acquire);
+        (s == pack(lap, READY, 0)).then_some((idx, s))
+    }
+
+    /// Whether slot `idx` still holds the state word `seen`.
+    pub(crate) fn unchanged(&self, idx: u64, seen: u64) -> bool {
+        // SYNC: the Acquire fence orders the caller's payload reads before
+        // this re-load (the seqlock read pattern).
+        crate::sync::atomic::fence(Acquire);
+        self.slots.state(idx).load(Relaxed) == seen
+    }
+
     /// Scans every slot for a re-queued message and claims the first found.
     /// Also corrects the `requeued` hint when it over-counts.
     pub(crate) fn take_requeued(&self, me: u16) -> Option<Claim> {

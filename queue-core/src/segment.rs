@@ -527,6 +527,28 @@ impl Segment {
         Ok(len)
     }
 
+    /// Copies the payload of slot `idx` without owning it, for `peek`. The
+    /// bytes may be torn by a concurrent claim; the caller validates them with
+    /// `Ring::unchanged` afterwards and discards them if the slot moved on.
+    pub(crate) fn peek_payload(&self, idx: u64, out: &mut Vec<u8>) -> bool {
+        let len = self.slot(idx).len.load(Relaxed);
+        if len > self.geometry.max_msg_size {
+            return false;
+        }
+        let len = len as usize;
+        out.clear();
+        out.resize(len, 0);
+        let src = self.slot_ptr(idx).wrapping_add(crate::layout::SLOT_HEADER_SIZE as usize);
+        // SAFETY: `src..src + len` lies inside slot `idx` (len <= max_msg_size)
+        // and `out` holds `len` initialised bytes. A concurrent writer can only
+        // change the values read, never the bounds; volatile reads keep the
+        // compiler from assuming the memory is stable.
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = unsafe { std::ptr::read_volatile(src.add(i)) };
+        }
+        true
+    }
+
     /// File metadata: (mode bits, owner uid).
     pub(crate) fn mode_and_owner(&self) -> (u32, u32) {
         self.file

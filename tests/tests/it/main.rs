@@ -1,1 +1,8 @@
-fn main() {}
+//! End-to-end tests: one test binary, one module per area. Every test uses
+//! its own queue directory (`mq_tests::TestDir`) and a watchdog where it
+//! could hang.
+
+mod cli;
+mod core_mp;
+mod demos;
+mod pool;
