@@ -33,7 +33,7 @@
 //! right after its claim never wedges a cursor.
 
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
-use crate::sync::contention_pause;
+use crate::sync::{contention_pause, seqcst_order_point};
 use crossbeam_utils::Backoff;
 
 /// Slot kind: free for the writer of this lap.
@@ -196,6 +196,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                     // { tail: t + 1 }; failure means someone helped already.
                     let _ = tail.compare_exchange(t, t + 1, SeqCst, Relaxed);
                     let claim = Claim { idx, lap };
+                    seqcst_order_point();
                     // SYNC: the claim CAS and this load are SeqCst, as are
                     // `close` and the drain scan in `is_drained`: either the
                     // closer's consumers see our WRITING and wait for it, or
@@ -435,6 +436,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// is being written, waits to be read, or is held by another reader who
     /// might put it back. Used only after `closed` was seen set.
     pub(crate) fn is_drained(&self, me: u16) -> bool {
+        seqcst_order_point();
         (0..self.slots.capacity()).all(|idx| {
             let s = self.slots.state(idx).load(SeqCst);
             match kind_of(s) {
@@ -775,6 +777,8 @@ mod loom_tests {
         if b.preemption_bound.is_none() {
             b.preemption_bound = Some(2);
         }
+        // Spinning consumers and producers take many steps per execution.
+        b.max_branches = 100_000;
         b.check(f);
     }
 

@@ -10,7 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -273,7 +273,23 @@ impl Segment {
             path: path.clone(),
             what,
         };
-        let len = Self::wait_until_published(name, &path, &file)?;
+        let (len, first) = Self::wait_until_published(name, &path, &file)?;
+        let magic = u64::from_le_bytes(first);
+        if magic != MAGIC {
+            if first[..6] == MAGIC.to_le_bytes()[..6] {
+                return Err(OpenError::Incompatible {
+                    name: name.to_owned(),
+                    found: u64::from(first[7]),
+                    expected: LAYOUT_VERSION,
+                });
+            }
+            return Err(corrupted(format!(
+                "not a queue segment (first bytes {first:02x?})"
+            )));
+        }
+        if len < HEADER_SIZE {
+            return Err(corrupted(format!("the file is only {len} bytes")));
+        }
         let map = MmapRaw::map_raw(&file).map_err(|e| io_err("map", &path, e))?;
         if (map.len() as u64) < HEADER_SIZE {
             return Err(corrupted(format!("the file is only {} bytes", map.len())));
@@ -282,19 +298,8 @@ impl Segment {
         let h = unsafe { &*(map.as_ptr() as *const Header) };
         // SYNC: Acquire pairs with the creator's Release store of the magic,
         // so the geometry fields read below are the initialised ones.
-        let magic = h.magic.load(Acquire);
-        if magic != MAGIC {
-            if magic.to_le_bytes()[..6] == MAGIC.to_le_bytes()[..6] {
-                return Err(OpenError::Incompatible {
-                    name: name.to_owned(),
-                    found: magic.to_le_bytes()[7] as u64,
-                    expected: LAYOUT_VERSION,
-                });
-            }
-            return Err(corrupted(format!(
-                "not a queue segment (first bytes {:02x?})",
-                &magic.to_le_bytes()
-            )));
+        if h.magic.load(Acquire) != MAGIC {
+            return Err(corrupted("the magic changed while opening".into()));
         }
         if h.layout_version != LAYOUT_VERSION {
             return Err(OpenError::Incompatible {
@@ -345,9 +350,13 @@ impl Segment {
         })
     }
 
-    /// Waits (bounded) until the file is sized and its magic is published.
-    /// Returns the file length.
-    fn wait_until_published(name: &str, path: &Path, file: &File) -> Result<u64, OpenError> {
+    /// Waits (bounded) until the file's magic is published. Returns the file
+    /// length and its first eight bytes.
+    fn wait_until_published(
+        name: &str,
+        path: &Path,
+        file: &File,
+    ) -> Result<(u64, [u8; 8]), OpenError> {
         let started = Instant::now();
         loop {
             let meta = file.metadata().map_err(|e| io_err("inspect", path, e))?;
@@ -359,18 +368,12 @@ impl Segment {
                 });
             }
             let len = meta.len();
-            if len >= 8 {
-                let mut magic = [0u8; 8];
-                (&*file)
-                    .read_exact(&mut magic)
-                    .map_err(|e| io_err("read", path, e))?;
-                use std::io::Seek;
-                (&*file)
-                    .seek(io::SeekFrom::Start(0))
-                    .map_err(|e| io_err("read", path, e))?;
-                if magic != [0u8; 8] {
-                    return Ok(len);
-                }
+            let mut first = [0u8; 8];
+            let n = file
+                .read_at(&mut first, 0)
+                .map_err(|e| io_err("read", path, e))?;
+            if first[..n].iter().any(|&b| b != 0) {
+                return Ok((len, first));
             }
             let creator_alive = sys::byte_is_locked(file, INIT_LOCK_BYTE).unwrap_or(false);
             let waited = started.elapsed();

@@ -121,3 +121,52 @@ pub fn kill9(pid: u32) {
         libc::kill(pid as libc::pid_t, libc::SIGKILL);
     }
 }
+
+/// Self-checking test messages: `[id u32][seq u64][checksum u64][body]`,
+/// where the body is a pattern derived from `(id, seq)`. A torn or mixed-up
+/// message fails [`message::decode`].
+pub mod message {
+    /// Bytes before the body.
+    pub const HEADER: usize = 20;
+
+    fn pattern(id: u32, seq: u64) -> impl Iterator<Item = u8> {
+        let mut x = (u64::from(id) << 40) ^ seq ^ 0x9e37_79b9_7f4a_7c15;
+        std::iter::repeat_with(move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+    }
+
+    fn checksum(body: &[u8]) -> u64 {
+        body.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+    }
+
+    /// Writes message `(id, seq)` of `size` bytes (at least [`HEADER`]) into `buf`.
+    pub fn encode(id: u32, seq: u64, size: usize, buf: &mut Vec<u8>) {
+        let size = size.max(HEADER);
+        buf.clear();
+        buf.extend_from_slice(&id.to_le_bytes());
+        buf.extend_from_slice(&seq.to_le_bytes());
+        buf.extend_from_slice(&[0; 8]);
+        buf.extend(pattern(id, seq).take(size - HEADER));
+        let sum = checksum(&buf[HEADER..]);
+        buf[12..20].copy_from_slice(&sum.to_le_bytes());
+    }
+
+    /// Returns `(id, seq)` if the message is whole and untouched.
+    pub fn decode(buf: &[u8]) -> Option<(u32, u64)> {
+        if buf.len() < HEADER {
+            return None;
+        }
+        let id = u32::from_le_bytes(buf[0..4].try_into().ok()?);
+        let seq = u64::from_le_bytes(buf[4..12].try_into().ok()?);
+        let sum = u64::from_le_bytes(buf[12..20].try_into().ok()?);
+        let body = &buf[HEADER..];
+        (checksum(body) == sum && pattern(id, seq).take(body.len()).eq(body.iter().copied()))
+            .then_some((id, seq))
+    }
+}
