@@ -134,7 +134,9 @@ pub enum OpenError {
 #[non_exhaustive]
 pub enum PutError {
     /// The message does not fit a slot.
-    #[error("message is {len} bytes, the queue takes at most {max} (create it with a larger max message size)")]
+    #[error(
+        "message is {len} bytes, the queue takes at most {max} (create it with a larger max message size)"
+    )]
     TooLarge {
         /// Length of the message.
         len: usize,

@@ -287,10 +287,7 @@ mod tests {
     #[test]
     fn rejects_bad_sizes() {
         assert_eq!(Geometry::new(0, 1, 1), Err(GeometryError::ZeroCapacity));
-        assert_eq!(
-            Geometry::new(1, 1, 0),
-            Err(GeometryError::BadParticipants)
-        );
+        assert_eq!(Geometry::new(1, 1, 0), Err(GeometryError::BadParticipants));
         assert_eq!(
             Geometry::new(1, 1, MAX_PARTICIPANTS_LIMIT + 1),
             Err(GeometryError::BadParticipants)

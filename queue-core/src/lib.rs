@@ -108,8 +108,8 @@ mod wait;
 pub use error::{AckError, CloseError, GetError, OpenError, PutError, RemoveError};
 #[cfg(not(loom))]
 pub use queue::{
-    Builder, DEFAULT_CAPACITY, DEFAULT_MAX_MSG_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE,
-    Lease, Queue,
+    Builder, DEFAULT_CAPACITY, DEFAULT_MAX_MSG_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Lease,
+    Queue,
 };
 #[cfg(not(loom))]
 pub use segment::{FILE_PREFIX, MAX_NAME_LEN, list, queue_dir, segment_path, validate_name};
@@ -121,5 +121,7 @@ pub use typed::{TypedGetError, TypedLease, TypedPutError, TypedQueue};
 /// The on-segment layout constants, for tools that inspect segments.
 #[cfg(not(loom))]
 pub mod segment_layout {
-    pub use crate::layout::{HEADER_SIZE, LAYOUT_VERSION, MAGIC, PARTICIPANT_SIZE, SLOT_HEADER_SIZE};
+    pub use crate::layout::{
+        HEADER_SIZE, LAYOUT_VERSION, MAGIC, PARTICIPANT_SIZE, SLOT_HEADER_SIZE,
+    };
 }

@@ -34,13 +34,12 @@ pub(crate) fn attach(seg: &Segment) -> Result<u16, OpenError> {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     for i in 0..seg.geometry.max_participants as u16 {
-        let locked = sys::try_lock_byte(&seg.file, lock_byte(i)).map_err(|source| {
-            OpenError::Io {
+        let locked =
+            sys::try_lock_byte(&seg.file, lock_byte(i)).map_err(|source| OpenError::Io {
                 action: "lock a participant entry of",
                 path: seg.path.clone(),
                 source,
-            }
-        })?;
+            })?;
         if !locked {
             continue;
         }
@@ -109,8 +108,10 @@ fn retire(seg: &Segment, i: u16) -> Repair {
     let repair = ring_of(seg).repair(i);
     h.discarded_partial.fetch_add(repair.discarded, Relaxed);
     h.redelivered.fetch_add(repair.requeued, Relaxed);
-    h.retired_puts.fetch_add(entry.puts.swap(0, Relaxed), Relaxed);
-    h.retired_gets.fetch_add(entry.gets.swap(0, Relaxed), Relaxed);
+    h.retired_puts
+        .fetch_add(entry.puts.swap(0, Relaxed), Relaxed);
+    h.retired_gets
+        .fetch_add(entry.gets.swap(0, Relaxed), Relaxed);
     // A participant killed while asleep is still counted as a waiter.
     take_away(&h.get_waiters, entry.waiting_get.swap(0, Relaxed));
     take_away(&h.put_waiters, entry.waiting_put.swap(0, Relaxed));

@@ -345,7 +345,13 @@ impl Queue {
                 None
             }
         };
-        self.block(wait, self.putters(), attempt, PutError::Full, PutError::Timeout)
+        self.block(
+            wait,
+            self.putters(),
+            attempt,
+            PutError::Full,
+            PutError::Timeout,
+        )
     }
 
     /// The shared blocking skeleton of put and get.
@@ -404,7 +410,11 @@ impl Queue {
     }
 
     /// Like [`get_into`](Self::get_into), waiting at most `timeout`.
-    pub fn get_into_timeout(&self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize, GetError> {
+    pub fn get_into_timeout(
+        &self,
+        buf: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<usize, GetError> {
         self.get_into_with(buf, Wait::timeout(timeout))
     }
 
@@ -460,7 +470,13 @@ impl Queue {
                 None
             }
         };
-        self.block(wait, self.getters(), attempt, GetError::Empty, GetError::Timeout)
+        self.block(
+            wait,
+            self.getters(),
+            attempt,
+            GetError::Empty,
+            GetError::Timeout,
+        )
     }
 
     /// Takes the next message under a lease, blocking while empty: the message

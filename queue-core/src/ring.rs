@@ -283,9 +283,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                     }
                     WRITING => {
                         if head.load(SeqCst) == h {
-                            return Err(GetBlocked::Pending {
-                                owner: owner_of(s),
-                            });
+                            return Err(GetBlocked::Pending { owner: owner_of(s) });
                         }
                     }
                     READING | REQUEUED => {
@@ -459,24 +457,19 @@ impl<'a, S: Slots> Ring<'a, S> {
                 continue;
             }
             let lap = lap_of(s);
-            match kind_of(s) {
-                WRITING => {
-                    // { lap + 1, EMPTY }: the position is skipped.
-                    let skipped = pack(lap.wrapping_add(1), EMPTY, 0);
-                    if slot.compare_exchange(s, skipped, SeqCst, Relaxed).is_ok() {
-                        done.discarded += 1;
-                    }
-                }
-                READING => {
-                    if slot
-                        .compare_exchange(s, pack(lap, REQUEUED, 0), SeqCst, Relaxed)
-                        .is_ok()
-                    {
-                        self.cursors.requeued.fetch_add(1, SeqCst);
-                        done.requeued += 1;
-                    }
-                }
-                _ => {}
+            let (repaired, discarded) = match kind_of(s) {
+                WRITING => (pack(lap.wrapping_add(1), EMPTY, 0), true), // { lap + 1, EMPTY }: skipped
+                READING => (pack(lap, REQUEUED, 0), false),             // { lap, REQUEUED }
+                _ => continue,
+            };
+            if slot.compare_exchange(s, repaired, SeqCst, Relaxed).is_err() {
+                continue;
+            }
+            if discarded {
+                done.discarded += 1;
+            } else {
+                self.cursors.requeued.fetch_add(1, SeqCst);
+                done.requeued += 1;
             }
         }
         done
@@ -583,7 +576,13 @@ mod tests {
         let _dead = r.try_claim_write(5).unwrap();
         let live = r.try_claim_write(1).unwrap();
         r.publish(live);
-        assert_eq!(r.repair(5), Repair { discarded: 1, requeued: 0 });
+        assert_eq!(
+            r.repair(5),
+            Repair {
+                discarded: 1,
+                requeued: 0
+            }
+        );
         let c = r.try_claim_read(2).unwrap();
         assert_eq!(c.idx, 1, "the skipped slot is passed over");
         assert!(r.release_read(c, 2));
@@ -603,7 +602,13 @@ mod tests {
             r.publish(c);
         }
         let lost = r.try_claim_read(9).unwrap();
-        assert_eq!(r.repair(9), Repair { discarded: 0, requeued: 1 });
+        assert_eq!(
+            r.repair(9),
+            Repair {
+                discarded: 0,
+                requeued: 1
+            }
+        );
         let again = r.try_claim_read(2).unwrap();
         assert_eq!(again, lost, "the re-queued (older) message comes first");
         assert!(r.release_read(again, 2));
@@ -736,15 +741,18 @@ mod loom_tests {
             self.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = value });
             r.publish(c);
         }
-        fn claim(&self, me: u16) -> Claim {
+        /// Blocking claim by spinning; `scan` adds the slow path's scan for
+        /// re-queued messages (only needed where a reader dies).
+        fn claim(&self, me: u16, scan: bool) -> Claim {
             let r = self.ring();
             loop {
                 match r.try_claim_read(me) {
                     Ok(c) => return c,
                     Err(GetBlocked::Empty | GetBlocked::Pending { .. }) => {
-                        // The slow path scans for re-queued messages too.
-                        if let Some(c) = r.take_requeued(me) {
-                            return c;
+                        if scan {
+                            if let Some(c) = r.take_requeued(me) {
+                                return c;
+                            }
                         }
                         thread::yield_now()
                     }
@@ -755,8 +763,8 @@ mod loom_tests {
         fn read(&self, c: Claim) -> u64 {
             self.slots.payload[c.idx as usize].with(|p| unsafe { *p })
         }
-        fn get(&self, me: u16) -> u64 {
-            let c = self.claim(me);
+        fn get(&self, me: u16, scan: bool) -> u64 {
+            let c = self.claim(me, scan);
             let v = self.read(c);
             assert!(self.ring().release_read(c, me));
             v
@@ -797,7 +805,7 @@ mod loom_tests {
             let consumers: Vec<_> = (0..2u16)
                 .map(|i| {
                     let m = m.clone();
-                    thread::spawn(move || m.get(3 + i))
+                    thread::spawn(move || m.get(3 + i, false))
                 })
                 .collect();
             for p in producers {
@@ -832,7 +840,7 @@ mod loom_tests {
             };
             let consumer = {
                 let m = m.clone();
-                thread::spawn(move || m.get(2))
+                thread::spawn(move || m.get(2, false))
             };
             assert_eq!(repairer.join().unwrap().discarded, 1);
             producer.join().unwrap();
@@ -852,7 +860,7 @@ mod loom_tests {
             let dead = {
                 let m = m.clone();
                 thread::spawn(move || {
-                    let _ = m.claim(9);
+                    let _ = m.claim(9, false);
                 })
             };
             dead.join().unwrap();
@@ -863,7 +871,7 @@ mod loom_tests {
             let consumers: Vec<_> = (0..2u16)
                 .map(|i| {
                     let m = m.clone();
-                    thread::spawn(move || m.get(2 + i))
+                    thread::spawn(move || m.get(2 + i, true))
                 })
                 .collect();
             assert_eq!(repairer.join().unwrap().requeued, 1);

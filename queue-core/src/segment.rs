@@ -92,10 +92,7 @@ pub fn list(dir: Option<&Path>) -> io::Result<Vec<String>> {
     for entry in std::fs::read_dir(&dir)? {
         let entry = entry?;
         let file_name = entry.file_name();
-        let Some(name) = file_name
-            .to_str()
-            .and_then(|n| n.strip_prefix(FILE_PREFIX))
-        else {
+        let Some(name) = file_name.to_str().and_then(|n| n.strip_prefix(FILE_PREFIX)) else {
             continue;
         };
         if validate_name(name).is_ok() && entry.file_type()?.is_file() {
@@ -144,7 +141,10 @@ fn permission_denied(name: &str, path: &Path) -> OpenError {
 }
 
 fn is_out_of_space(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::EDQUOT))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::EDQUOT)
+    )
 }
 
 fn now_unix_ns() -> u64 {
@@ -413,12 +413,10 @@ impl Segment {
             }
             Err(source) => return Err(RemoveError::Io { path, source }),
         };
-        let meta = file
-            .metadata()
-            .map_err(|source| RemoveError::Io {
-                path: path.clone(),
-                source,
-            })?;
+        let meta = file.metadata().map_err(|source| RemoveError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let mut magic = [0u8; 8];
         let is_segment = meta.is_file()
             && (meta.len() == 0
@@ -458,7 +456,10 @@ impl Segment {
     /// Participant entry `i` (`i < max_participants`).
     pub(crate) fn participant(&self, i: u16) -> &ParticipantEntry {
         let i = u64::from(i);
-        assert!(i < self.geometry.max_participants, "participant index out of range");
+        assert!(
+            i < self.geometry.max_participants,
+            "participant index out of range"
+        );
         let offset = self.geometry.participants_offset + i * crate::layout::PARTICIPANT_SIZE;
         // SAFETY: `offset + PARTICIPANT_SIZE <= slots_offset <= total_size`,
         // checked against the file length on open; 64-byte aligned; any bit
@@ -541,7 +542,9 @@ impl Segment {
         let len = len as usize;
         out.clear();
         out.resize(len, 0);
-        let src = self.slot_ptr(idx).wrapping_add(crate::layout::SLOT_HEADER_SIZE as usize);
+        let src = self
+            .slot_ptr(idx)
+            .wrapping_add(crate::layout::SLOT_HEADER_SIZE as usize);
         // SAFETY: `src..src + len` lies inside slot `idx` (len <= max_msg_size)
         // and `out` holds `len` initialised bytes. A concurrent writer can only
         // change the values read, never the bounds; volatile reads keep the
