@@ -326,9 +326,61 @@ impl Queue {
         // checked against max_msg_size above.
         unsafe { self.seg.write_payload(claim.idx, msg) };
         self.ring().publish(claim);
-        self.seg.participant(self.me).puts.fetch_add(1, Relaxed);
+        self.count_puts(1);
         self.getters().notify_one();
         Ok(())
+    }
+
+    /// Puts every message in `msgs`, in order, blocking while the queue is
+    /// full. Cheaper than a loop of [`put`](Self::put): consumers are woken
+    /// once per batch (or before this call blocks), not once per message.
+    /// On error, returns it together with how many messages were put.
+    pub fn put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), (usize, PutError)> {
+        let max = self.seg.geometry.max_msg_size;
+        if let Some(m) = msgs.iter().find(|m| m.as_ref().len() as u64 > max) {
+            let err = PutError::TooLarge {
+                len: m.as_ref().len(),
+                max: max as usize,
+            };
+            return Err((0, err));
+        }
+        let ring = self.ring();
+        let mut unannounced = 0u32;
+        for (done, msg) in msgs.iter().enumerate() {
+            let claim = match self.claim_write(Wait::No) {
+                Ok(c) => Ok(c),
+                Err(PutError::Full) => {
+                    // About to block: let consumers at what is there first.
+                    self.getters().notify(unannounced);
+                    unannounced = 0;
+                    self.claim_write(Wait::Forever)
+                }
+                Err(e) => Err(e),
+            };
+            let claim = match claim {
+                Ok(c) => c,
+                Err(e) => {
+                    self.getters().notify(unannounced);
+                    self.count_puts(done);
+                    return Err((done, e));
+                }
+            };
+            // SAFETY: `claim` holds the slot in WRITING for us; every length
+            // was checked against max_msg_size above.
+            unsafe { self.seg.write_payload(claim.idx, msg.as_ref()) };
+            ring.publish(claim);
+            unannounced += 1;
+        }
+        self.getters().notify(unannounced);
+        self.count_puts(msgs.len());
+        Ok(())
+    }
+
+    fn count_puts(&self, n: usize) {
+        self.seg
+            .participant(self.me)
+            .puts
+            .fetch_add(n as u64, Relaxed);
     }
 
     fn claim_write(&self, wait: Wait) -> Result<Claim, PutError> {
@@ -428,6 +480,62 @@ impl Queue {
             (Ok(len), true) => Ok(len),
             (Err(e), _) => Err(e),
             (Ok(_), false) => Err(lost(claim)),
+        }
+    }
+
+    /// Takes up to `max` messages: blocks until at least one is there, then
+    /// takes whatever else is ready without waiting. Producers are woken once
+    /// per batch. Returns [`GetError::Closed`] only when nothing was taken.
+    pub fn get_many(&self, max: usize) -> Result<Vec<Vec<u8>>, GetError> {
+        self.get_many_with(max, Wait::Forever)
+    }
+
+    /// Like [`get_many`](Self::get_many), waiting at most `timeout` for the first message.
+    pub fn get_many_timeout(
+        &self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Vec<u8>>, GetError> {
+        self.get_many_with(max, Wait::timeout(timeout))
+    }
+
+    /// Like [`get_many`](Self::get_many), but returns [`GetError::Empty`] at once when empty.
+    pub fn try_get_many(&self, max: usize) -> Result<Vec<Vec<u8>>, GetError> {
+        self.get_many_with(max, Wait::No)
+    }
+
+    fn get_many_with(&self, max: usize, wait: Wait) -> Result<Vec<Vec<u8>>, GetError> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        let ring = self.ring();
+        let mut next = Some(self.claim_read(wait)?);
+        let mut released = 0u32;
+        let mut failure = None;
+        while let Some(claim) = next.take() {
+            let mut buf = Vec::new();
+            let copied = self.copy_out(claim, &mut buf);
+            let handed_over = ring.release_read(claim, self.me);
+            released += 1;
+            match (copied, handed_over) {
+                (Ok(_), true) => out.push(buf),
+                (Err(e), _) => failure = Some(e),
+                (Ok(_), false) => failure = Some(lost(claim)),
+            }
+            if failure.is_some() || out.len() >= max {
+                break;
+            }
+            next = ring.try_claim_read(self.me).ok();
+        }
+        self.seg
+            .participant(self.me)
+            .gets
+            .fetch_add(u64::from(released), Relaxed);
+        self.putters().notify(released);
+        match failure {
+            Some(e) if out.is_empty() => Err(e),
+            _ => Ok(out),
         }
     }
 

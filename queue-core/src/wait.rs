@@ -42,11 +42,17 @@ impl WaitPoint<'_> {
     /// Wakes one sleeper if there is any. Call after making progress visible.
     #[inline]
     pub(crate) fn notify_one(&self) {
+        self.notify(1);
+    }
+
+    /// Wakes up to `n` sleepers if there are any (after a batch of `n`).
+    #[inline]
+    pub(crate) fn notify(&self, n: u32) {
         // SYNC: SeqCst load after the SeqCst publish/release store; pairs with
         // the SeqCst `fetch_add` in `wait_until` (Dekker).
-        if self.waiters.load(SeqCst) != 0 {
+        if n != 0 && self.waiters.load(SeqCst) != 0 {
             self.seq.fetch_add(1, SeqCst);
-            sys::futex_wake(self.seq, 1);
+            sys::futex_wake(self.seq, n);
         }
     }
 
