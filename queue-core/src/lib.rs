@@ -77,6 +77,7 @@
 //! [`Builder::dir`], else the `MQ_DIR` environment variable, else `/dev/shm`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(loom, allow(dead_code))]
 #![warn(missing_docs)]
 
 mod sync;

@@ -802,16 +802,38 @@ mod loom_tests {
                     thread::spawn(move || m.put(1 + i as u16, v))
                 })
                 .collect();
+            // Consumers race the producers and each other; they make a
+            // bounded number of attempts (spinning would only multiply the
+            // interleavings loom has to explore, not the behaviours).
             let consumers: Vec<_> = (0..2u16)
                 .map(|i| {
                     let m = m.clone();
-                    thread::spawn(move || m.get(3 + i, false))
+                    thread::spawn(move || {
+                        let r = m.ring();
+                        let mut got = Vec::new();
+                        for _ in 0..2 {
+                            if let Ok(c) = r.try_claim_read(3 + i) {
+                                got.push(m.read(c));
+                                assert!(r.release_read(c, 3 + i));
+                            }
+                        }
+                        got
+                    })
                 })
                 .collect();
             for p in producers {
                 p.join().unwrap();
             }
-            let mut got: Vec<u64> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
+            let mut got: Vec<u64> = consumers
+                .into_iter()
+                .flat_map(|c| c.join().unwrap())
+                .collect();
+            // Whatever the consumers did not take is still there, in order.
+            let r = m.ring();
+            while let Ok(c) = r.try_claim_read(5) {
+                got.push(m.read(c));
+                assert!(r.release_read(c, 5));
+            }
             got.sort();
             assert_eq!(got, vec![10, 20]);
             m.assert_whole(2);

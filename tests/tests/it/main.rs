@@ -5,4 +5,5 @@
 mod cli;
 mod core_mp;
 mod demos;
+mod hardening;
 mod pool;

@@ -1,0 +1,1 @@
+//! Hardening tests (hostile segments, permissions, exhaustion, lifecycle).
