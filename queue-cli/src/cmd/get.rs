@@ -1,0 +1,125 @@
+//! `mq get NAME [-n COUNT | --all | --follow] [--timeout D | --no-wait] [--raw | --json]`
+//!
+//! Every message is taken under a lease, written out and flushed, and only
+//! then acked: if writing fails (a closed pipe, a full disk, binary refused
+//! on a terminal) the lease is dropped and the message goes back to the
+//! queue; if the process dies, queue-core re-queues it. Ctrl-C is deferred
+//! across write+ack (see `interrupt.rs`), so a message is either printed or
+//! still queued.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use queue_core::{GetError, Lease, Queue};
+
+use super::{Ctx, NOTHING};
+use crate::cli::{GetArgs, WaitMode};
+use crate::interrupt;
+use crate::output::{Format, Printer, stdout_hung_up};
+
+/// Longest single wait, so that a reader that went away is noticed while
+/// waiting (`mq get q --follow | head -1`).
+const SLICE: Duration = Duration::from_millis(200);
+
+/// Why taking stopped.
+enum Stop {
+    /// Waited as long as allowed.
+    Timeout(Duration),
+    /// Nothing waiting (--no-wait, or --all without --timeout).
+    Empty,
+    /// Closed and drained.
+    Closed,
+    /// The reader of stdout went away.
+    HungUp,
+}
+
+pub fn run(ctx: &Ctx, a: GetArgs) -> Result<ExitCode> {
+    let q = ctx.open(&a.name)?;
+    let name = a.name.as_str();
+    let mut printer = Printer::new(Format::from(a.format));
+    let (limit, default_wait) = if a.follow {
+        (None, WaitMode::Forever)
+    } else if a.all {
+        (None, WaitMode::NoWait)
+    } else {
+        (Some(a.count), WaitMode::Forever)
+    };
+    let wait = a.wait.mode_or(default_wait);
+    let mut got = 0u64;
+    let stop = loop {
+        if limit.is_some_and(|n| got >= n) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let lease = match take(&q, wait) {
+            Ok(lease) => lease,
+            Err(Ok(stop)) => break stop,
+            Err(Err(e)) => {
+                return Err(anyhow!(e).context(format!("cannot get from queue {name:?}")));
+            }
+        };
+        // Dropping the lease on any error below puts the message back.
+        printer.check(name, &lease)?;
+        interrupt::critical(|| -> Result<()> {
+            printer.print(&lease)?;
+            lease.ack().with_context(|| {
+                format!("a message of queue {name:?} was printed, but may be delivered again")
+            })
+        })?;
+        got += 1;
+    };
+    let reason = match stop {
+        Stop::HungUp => return Ok(ExitCode::SUCCESS),
+        Stop::Timeout(d) => format!(
+            "no message in queue {name:?} within {}",
+            humantime::format_duration(d)
+        ),
+        Stop::Empty => format!("queue {name:?} is empty"),
+        Stop::Closed => format!("queue {name:?} is closed and drained"),
+    };
+    if got == 0 {
+        ctx.note(reason);
+        return Ok(ExitCode::from(NOTHING));
+    }
+    if let Some(n) = limit {
+        ctx.note(format_args!("got {got} of {n} messages: {reason}"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Takes one message under a lease, waiting as `wait` allows.
+fn take(q: &Queue, wait: WaitMode) -> Result<Lease<'_>, Result<Stop, GetError>> {
+    let deadline = match wait {
+        WaitMode::NoWait => {
+            return q.try_get_lease().map_err(|e| match e {
+                GetError::Empty => Ok(Stop::Empty),
+                GetError::Closed => Ok(Stop::Closed),
+                e => Err(e),
+            });
+        }
+        WaitMode::Timeout(d) => Some((Instant::now() + d, d)),
+        WaitMode::Forever => None,
+    };
+    loop {
+        let slice = match deadline {
+            Some((at, d)) => {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Ok(Stop::Timeout(d)));
+                }
+                left.min(SLICE)
+            }
+            None => SLICE,
+        };
+        match q.get_lease_timeout(slice) {
+            Ok(lease) => return Ok(lease),
+            Err(GetError::Timeout) => {
+                if stdout_hung_up() {
+                    return Err(Ok(Stop::HungUp));
+                }
+            }
+            Err(GetError::Closed) => return Err(Ok(Stop::Closed)),
+            Err(e) => return Err(Err(e)),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! One module per subcommand; `run` dispatches. Each subcommand returns the
+//! exit code it wants (0, or 1 for "nothing received"); errors become 2 in
+//! `main`.
+
+mod bench;
+mod close;
+mod completions;
+mod create;
+mod demo;
+mod get;
+mod inspect;
+mod ls;
+mod peek;
+mod put;
+mod rm;
+mod watch;
+mod worker;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use queue_core::Queue;
+
+use crate::cli::{Cli, Command};
+
+/// Exit code: nothing was received (or a put timed out).
+pub const NOTHING: u8 = 1;
+
+/// What every subcommand needs besides its own arguments.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The queue directory (`--dir`, else `$MQ_DIR`, else /dev/shm).
+    pub dir: PathBuf,
+    /// Suppress confirmations and notes.
+    pub quiet: bool,
+}
+
+impl Ctx {
+    /// Opens an existing queue (attaching as a participant).
+    pub fn open(&self, name: &str) -> Result<Queue> {
+        Ok(Queue::open_in(&self.dir, name)?)
+    }
+
+    /// Prints a note to stderr unless quiet.
+    pub fn note(&self, text: impl std::fmt::Display) {
+        crate::output::note(self.quiet, text);
+    }
+}
+
+/// Runs the subcommand.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let ctx = Ctx {
+        dir: queue_core::queue_dir(cli.dir.as_deref().filter(|d| !d.as_os_str().is_empty())),
+        quiet: cli.quiet,
+    };
+    match cli.command {
+        Command::Create(a) => create::run(&ctx, a),
+        Command::Put(a) => put::run(&ctx, a),
+        Command::Get(a) => get::run(&ctx, a),
+        Command::Peek(a) => peek::run(&ctx, a),
+        Command::Inspect(a) => inspect::run(&ctx, a),
+        Command::Ls(a) => ls::run(&ctx, a),
+        Command::Rm(a) => rm::run(&ctx, a),
+        Command::Close(a) => close::run(&ctx, a),
+        Command::Watch(a) => watch::run(&ctx, a),
+        Command::Bench(a) => bench::run(&ctx, a),
+        Command::Demo(a) => demo::run(&ctx, a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => completions::man(a),
+        Command::Worker(a) => worker::run(&ctx, a),
+    }
+}

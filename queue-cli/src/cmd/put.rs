@@ -1,0 +1,201 @@
+//! `mq put NAME [MESSAGE...] [--lines] [--file PATH] [--timeout D | --no-wait] [--create]`
+//!
+//! Message arguments and files are all checked against the queue's maximum
+//! message size before the first is put, so a bad one puts nothing. Stdin
+//! with `--lines` is streamed: each line is put as soon as it is read (so
+//! `tail -f log | mq put q --lines` works), and an oversized line stops the
+//! stream after the lines before it were put.
+
+use std::io::{self, BufRead, IsTerminal, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use queue_core::{PutError, Queue};
+
+use super::{Ctx, NOTHING};
+use crate::cli::{PutArgs, WaitMode};
+
+pub fn run(ctx: &Ctx, a: PutArgs) -> Result<ExitCode> {
+    let q = if a.create {
+        Queue::builder(&a.name).dir(&ctx.dir).open_or_create()?
+    } else {
+        ctx.open(&a.name)?
+    };
+    let mut p = Putter {
+        q: &q,
+        name: &a.name,
+        wait: a.wait.mode_or(WaitMode::Forever),
+        done: 0,
+    };
+    let max = q.max_msg_size();
+    let outcome = if !a.messages.is_empty() {
+        for (i, m) in a.messages.iter().enumerate() {
+            if m.len() > max {
+                let which = (a.messages.len() > 1).then(|| format!("message {}", i + 1));
+                return Err(too_large(which, m.len(), &a.name, max));
+            }
+        }
+        p.put_all(
+            a.messages.iter().map(|m| m.as_bytes()),
+            Some(a.messages.len()),
+        )?
+    } else if !a.file.is_empty() {
+        let files = a
+            .file
+            .iter()
+            .map(|path| read_file(path, &a.name, max))
+            .collect::<Result<Vec<_>>>()?;
+        p.put_all(files.iter().map(Vec::as_slice), Some(files.len()))?
+    } else if a.lines {
+        if io::stdin().is_terminal() {
+            ctx.note("reading messages from the terminal, one per line (end with Ctrl-D)");
+        }
+        p.put_lines(io::stdin().lock(), max)?
+    } else {
+        if io::stdin().is_terminal() {
+            ctx.note("reading one message from the terminal (end it with Ctrl-D)");
+        }
+        let msg = read_limited(io::stdin().lock(), max)
+            .context("cannot read the message from stdin")?
+            .map_err(|len| too_large(Some("stdin".into()), len, &a.name, max))?;
+        p.put_all(std::iter::once(msg.as_slice()), Some(1))?
+    };
+    match outcome {
+        Outcome::Done => Ok(ExitCode::SUCCESS),
+        Outcome::Stopped(why) => {
+            ctx.note(why);
+            Ok(ExitCode::from(NOTHING))
+        }
+    }
+}
+
+/// The error for a message that does not fit the queue.
+fn too_large(which: Option<String>, len: usize, name: &str, max: usize) -> anyhow::Error {
+    let which = which.map(|w| format!("{w}: ")).unwrap_or_default();
+    anyhow!(
+        "{which}message is {len} bytes, queue {name:?} takes at most {max} (create it with --max-msg-size)"
+    )
+}
+
+/// Reads a file that must fit the queue, checking its size before reading.
+fn read_file(path: &Path, name: &str, max: usize) -> Result<Vec<u8>> {
+    let which = Some(format!("{}", path.display()));
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    read_limited(file, max)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .map_err(|len| too_large(which, len, name, max))
+}
+
+/// Reads everything, keeping at most `max` bytes: `Ok(Err(len))` if there
+/// were more (`len` is the full length, counted without keeping it).
+fn read_limited(r: impl Read, max: usize) -> io::Result<Result<Vec<u8>, usize>> {
+    let mut r = r;
+    let mut buf = Vec::new();
+    (&mut r).take(max as u64 + 1).read_to_end(&mut buf)?;
+    if buf.len() <= max {
+        return Ok(Ok(buf));
+    }
+    let rest = io::copy(&mut r, &mut io::sink())?;
+    Ok(Err(buf.len() + rest as usize))
+}
+
+/// Why putting stopped early (exit 1).
+enum Outcome {
+    Done,
+    Stopped(String),
+}
+
+struct Putter<'a> {
+    q: &'a Queue,
+    name: &'a str,
+    wait: WaitMode,
+    done: usize,
+}
+
+impl Putter<'_> {
+    /// Puts one message; `Ok(Some(reason))` if it could not wait any longer.
+    fn put(&mut self, msg: &[u8]) -> Result<Option<String>> {
+        let r = match self.wait {
+            WaitMode::Forever => self.q.put(msg),
+            WaitMode::Timeout(d) => self.q.put_timeout(msg, d),
+            WaitMode::NoWait => self.q.try_put(msg),
+        };
+        let name = self.name;
+        match r {
+            Ok(()) => {
+                self.done += 1;
+                Ok(None)
+            }
+            Err(PutError::Timeout) => {
+                let waited = match self.wait {
+                    WaitMode::Timeout(d) => humantime::format_duration(d).to_string(),
+                    _ => "waiting".into(),
+                };
+                Ok(Some(format!(
+                    "timed out after {waited}: queue {name:?} stayed full (all {} slots taken)",
+                    self.q.capacity()
+                )))
+            }
+            Err(PutError::Full) => Ok(Some(format!(
+                "queue {name:?} is full (all {} slots taken)",
+                self.q.capacity()
+            ))),
+            Err(PutError::TooLarge { len, max }) => Err(too_large(None, len, name, max)),
+            Err(PutError::Closed) => bail!(
+                "queue {name:?} is closed: it accepts no more messages (remove it and create it again to start a new stream)"
+            ),
+            Err(e) => Err(anyhow!(e).context(format!("cannot put into queue {name:?}"))),
+        }
+    }
+
+    fn stopped(&self, reason: String, total: Option<usize>) -> Outcome {
+        Outcome::Stopped(match total {
+            Some(1) => reason,
+            Some(n) => format!("{reason}; put {} of {n} messages", self.done),
+            None => format!("{reason}; put {} messages before that", self.done),
+        })
+    }
+
+    fn put_all<'m>(
+        &mut self,
+        msgs: impl Iterator<Item = &'m [u8]>,
+        total: Option<usize>,
+    ) -> Result<Outcome> {
+        for m in msgs {
+            if let Some(reason) = self.put(m)? {
+                return Ok(self.stopped(reason, total));
+            }
+        }
+        Ok(Outcome::Done)
+    }
+
+    fn put_lines(&mut self, mut r: impl BufRead, max: usize) -> Result<Outcome> {
+        let mut line = Vec::new();
+        for n in 1.. {
+            line.clear();
+            if r.read_until(b'\n', &mut line)
+                .context("cannot read stdin")?
+                == 0
+            {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            if line.len() > max {
+                let err = too_large(Some(format!("line {n}")), line.len(), self.name, max);
+                if self.done > 0 {
+                    bail!("{err}; the {} lines before it were put", self.done);
+                }
+                return Err(err);
+            }
+            if let Some(reason) = self.put(&line)? {
+                return Ok(self.stopped(reason, None));
+            }
+        }
+        Ok(Outcome::Done)
+    }
+}

@@ -1,0 +1,119 @@
+//! `mq rm NAME... [--force]`
+//!
+//! Without `--force`, a queue is removed only if it opens cleanly and no
+//! other live process is attached to it (those would keep using a segment
+//! nobody else can find). `--force` removes it anyway, also when it is
+//! corrupted or unfinished, and ignores names that do not exist (like
+//! `rm -f`). Files that are not queue segments are never removed.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow, bail};
+use queue_core::{OpenError, Queue, RemoveError, segment_path};
+
+use super::Ctx;
+use crate::cli::RmArgs;
+use crate::render::describe_pid;
+
+pub fn run(ctx: &Ctx, a: RmArgs) -> Result<ExitCode> {
+    let mut failed = Vec::new();
+    for name in &a.names {
+        match remove(ctx, name, a.force) {
+            Ok(true) => {
+                if !ctx.quiet {
+                    writeln!(std::io::stdout(), "removed queue {name:?}")?;
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                if a.names.len() == 1 {
+                    return Err(e);
+                }
+                let _ = writeln!(std::io::stderr(), "mq: {e:#}");
+                failed.push(name.as_str());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "could not remove {} of {} queues: {}",
+            failed.len(),
+            a.names.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Removes one queue; `Ok(false)` if it did not exist and `force` is set.
+fn remove(ctx: &Ctx, name: &str, force: bool) -> Result<bool> {
+    if !force {
+        check_unused(ctx, name)?;
+    }
+    match Queue::remove_in(&ctx.dir, name) {
+        Ok(()) => Ok(true),
+        Err(RemoveError::NotFound { .. }) if force => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Refuses a queue that other processes use or that does not open cleanly.
+fn check_unused(ctx: &Ctx, name: &str) -> Result<()> {
+    let q = match Queue::open_in(&ctx.dir, name) {
+        Ok(q) => q,
+        Err(OpenError::NotFound { .. }) => {
+            bail!(
+                "queue {name:?} not found in {} (list queues with 'mq ls')",
+                ctx.dir.display()
+            )
+        }
+        Err(e @ (OpenError::InvalidName { .. } | OpenError::PermissionDenied { .. })) => {
+            return Err(e.into());
+        }
+        Err(e) => {
+            if !looks_like_segment(ctx, name) {
+                bail!(
+                    "{} is not a queue segment, refusing to remove it",
+                    segment_path(&ctx.dir, name).display()
+                );
+            }
+            return Err(anyhow!(e).context(format!("not removing queue {name:?} without --force")));
+        }
+    };
+    let users: Vec<String> = q
+        .stats()
+        .participants
+        .iter()
+        .filter(|p| p.alive && !p.is_self)
+        .map(describe_pid)
+        .collect();
+    if !users.is_empty() {
+        bail!(
+            "queue {name:?} is in use by {} live process{}: {} (stop {}, or remove it anyway with 'mq rm --force {name}')",
+            users.len(),
+            if users.len() == 1 { "" } else { "es" },
+            users.join(", "),
+            if users.len() == 1 { "it" } else { "them" },
+        );
+    }
+    Ok(())
+}
+
+/// Whether the file could be a segment (the rule queue-core's remove uses:
+/// empty, unpublished, or starting with the magic), so that a foreign file
+/// gets "not a queue" rather than advice to force its removal.
+fn looks_like_segment(ctx: &Ctx, name: &str) -> bool {
+    let path = segment_path(&ctx.dir, name);
+    let Ok(mut f) = std::fs::File::open(&path) else {
+        return true;
+    };
+    let mut magic = [0u8; 8];
+    match f.read_exact(&mut magic) {
+        Ok(()) => {
+            let want = queue_core::segment_layout::MAGIC.to_le_bytes();
+            magic == [0u8; 8] || magic[..6] == want[..6]
+        }
+        Err(_) => f.metadata().map(|m| m.len() == 0).unwrap_or(true),
+    }
+}

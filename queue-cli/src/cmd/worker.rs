@@ -1,0 +1,214 @@
+//! The hidden `mq worker ROLE NAME` subcommand: the producer and consumer
+//! processes of `mq bench` and `mq demo` (the same binary, started again),
+//! and `Team`, which starts them and makes sure none outlives its parent's
+//! command or leaves its temporary queue behind.
+//!
+//! A worker with `--wait-go` prints `ready` once attached and waits for a
+//! line on stdin, so that process start-up is not measured. At the end it
+//! prints one line: `sent COUNT CHECKSUM` or `got COUNT CHECKSUM BYTES`. The
+//! checksum is the wrapping sum of the 8-byte sequence numbers at the start
+//! of each message (producer `id` in the top bits), so the parent can check
+//! that every message arrived exactly once.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
+
+use anyhow::{Context, Result, anyhow, bail};
+use queue_core::{GetError, PutError, Queue};
+
+use super::Ctx;
+use crate::cli::{Role, WorkerArgs};
+use crate::interrupt;
+
+pub fn run(ctx: &Ctx, a: WorkerArgs) -> Result<ExitCode> {
+    let q = ctx.open(&a.name)?;
+    let mut out = std::io::stdout();
+    if a.wait_go {
+        writeln!(out, "ready")?;
+        out.flush()?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+    }
+    match a.role {
+        Role::Producer => {
+            let mut buf = vec![0u8; a.size as usize];
+            let (mut n, mut sum) = (0u64, 0u64);
+            loop {
+                let seq = (a.id << 40) | n;
+                if buf.len() >= 8 {
+                    buf[..8].copy_from_slice(&seq.to_le_bytes());
+                }
+                match q.put(&buf) {
+                    Ok(()) => {
+                        n += 1;
+                        sum = sum.wrapping_add(seq);
+                    }
+                    Err(PutError::Closed) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            writeln!(out, "sent {n} {sum}")?;
+        }
+        Role::Consumer => {
+            let mut buf = Vec::new();
+            let (mut n, mut sum, mut bytes) = (0u64, 0u64, 0u64);
+            loop {
+                match q.get_into(&mut buf) {
+                    Ok(len) => {
+                        n += 1;
+                        bytes += len as u64;
+                        if len >= 8 {
+                            let seq = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
+                            sum = sum.wrapping_add(seq);
+                        }
+                    }
+                    Err(GetError::Closed) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            writeln!(out, "got {n} {sum} {bytes}")?;
+        }
+        Role::LeaseHolder => {
+            let lease = q.get_lease()?;
+            writeln!(out, "leased {}", String::from_utf8_lossy(&lease))?;
+            out.flush()?;
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A started worker.
+pub struct Worker {
+    pub role: Role,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next line the worker prints (without the newline).
+    pub fn read_line(&mut self) -> Result<String> {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        if line.is_empty() {
+            let status = self.child.wait()?;
+            bail!(
+                "{:?} worker (pid {}) ended early: {status}",
+                self.role,
+                self.pid()
+            );
+        }
+        Ok(line.trim_end().to_owned())
+    }
+
+    /// Tells a `--wait-go` worker to start.
+    pub fn go(&mut self) -> Result<()> {
+        let mut stdin = self.stdin.take().context("worker already started")?;
+        writeln!(stdin, "go")?;
+        Ok(())
+    }
+}
+
+/// A temporary queue and the workers on it: on drop (and on Ctrl-C) the
+/// workers are killed and the queue removed.
+pub struct Team {
+    pub dir: PathBuf,
+    pub name: String,
+    pub workers: Vec<Worker>,
+}
+
+impl Team {
+    /// Takes charge of the queue `name` (already created) in `dir`.
+    pub fn new(dir: PathBuf, name: String) -> Team {
+        interrupt::add_queue(dir.clone(), name.clone());
+        Team {
+            dir,
+            name,
+            workers: Vec::new(),
+        }
+    }
+
+    /// Starts a worker process; returns its index in `workers`.
+    pub fn spawn(&mut self, role: Role, size: u64, id: u64, wait_go: bool) -> Result<usize> {
+        let exe = std::env::current_exe().context("cannot find the mq executable")?;
+        let role_name = match role {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+            Role::LeaseHolder => "lease-holder",
+        };
+        let mut cmd = Command::new(&exe);
+        cmd.args(["worker", role_name, &self.name])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--size", &size.to_string(), "--id", &id.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if wait_go {
+            cmd.arg("--wait-go");
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", exe.display()))?;
+        interrupt::add_child(child.id());
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?);
+        self.workers.push(Worker {
+            role,
+            child,
+            stdin,
+            stdout,
+        });
+        Ok(self.workers.len() - 1)
+    }
+
+    /// Kills worker `i` with SIGKILL and reaps it.
+    pub fn kill9(&mut self, i: usize) -> Result<()> {
+        let w = &mut self.workers[i];
+        w.child.kill()?;
+        w.child.wait()?;
+        interrupt::remove_child(w.pid());
+        Ok(())
+    }
+
+    /// Waits for worker `i` to exit successfully.
+    pub fn wait(&mut self, i: usize) -> Result<()> {
+        let w = &mut self.workers[i];
+        let status = w.child.wait()?;
+        interrupt::remove_child(w.pid());
+        if !status.success() {
+            bail!("{:?} worker (pid {}) failed: {status}", w.role, w.pid());
+        }
+        Ok(())
+    }
+
+    /// Removes the queue now (also done on drop).
+    pub fn remove_queue(&mut self) -> Result<()> {
+        interrupt::remove_queue(&self.name);
+        Queue::remove_in(&self.dir, &self.name)?;
+        Ok(())
+    }
+}
+
+impl Drop for Team {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            if let Ok(None) = w.child.try_wait() {
+                let _ = w.child.kill();
+                let _ = w.child.wait();
+            }
+            interrupt::remove_child(w.pid());
+        }
+        let _ = Queue::remove_in(&self.dir, &self.name);
+        interrupt::remove_queue(&self.name);
+    }
+}
