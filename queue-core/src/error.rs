@@ -224,13 +224,15 @@ pub enum RemoveError {
     },
     /// This user may not remove it.
     #[error(
-        "permission denied removing queue {name:?} ({path}: the queue directory must be writable by you, and sticky directories such as /dev/shm only let the owner remove)"
+        "permission denied removing queue {name:?} ({path}, owner uid {owner_uid}: the queue directory must be writable by you, and sticky directories such as /dev/shm only let the owner remove)"
     )]
     PermissionDenied {
         /// The queue name.
         name: String,
         /// The segment file.
         path: PathBuf,
+        /// Owner of the file (`u32::MAX` if it could not be found out).
+        owner_uid: u32,
     },
     /// Any other system error.
     #[error("cannot remove {path}: {source}")]

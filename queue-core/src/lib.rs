@@ -70,7 +70,8 @@
 //! * A re-delivered message may overtake younger ones (FIFO is kept otherwise).
 //!
 //! The design, the segment layout byte by byte, and the crash-safety argument
-//! are in `docs/design.md`; the tutorial for classes is in `docs/tutorial/`.
+//! are in `docs/design.md`; the tutorial for classes (processes, queues, pools) starts at
+//! [`docs/tutorial/README.md`](https://example.invalid/mq/blob/main/docs/tutorial/README.md).
 //!
 //! # Where queues live
 //! Queue `jobs` is the file `mq.jobs` in the queue directory: the builder's
@@ -100,6 +101,8 @@ mod segment;
 mod stats;
 #[cfg(not(loom))]
 mod sys;
+#[cfg(all(doctest, not(loom)))]
+mod tutorial;
 #[cfg(not(loom))]
 mod typed;
 #[cfg(not(loom))]

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering::*};
 
 use crate::error::OpenError;
 use crate::layout::{ENTRY_FREE, ENTRY_IN_USE};
-use crate::ring::{Repair, Ring};
+use crate::ring::{READING, Repair, Ring, WRITING};
 use crate::segment::Segment;
 use crate::sys;
 
@@ -47,6 +47,12 @@ pub(crate) fn attach(seg: &Segment) -> Result<u16, OpenError> {
         if entry.state.load(Acquire) == ENTRY_IN_USE {
             // Its previous holder died: repair before reusing the index.
             retire(seg, i);
+        } else {
+            // Free: nobody following the protocol left a slot under this
+            // index, but a damaged segment may have. Once the entry is ours
+            // no one else would repair such a slot (it names a live owner),
+            // so clear it now, while we hold the lock and own nothing yet.
+            repair_slots(seg, i);
         }
         entry.pid.store(u64::from(sys::current_pid()), Relaxed);
         entry.attached_unix_ns.store(now, Relaxed);
@@ -75,9 +81,18 @@ pub(crate) fn is_alive(seg: &Segment, me: u16, i: u16) -> bool {
     i == me || sys::byte_is_locked(&seg.file, lock_byte(i)).unwrap_or(true)
 }
 
-/// Finds participants that died and repairs what they held. Returns the total
-/// repaired; callers wake sleepers when anything changed.
+/// Finds participants that died and repairs what they held, then slots held
+/// by owners that are not attached at all (see [`reap_orphans`]). Returns the
+/// total repaired; callers wake sleepers when anything changed.
 pub(crate) fn reap(seg: &Segment, me: u16) -> Repair {
+    let mut total = reap_dead(seg, me);
+    let r = reap_orphans(seg, me);
+    total.discarded += r.discarded;
+    total.requeued += r.requeued;
+    total
+}
+
+fn reap_dead(seg: &Segment, me: u16) -> Repair {
     let mut total = Repair::default();
     for i in 0..seg.geometry.max_participants as u16 {
         if i == me || seg.participant(i).state.load(Acquire) != ENTRY_IN_USE {
@@ -100,14 +115,104 @@ pub(crate) fn reap(seg: &Segment, me: u16) -> Repair {
     total
 }
 
+/// One bit per possible owner index (the owner field of a slot is 16 bits):
+/// a fixed 8 KiB, whatever the segment says.
+struct OwnerSet([u64; 1 << 10]);
+
+impl OwnerSet {
+    fn new() -> Self {
+        OwnerSet([0; 1 << 10])
+    }
+    fn insert(&mut self, i: u16) {
+        self.0[usize::from(i >> 6)] |= 1 << (i & 63);
+    }
+    fn contains(&self, i: u16) -> bool {
+        self.0[usize::from(i >> 6)] & (1 << (i & 63)) != 0
+    }
+    fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..=u16::MAX).filter(|&i| self.contains(i))
+    }
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+}
+
+/// Repairs slots left WRITING or READING by an owner index that no attached
+/// participant has: an entry marked free (or holding garbage), or an index
+/// outside the participant table. The protocol never leaves such slots - a
+/// participant repairs its own before it frees its entry - but a damaged or
+/// hostile segment can, and without this a writer-less WRITING slot at the
+/// head would block getters forever, and reader-less READING slots would
+/// keep the queue full for good.
+///
+/// An entry that is not in use may be being attached right now: `attach`
+/// takes the entry's lock first and marks it in use after. So the repair
+/// takes each suspect entry's lock and re-reads the entry under it; holding
+/// the lock keeps anyone from attaching there until the repair is done, so no
+/// live participant can own a slot under that index meanwhile. All suspects
+/// are locked first and the ring is then repaired in one pass (so a segment
+/// full of distinct bogus owners costs one scan, not one per owner).
+fn reap_orphans(seg: &Segment, me: u16) -> Repair {
+    let table = seg.geometry.max_participants;
+    let mut suspects = OwnerSet::new();
+    let ring = ring_of(seg);
+    for idx in 0..seg.geometry.capacity {
+        let s = crate::ring::Slots::state(seg, idx).load(Relaxed);
+        if !matches!(crate::ring::kind_of(s), WRITING | READING) {
+            continue;
+        }
+        let owner = crate::ring::owner_of(s);
+        if owner == me || suspects.contains(owner) {
+            continue;
+        }
+        let attached =
+            u64::from(owner) < table && seg.participant(owner).state.load(Acquire) == ENTRY_IN_USE;
+        if !attached {
+            suspects.insert(owner);
+        }
+    }
+    if suspects.is_empty() {
+        return Repair::default();
+    }
+    let mut orphaned = OwnerSet::new();
+    let mut locked = Vec::new();
+    let mut total = Repair::default();
+    for owner in suspects.iter() {
+        if u64::from(owner) >= table {
+            // No participant can ever have this index, and there is no lock.
+            orphaned.insert(owner);
+            continue;
+        }
+        if let Ok(true) = sys::try_lock_byte(&seg.file, lock_byte(owner)) {
+            locked.push(owner);
+            if seg.participant(owner).state.load(Acquire) == ENTRY_IN_USE {
+                // Attached and died since the scan: the ordinary repair.
+                let r = retire(seg, owner);
+                total.discarded += r.discarded;
+                total.requeued += r.requeued;
+            }
+            orphaned.insert(owner);
+        }
+        // Locked by someone else: attached and alive (or being repaired).
+    }
+    let repair = ring.repair_owned_by(|owner| orphaned.contains(owner));
+    let h = seg.header();
+    h.discarded_partial.fetch_add(repair.discarded, Relaxed);
+    h.redelivered.fetch_add(repair.requeued, Relaxed);
+    for owner in locked {
+        let _ = sys::unlock_byte(&seg.file, lock_byte(owner));
+    }
+    total.discarded += repair.discarded;
+    total.requeued += repair.requeued;
+    total
+}
+
 /// Repairs entry `i`'s slots, folds its counters into the header and frees
 /// the entry. The caller holds entry `i`'s lock.
 fn retire(seg: &Segment, i: u16) -> Repair {
     let h = seg.header();
     let entry = seg.participant(i);
-    let repair = ring_of(seg).repair(i);
-    h.discarded_partial.fetch_add(repair.discarded, Relaxed);
-    h.redelivered.fetch_add(repair.requeued, Relaxed);
+    let repair = repair_slots(seg, i);
     h.retired_puts
         .fetch_add(entry.puts.swap(0, Relaxed), Relaxed);
     h.retired_gets
@@ -116,6 +221,16 @@ fn retire(seg: &Segment, i: u16) -> Repair {
     take_away(&h.get_waiters, entry.waiting_get.swap(0, Relaxed));
     take_away(&h.put_waiters, entry.waiting_put.swap(0, Relaxed));
     entry.state.store(ENTRY_FREE, Release);
+    repair
+}
+
+/// Repairs the slots that name `i` as their owner and counts what was done.
+/// The caller holds entry `i`'s lock.
+fn repair_slots(seg: &Segment, i: u16) -> Repair {
+    let h = seg.header();
+    let repair = ring_of(seg).repair(i);
+    h.discarded_partial.fetch_add(repair.discarded, Relaxed);
+    h.redelivered.fetch_add(repair.requeued, Relaxed);
     repair
 }
 

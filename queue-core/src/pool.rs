@@ -45,9 +45,9 @@
 //!   small **inbox** queue per worker (parent to that worker), with private
 //!   unique names (`mqpool-<pid>-<n>-results`, `mqpool-<pid>-<n>-w<k>`), and
 //!   starts the workers from a supervisor thread. The supervisor hands a task
-//!   to a worker only when it is free (or has fewer than
-//!   [`PoolBuilder::prefetch`] waiting), so a slow task never holds back
-//!   others while another worker is idle.
+//!   to a worker only when the worker is free (or, with
+//!   [`PoolBuilder::prefetch`], has room for a task in waiting), so a slow
+//!   task never holds back others while another worker is idle.
 //! * A worker takes a task from its inbox with [`Queue::get_lease`], runs it
 //!   (a panic is caught), puts the result on the results queue, and only then
 //!   acks the lease. Whatever kills the worker, its task stays in the inbox.
@@ -62,8 +62,9 @@
 //!   its message, a panic as [`TaskError::Panicked`]; neither is retried
 //!   (the task ran to its end) and neither harms the pool.
 //! * Workers die with their parent: they ask the kernel for `SIGKILL` when
-//!   the supervisor thread's process goes away (`PR_SET_PDEATHSIG`), and
-//!   check `getppid()` at start and every second.
+//!   the supervisor thread that started them ends, which it does last, or
+//!   with the parent process (`PR_SET_PDEATHSIG`), and check `getppid()` at
+//!   start and every second.
 //! * The queues are removed by [`Pool::join`], on drop (which kills the
 //!   workers, like Python's `terminate`), when spawning fails, and by
 //!   [`cleanup`], which a Ctrl-C handler should call. Queues left behind by a
@@ -75,14 +76,14 @@
 //!
 //! # Ctrl-C
 //! The library installs no signal handler. Programs call [`cleanup`] from
-//! their own, for example with the `ctrlc` crate:
+//! their own, for example `ctrlc::set_handler(on_ctrl_c)` with the `ctrlc`
+//! crate (as the demos do):
 //!
 //! ```no_run
-//! ctrlc::set_handler(|| {
+//! fn on_ctrl_c() {
 //!     queue_core::pool::cleanup(); // kill every pool's workers, remove its queues
 //!     std::process::exit(130);
-//! })?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! }
 //! ```
 
 use std::any::{TypeId, type_name};
@@ -1006,7 +1007,17 @@ impl PoolBuilder {
         }
         let program = match self.program {
             Some(p) => p,
-            None => std::env::current_exe().map_err(|source| SpawnError::CurrentExe { source })?,
+            None => {
+                let exe =
+                    std::env::current_exe().map_err(|source| SpawnError::CurrentExe { source })?;
+                // Rebuilt while running (the path now says "... (deleted)"):
+                // the kernel still has the running file.
+                if exe.exists() {
+                    exe
+                } else {
+                    PathBuf::from("/proc/self/exe")
+                }
+            }
         };
         let args = self
             .args
@@ -1080,7 +1091,7 @@ impl PoolBuilder {
             supervisor: Some(supervisor),
         };
         // Wait for every worker's hello (or the first failure).
-        let deadline = Instant::now() + self.start_timeout;
+        let deadline = Instant::now().checked_add(self.start_timeout);
         let mut st = pool.shared.lock();
         loop {
             match &st.phase {
@@ -1093,15 +1104,20 @@ impl PoolBuilder {
                 }
                 _ => break,
             }
-            let now = Instant::now();
-            if now >= deadline {
-                drop(st);
-                drop(pool);
-                return Err(SpawnError::StartTimeout {
-                    timeout: self.start_timeout,
-                });
-            }
-            st = pool.shared.wait(st, Some(deadline - now));
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => {
+                        drop(st);
+                        drop(pool);
+                        return Err(SpawnError::StartTimeout {
+                            timeout: self.start_timeout,
+                        });
+                    }
+                },
+                None => None,
+            };
+            st = pool.shared.wait(st, left);
         }
         drop(st);
         Ok(pool)
@@ -1510,8 +1526,8 @@ impl Pool {
 
     /// Like [`next_result`](Self::next_result), waiting at most `timeout`.
     pub fn next_result_timeout(&self, timeout: Duration) -> Result<TaskResult, WaitError> {
-        let deadline = Instant::now() + timeout;
-        match self.take(Select::Any, Some(deadline)) {
+        let deadline = Instant::now().checked_add(timeout);
+        match self.take(Select::Any, deadline) {
             Some(r) => Ok(r),
             None if self.outstanding() == 0 => Err(WaitError::Idle),
             None => Err(WaitError::Timeout),

@@ -169,6 +169,9 @@ pub struct Queue {
     born: Instant,
     /// Milliseconds since `born` of the last look for dead participants.
     last_maintenance_ms: AtomicU64,
+    /// Milliseconds since `born` of the last full scan for re-queued
+    /// messages that the `requeued` hint does not count.
+    last_requeue_scan_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Queue {
@@ -246,6 +249,7 @@ impl Queue {
             me,
             born: Instant::now(),
             last_maintenance_ms: AtomicU64::new(0),
+            last_requeue_scan_ms: AtomicU64::new(0),
         };
         // Clean up after anyone who died since the queue was last used.
         q.maintain();
@@ -283,6 +287,21 @@ impl Queue {
         if repaired.discarded + repaired.requeued > 0 {
             self.getters().notify_all();
             self.putters().notify_all();
+        }
+    }
+
+    /// Whether a getter with nothing to take should scan the whole ring for
+    /// re-queued messages (at most every 100 ms). It has its own clock: the
+    /// maintenance clock is usually reset by the sleeper's `idle` step just
+    /// before the getter's next attempt, which would then never scan.
+    fn requeue_scan_due(&self) -> bool {
+        let now = self.born.elapsed().as_millis() as u64;
+        let last = self.last_requeue_scan_ms.load(Relaxed);
+        if now.saturating_sub(last) >= MAINTENANCE_INTERVAL.as_millis() as u64 {
+            self.last_requeue_scan_ms.store(now, Relaxed);
+            true
+        } else {
+            false
         }
     }
 
@@ -566,14 +585,26 @@ impl Queue {
             )))),
             Err(GetBlocked::Empty | GetBlocked::Pending { .. }) => {
                 // Now and then, look for dead participants and for re-queued
-                // messages the hint may have missed.
-                if self.maintain_if_due() {
+                // messages the hint may have missed (a crash between the
+                // re-queue and its count, or a damaged segment).
+                let repaired = self.maintain_if_due();
+                if repaired || self.requeue_scan_due() {
                     if let Some(c) = ring.take_requeued(self.me) {
                         return Some(Ok(c));
                     }
                 }
-                if closed.load(SeqCst) != 0 && ring.is_drained(self.me) {
-                    return Some(Err(GetError::Closed));
+                if closed.load(SeqCst) != 0 {
+                    if ring.is_drained(self.me) {
+                        return Some(Err(GetError::Closed));
+                    }
+                    // A damaged ring can hold a message the head never
+                    // reaches: report it rather than wait for it forever.
+                    if let Some(c) = ring.stranded() {
+                        return Some(Err(GetError::Corrupted(format!(
+                            "the queue is closed and slot {} holds state {:#018x}, which no getter can ever reach (the head waits at lap {})",
+                            c.idx, c.found, c.expected_lap
+                        ))));
+                    }
                 }
                 None
             }

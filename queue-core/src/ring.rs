@@ -194,7 +194,8 @@ impl<'a, S: Slots> Ring<'a, S> {
                         continue;
                     }
                     // { tail: t + 1 }; failure means someone helped already.
-                    let _ = tail.compare_exchange(t, t + 1, SeqCst, Relaxed);
+                    // (Wrapping: only a damaged segment gets near 2^64.)
+                    let _ = tail.compare_exchange(t, t.wrapping_add(1), SeqCst, Relaxed);
                     let claim = Claim { idx, lap };
                     seqcst_order_point();
                     // SYNC: the claim CAS and this load are SeqCst, as are
@@ -209,11 +210,24 @@ impl<'a, S: Slots> Ring<'a, S> {
                 }
                 // The position is taken (or already consumed): the tail lags.
                 0 | 1 => {
-                    let _ = tail.compare_exchange(t, t + 1, SeqCst, Relaxed); // { tail: t + 1 }
+                    let _ = tail.compare_exchange(t, t.wrapping_add(1), SeqCst, Relaxed); // { tail: t + 1 }
                 }
-                // The slot still holds the previous lap: no free slot.
+                // The slot still holds the previous lap: no free slot. Only
+                // a message (or its writer or reader) can hold it there: the
+                // tail passed position `t - capacity` only after that slot
+                // was claimed for lap `l - 1`, so `EMPTY(l - 1)` (or a kind
+                // that does not exist) means the tail or the slot was
+                // overwritten - reported, or producers would wait forever
+                // for a slot that no consumer will ever free.
                 -1 => {
                     if tail.load(SeqCst) == t {
+                        if !matches!(kind_of(s), WRITING | READY | READING | REQUEUED) {
+                            return Err(PutBlocked::Corrupt(Corruption {
+                                idx,
+                                found: s,
+                                expected_lap: lap,
+                            }));
+                        }
                         if closed.load(SeqCst) != 0 {
                             return Err(PutBlocked::Closed);
                         }
@@ -259,7 +273,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                 return Ok(claim);
             }
         }
-        let head = self.cursors.head;
+        let Cursors { head, tail, .. } = self.cursors;
         let backoff = Backoff::new();
         loop {
             let h = head.load(SeqCst);
@@ -272,12 +286,32 @@ impl<'a, S: Slots> Ring<'a, S> {
                         // SYNC: Acquire (within SeqCst) pairs with `publish`.
                         let claimed = pack(lap, READING, me); // { lap, READING, me }
                         if slot.compare_exchange(s, claimed, SeqCst, Relaxed).is_ok() {
-                            let _ = head.compare_exchange(h, h + 1, SeqCst, Relaxed); // { head: h + 1 }
+                            let _ = head.compare_exchange(h, h.wrapping_add(1), SeqCst, Relaxed); // { head: h + 1 }
                             return Ok(Claim { idx, lap });
                         }
                     }
                     EMPTY => {
                         if head.load(SeqCst) == h {
+                            // Nothing written here yet. The tail passes a
+                            // position only after its slot was claimed, so
+                            // with the tail past the head this slot cannot
+                            // still be EMPTY for this lap - unless our load
+                            // predates the claim, which a second look (made
+                            // after the tail load that saw the advance)
+                            // settles. Still EMPTY: the cursors were
+                            // overwritten, and reporting "empty" would hide
+                            // the messages behind the head for good.
+                            let t = tail.load(SeqCst);
+                            if (t.wrapping_sub(h) as i64) > 0
+                                && slot.load(SeqCst) == s
+                                && head.load(SeqCst) == h
+                            {
+                                return Err(GetBlocked::Corrupt(Corruption {
+                                    idx,
+                                    found: s,
+                                    expected_lap: lap,
+                                }));
+                            }
                             return Err(GetBlocked::Empty);
                         }
                     }
@@ -287,7 +321,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                         }
                     }
                     READING | REQUEUED => {
-                        let _ = head.compare_exchange(h, h + 1, SeqCst, Relaxed); // { head: h + 1 }
+                        let _ = head.compare_exchange(h, h.wrapping_add(1), SeqCst, Relaxed); // { head: h + 1 }
                     }
                     _ => {
                         if head.load(SeqCst) == h {
@@ -301,13 +335,25 @@ impl<'a, S: Slots> Ring<'a, S> {
                 },
                 // Position consumed or skipped already: the head lags.
                 1 => {
-                    let _ = head.compare_exchange(h, h + 1, SeqCst, Relaxed); // { head: h + 1 }
+                    let _ = head.compare_exchange(h, h.wrapping_add(1), SeqCst, Relaxed); // { head: h + 1 }
                 }
                 // The slot is still held by a reader of the previous lap, so
-                // nothing can have been written here yet.
+                // nothing can have been written here yet. The head passed
+                // position `h - capacity` only after its message was claimed
+                // (READING, maybe re-queued since), so any other kind there
+                // means the head or the slot was overwritten: reported, or
+                // getters would report "empty" forever while messages sit
+                // in the ring.
                 -1 => {
                     if head.load(SeqCst) == h {
-                        return Err(GetBlocked::Empty);
+                        if matches!(kind_of(s), READING | REQUEUED) {
+                            return Err(GetBlocked::Empty);
+                        }
+                        return Err(GetBlocked::Corrupt(Corruption {
+                            idx,
+                            found: s,
+                            expected_lap: lap,
+                        }));
                     }
                 }
                 _ => {
@@ -375,12 +421,14 @@ impl<'a, S: Slots> Ring<'a, S> {
             }
         }
         // Nothing found: a re-queuer that raced with a taker may have left the
-        // hint one too high. Take back what we saw, unless it moved meanwhile.
+        // hint too high (and a damaged segment may hold any value). Take back
+        // what we saw - all of it, since no slot is re-queued - unless it
+        // moved meanwhile.
         if hint != 0 {
             let _ = self
                 .cursors
                 .requeued
-                .compare_exchange(hint, hint - 1, Relaxed, Relaxed);
+                .compare_exchange(hint, 0, Relaxed, Relaxed);
         }
         None
     }
@@ -445,15 +493,53 @@ impl<'a, S: Slots> Ring<'a, S> {
         })
     }
 
+    /// For a closed queue that [`Ring::is_drained`] found not drained: the
+    /// slot that keeps it so although nothing can ever deliver it, if any.
+    ///
+    /// If the slot under the head is EMPTY for the head's lap, no message can
+    /// reach the head any more: a producer that claims it after the caller
+    /// saw `closed` sees the flag too and withdraws, and no later position
+    /// can have been claimed before this one. So in a closed queue in that
+    /// state no slot is READY (they all lie between head and tail), and a
+    /// READY slot, or one of no known kind, is damage: without this, getters
+    /// would wait for it forever. Slots being written or read, and re-queued
+    /// ones, are left to the caller (they finish, or recovery deals with
+    /// them). Call only after seeing `closed` set.
+    pub(crate) fn stranded(&self) -> Option<Corruption> {
+        let head = self.cursors.head;
+        let h = head.load(SeqCst);
+        let (idx, lap) = self.locate(h);
+        let s = self.slots.state(idx).load(SeqCst);
+        if kind_of(s) != EMPTY || lap_distance(s, lap) != 0 || head.load(SeqCst) != h {
+            return None;
+        }
+        (0..self.slots.capacity()).find_map(|i| {
+            let s = self.slots.state(i).load(SeqCst);
+            (kind_of(s) == READY || kind_of(s) > REQUEUED).then_some(Corruption {
+                idx: i,
+                found: s,
+                expected_lap: lap,
+            })
+        })
+    }
+
     /// Repairs every slot held by participant `dead`, which must be known dead
     /// (its kernel lock is gone and the caller holds that lock now): a
     /// half-written message is discarded, a message being read is re-queued.
     pub(crate) fn repair(&self, dead: u16) -> Repair {
+        self.repair_owned_by(|owner| owner == dead)
+    }
+
+    /// Repairs every slot held (WRITING or READING) by an owner for which
+    /// `dead` is true, in one pass over the ring. The caller guarantees that
+    /// no live participant has any of those indices (it holds their locks,
+    /// or they lie outside the participant table).
+    pub(crate) fn repair_owned_by(&self, dead: impl Fn(u16) -> bool) -> Repair {
         let mut done = Repair::default();
         for idx in 0..self.slots.capacity() {
             let slot = self.slots.state(idx);
             let s = slot.load(Acquire);
-            if owner_of(s) != dead {
+            if !dead(owner_of(s)) {
                 continue;
             }
             let lap = lap_of(s);
@@ -480,7 +566,10 @@ impl<'a, S: Slots> Ring<'a, S> {
         let head = self.cursors.head.load(SeqCst);
         let tail = self.cursors.tail.load(SeqCst);
         let queued = tail.saturating_sub(head);
-        (queued + self.cursors.requeued.load(Relaxed)).min(self.slots.capacity())
+        // Saturating: the hint may hold anything in a damaged segment.
+        queued
+            .saturating_add(self.cursors.requeued.load(Relaxed))
+            .min(self.slots.capacity())
     }
 }
 
@@ -942,8 +1031,12 @@ mod loom_tests {
                                 return Some(v);
                             }
                             Err(GetBlocked::Empty | GetBlocked::Pending { .. }) => {
-                                if m.closed.load(SeqCst) != 0 && r.is_drained(2) {
-                                    return None;
+                                if m.closed.load(SeqCst) != 0 {
+                                    if r.is_drained(2) {
+                                        return None;
+                                    }
+                                    // Never a false alarm on a sound ring.
+                                    assert_eq!(r.stranded(), None);
                                 }
                                 thread::yield_now();
                             }

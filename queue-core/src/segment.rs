@@ -250,10 +250,14 @@ impl Segment {
     /// Opens and validates an existing segment.
     pub(crate) fn open(name: &str, dir: &Path) -> Result<Segment, OpenError> {
         let path = segment_path(dir, name);
+        // O_NONBLOCK: anyone who may create files in the directory (all
+        // users, in /dev/shm) could put a FIFO there under a queue's name;
+        // opening must not wait for its other end. It changes nothing for
+        // regular files.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
             .map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => OpenError::NotFound {
@@ -291,8 +295,11 @@ impl Segment {
             return Err(corrupted(format!("the file is only {len} bytes")));
         }
         let map = MmapRaw::map_raw(&file).map_err(|e| io_err("map", &path, e))?;
-        if (map.len() as u64) < HEADER_SIZE {
-            return Err(corrupted(format!("the file is only {} bytes", map.len())));
+        // From here on only the mapping's own length counts: the file may
+        // have changed size since it was measured above.
+        let mapped = map.len() as u64;
+        if mapped < HEADER_SIZE {
+            return Err(corrupted(format!("the file is only {mapped} bytes")));
         }
         // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned.
         let h = unsafe { &*(map.as_ptr() as *const Header) };
@@ -301,38 +308,59 @@ impl Segment {
         if h.magic.load(Acquire) != MAGIC {
             return Err(corrupted("the magic changed while opening".into()));
         }
-        if h.layout_version != LAYOUT_VERSION {
+        // The geometry fields are plain integers that nobody following the
+        // protocol writes after publication, but a hostile process may write
+        // them at any time: read each exactly once, as a volatile load, and
+        // use only the values read (never the fields again).
+        let field = |offset: usize| -> u64 {
+            // SAFETY: every offset below is that of a naturally aligned u64
+            // inside the header, and the mapping holds the whole header.
+            unsafe { std::ptr::read_volatile(map.as_ptr().add(offset) as *const u64) }
+        };
+        use std::mem::offset_of;
+        let layout_version = field(offset_of!(Header, layout_version));
+        if layout_version != LAYOUT_VERSION {
             return Err(OpenError::Incompatible {
                 name: name.to_owned(),
-                found: h.layout_version,
+                found: layout_version,
                 expected: LAYOUT_VERSION,
             });
         }
-        let geometry = Geometry::new(h.capacity, h.max_msg_size, h.max_participants).map_err(
-            |e| {
-                corrupted(format!(
-                    "impossible sizes in the header (capacity {}, max message size {}, participants {}: {})",
-                    h.capacity,
-                    h.max_msg_size,
-                    h.max_participants,
-                    match e {
-                        GeometryError::ZeroCapacity => "zero capacity",
-                        GeometryError::BadParticipants => "participant table out of range",
-                        GeometryError::Overflow => "sizes overflow",
-                    }
-                ))
-            },
-        )?;
+        let capacity = field(offset_of!(Header, capacity));
+        let max_msg_size = field(offset_of!(Header, max_msg_size));
+        let max_participants = field(offset_of!(Header, max_participants));
+        let geometry = Geometry::new(capacity, max_msg_size, max_participants).map_err(|e| {
+            corrupted(format!(
+                "impossible sizes in the header (capacity {capacity}, max message size {max_msg_size}, participants {max_participants}: {})",
+                match e {
+                    GeometryError::ZeroCapacity => "zero capacity",
+                    GeometryError::BadParticipants => "participant table out of range",
+                    GeometryError::Overflow => "sizes overflow",
+                }
+            ))
+        })?;
         let stored = [
-            ("slot stride", h.slot_stride, geometry.slot_stride),
+            (
+                "slot stride",
+                field(offset_of!(Header, slot_stride)),
+                geometry.slot_stride,
+            ),
             (
                 "participant table offset",
-                h.participants_offset,
+                field(offset_of!(Header, participants_offset)),
                 geometry.participants_offset,
             ),
-            ("slot offset", h.slots_offset, geometry.slots_offset),
-            ("total size", h.total_size, geometry.total_size),
-            ("file length", len, geometry.total_size),
+            (
+                "slot offset",
+                field(offset_of!(Header, slots_offset)),
+                geometry.slots_offset,
+            ),
+            (
+                "total size",
+                field(offset_of!(Header, total_size)),
+                geometry.total_size,
+            ),
+            ("file length", mapped, geometry.total_size),
         ];
         for (what, found, expected) in stored {
             if found != expected {
@@ -340,6 +368,21 @@ impl Segment {
                     "{what} is {found}, the header's sizes need {expected}"
                 )));
             }
+        }
+        // Make sure every page has storage behind it. A segment we created
+        // has (`create` allocates it all), but a file made by someone else
+        // may be sparse: touching a hole in a full tmpfs kills the process
+        // with SIGBUS. Allocating never changes the contents or the length.
+        if let Err(e) = sys::allocate(&file, geometry.total_size) {
+            if is_out_of_space(&e) {
+                return Err(OpenError::OutOfSpace {
+                    name: name.to_owned(),
+                    dir: dir.to_path_buf(),
+                    needed: geometry.total_size,
+                });
+            }
+            // Not supported by this file system (or similar): go on, as
+            // `create` could not have reserved space here either.
         }
         Ok(Segment {
             name: name.to_owned(),
@@ -392,9 +435,10 @@ impl Segment {
     /// (or one whose creator died before publishing it).
     pub(crate) fn remove(name: &str, dir: &Path) -> Result<(), RemoveError> {
         let path = segment_path(dir, name);
+        // O_NONBLOCK: a FIFO under the queue's name must not hang `remove`.
         let mut file = match OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
         {
             Ok(f) => f,
@@ -437,6 +481,9 @@ impl Segment {
             io::ErrorKind::PermissionDenied => RemoveError::PermissionDenied {
                 name: name.to_owned(),
                 path: path.to_path_buf(),
+                owner_uid: std::fs::symlink_metadata(path)
+                    .map(|m| m.uid())
+                    .unwrap_or(u32::MAX),
             },
             _ => RemoveError::Io {
                 path: path.to_path_buf(),

@@ -143,8 +143,9 @@ pub(crate) fn collect(seg: &Segment, me: u16) -> Stats {
             waiting_put: e.waiting_put.load(Relaxed),
             waiting_get: e.waiting_get.load(Relaxed),
         };
-        total_put += p.puts;
-        total_got += p.gets;
+        // Saturating: the counters are shared memory, any value is possible.
+        total_put = total_put.saturating_add(p.puts);
+        total_got = total_got.saturating_add(p.gets);
         participants.push(p);
     }
     let in_flight = slots(seg)

@@ -5,28 +5,88 @@
 //! its two semaphores (free slots, ready items), except that the counts live
 //! in the ring itself and the semaphores only ever hold *sleepers*:
 //!
-//! * a consumer that finds nothing registers in `get_waiters`, re-checks the
-//!   ring, and sleeps on `get_seq`;
-//! * a producer that publishes a message bumps `get_seq` and wakes one
-//!   sleeper - but only if `get_waiters` is non-zero, so the uncontended path
-//!   makes no system call at all. (Producers mirror this on `put_*`.)
+//! * a consumer that finds nothing marks `get_seq` as slept on (its lowest
+//!   bit, [`SLEEPERS`]), registers in `get_waiters`, re-checks the ring, and
+//!   sleeps on `get_seq`;
+//! * a producer that publishes a message looks at `get_seq`: only if the bit
+//!   is set does it bump the word (which clears the bit) and wake every
+//!   sleeper. So the uncontended path makes no system call at all, and while
+//!   woken sleepers are still on their way back to a core, further messages
+//!   cost no system call either: the bit stays clear until somebody goes to
+//!   sleep again. (Producers mirror this on `put_*`.)
 //!
-//! The registration, the re-check and the producer's publish-then-load are
-//! all SeqCst, so either the sleeper sees the message or the producer sees
-//! the sleeper (a Dekker pair). Sleeps are cut into slices so that a sleeper
-//! also runs recovery now and then, in case the process that should have woken
-//! it was killed.
+//! The marking, the re-check and the producer's publish-then-load are all
+//! SeqCst, so either the sleeper sees the message or the producer sees the
+//! bit (a Dekker pair). Every sleeper sleeps on the value it marked; a bump
+//! changes the value, so a sleeper that had not yet reached the futex
+//! returns at once, and the wake-all reaches everyone already asleep - no
+//! sleeper can be left behind by a bump. Waking all rather than one costs a
+//! woken sleeper that finds nothing one trip back to sleep (it does not
+//! spin again). `get_waiters` and the per-participant counts say who sleeps,
+//! for `mq inspect` and for recovery.
+//!
+//! Sleeps are cut into slices so that a sleeper also runs recovery now and
+//! then, in case the process that should have woken it was killed.
+//!
+//! # Before sleeping: spin, then yield (adaptively)
+//!
+//! A futex round trip costs 10-100 us on the machines we measured (a virtual
+//! CPU that goes idle has to be woken by the hypervisor), while the other
+//! side is usually a fraction of a microsecond from acting. So a waiter first
+//! polls, in three phases, before it registers and sleeps:
+//!
+//! 1. **spin** with `spin_loop` pauses for up to this thread's *spin budget*
+//!    (at most [`SPIN_MAX`]): the answer comes from a process running on
+//!    another core;
+//! 2. **yield** (`sched_yield`) and poll until [`POLL_FOR`] has passed since the
+//!    wait began: if the process we wait for shares our core (the scheduler
+//!    often puts two processes that wake each other on one core), or there
+//!    are more runnable processes than cores, this hands the core over
+//!    instead of burning our time slice;
+//! 3. **sleep** on the futex, in slices of at most [`SLEEP_SLICE`].
+//!
+//! The spin budget adapts per thread: a `sched_yield` that took long
+//! ([`BUSY_YIELD`]) means another process was waiting for our core, so
+//! spinning only delays it - the budget drops to zero and later waits yield at
+//! once. A yield that returns at once means our core is ours alone: spinning
+//! costs nobody anything, and the budget doubles back towards [`SPIN_MAX`].
+//! A process blocked for long spins and yields for [`POLL_FOR`] once, then
+//! sleeps; it never spins again while it waits.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::{Duration, Instant};
-
-use crossbeam_utils::Backoff;
 
 use crate::sys;
 
 /// Longest single futex sleep; a sleeper re-checks (and may run recovery)
 /// at least this often, which bounds recovery from a dead waker.
 pub(crate) const SLEEP_SLICE: Duration = Duration::from_millis(100);
+
+/// Longest pure spin before the first `sched_yield` (the budget's ceiling).
+pub(crate) const SPIN_MAX: Duration = Duration::from_micros(20);
+
+/// How long a waiter polls (spinning, then yielding) before it sleeps.
+pub(crate) const POLL_FOR: Duration = Duration::from_micros(100);
+
+/// A `sched_yield` longer than this ran another process on our core: an
+/// uncontended one returns in well under a microsecond.
+pub(crate) const BUSY_YIELD: Duration = Duration::from_micros(2);
+
+/// The lowest bit of a futex word: set by a sleeper before it re-checks and
+/// sleeps, cleared by the bump that wakes it.
+pub(crate) const SLEEPERS: u32 = 1;
+
+/// Smallest budget a fast yield grows a zero budget back to.
+const SPIN_STEP_NS: u32 = 500;
+
+/// Most `spin_loop` pauses between two polls (about 25 ns each).
+const MAX_PAUSES: u32 = 16;
+
+thread_local! {
+    /// This thread's spin budget in nanoseconds (see the module docs).
+    static SPIN_BUDGET_NS: Cell<u32> = const { Cell::new(SPIN_MAX.as_nanos() as u32) };
+}
 
 /// One side's wait point: the futex word, the global sleeper count, and this
 /// participant's own sleeper count (so that a cleaner can undo the count of a
@@ -39,62 +99,76 @@ pub(crate) struct WaitPoint<'a> {
 }
 
 impl WaitPoint<'_> {
-    /// Wakes one sleeper if there is any. Call after making progress visible.
+    /// Wakes the sleepers, if any. Call after making progress visible.
     #[inline]
     pub(crate) fn notify_one(&self) {
         self.notify(1);
     }
 
-    /// Wakes up to `n` sleepers if there are any (after a batch of `n`).
+    /// Wakes the sleepers, if any, after a batch of `n` (nothing if `n` is 0).
     #[inline]
     pub(crate) fn notify(&self, n: u32) {
+        if n == 0 {
+            return;
+        }
         // SYNC: SeqCst load after the SeqCst publish/release store; pairs with
-        // the SeqCst `fetch_add` in `wait_until` (Dekker).
-        if n != 0 && self.waiters.load(SeqCst) != 0 {
-            self.seq.fetch_add(1, SeqCst);
-            sys::futex_wake(self.seq, n);
+        // the SeqCst `fetch_or` in `register` (Dekker).
+        let seq = self.seq.load(SeqCst);
+        if seq & SLEEPERS != 0 {
+            // { seq + 1 }: a new value (the bit clears); of several wakers
+            // racing here one wins, and its wake-all serves them all.
+            if self
+                .seq
+                .compare_exchange(seq, seq.wrapping_add(1), SeqCst, Relaxed)
+                .is_ok()
+            {
+                sys::futex_wake(self.seq, i32::MAX as u32);
+            }
         }
     }
 
     /// Wakes every sleeper (close, recovery).
     pub(crate) fn notify_all(&self) {
-        self.seq.fetch_add(1, SeqCst);
+        self.seq.fetch_add(1, SeqCst); // a new value, whatever the bit was
         sys::futex_wake(self.seq, i32::MAX as u32);
     }
 
+    /// Marks the word as slept on and counts us in; returns the value to
+    /// sleep on. A bump after this changes the word, and the futex wait then
+    /// returns at once.
     fn register(&self) -> u32 {
-        // The ticket is read before registering: a wake-up between the two
-        // changes `seq`, and the futex wait then returns at once.
-        let ticket = self.seq.load(SeqCst);
+        // SYNC: SeqCst RMW before the caller's re-check of the ring; pairs
+        // with the waker's SeqCst load in `notify` (Dekker).
+        let ticket = self.seq.fetch_or(SLEEPERS, SeqCst) | SLEEPERS;
         self.mine.fetch_add(1, Relaxed);
-        self.waiters.fetch_add(1, SeqCst);
+        self.waiters.fetch_add(1, Relaxed);
         ticket
     }
 
     fn unregister(&self) {
-        self.waiters.fetch_sub(1, SeqCst);
+        self.waiters.fetch_sub(1, Relaxed);
         self.mine.fetch_sub(1, Relaxed);
     }
 }
 
-/// Calls `attempt` until it returns `Some`, spinning first and then sleeping
-/// on `wp` between attempts; `idle` runs after every sleep (recovery).
-/// Returns `None` when `deadline` passes first.
+/// Calls `attempt` until it returns `Some`, polling first (spin, then yield;
+/// see the module docs) and then sleeping on `wp` between attempts; `idle`
+/// runs after every sleep (recovery). Returns `None` when `deadline` passes
+/// first.
 pub(crate) fn wait_until<T>(
     wp: WaitPoint<'_>,
     deadline: Option<Instant>,
     mut attempt: impl FnMut() -> Option<T>,
     mut idle: impl FnMut(),
 ) -> Option<T> {
-    let backoff = Backoff::new();
+    // The fast path: no clock read, no thread-local access.
+    if let Some(v) = attempt() {
+        return Some(v);
+    }
+    if let Some(v) = poll(deadline, &mut attempt) {
+        return Some(v);
+    }
     loop {
-        if let Some(v) = attempt() {
-            return Some(v);
-        }
-        if !backoff.is_completed() {
-            backoff.snooze();
-            continue;
-        }
         let ticket = wp.register();
         // Re-check after registering: a producer that published before our
         // registration did not see us, so we must see its message.
@@ -107,11 +181,9 @@ pub(crate) fn wait_until<T>(
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
+                    // Wake-ups go to all sleepers, so none was meant for
+                    // us alone: nothing to pass on.
                     wp.unregister();
-                    // A wake-up meant for us may have arrived; pass it on.
-                    if wp.seq.load(SeqCst) != ticket {
-                        wp.notify_one();
-                    }
                     return None;
                 }
                 left.min(SLEEP_SLICE)
@@ -120,5 +192,59 @@ pub(crate) fn wait_until<T>(
         sys::futex_wait(wp.seq, ticket, slice);
         wp.unregister();
         idle();
+        if let Some(v) = attempt() {
+            return Some(v);
+        }
     }
+}
+
+/// Phases 1 and 2 of a wait: spin for this thread's budget, then yield,
+/// until [`POLL_FOR`] has passed (or `deadline`, if sooner). Adapts the
+/// budget to what the yields showed.
+fn poll<T>(deadline: Option<Instant>, attempt: &mut impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    let budget = SPIN_BUDGET_NS.with(Cell::get);
+    let spin_until = start + Duration::from_nanos(u64::from(budget));
+    let mut poll_until = start + POLL_FOR;
+    if let Some(d) = deadline {
+        poll_until = poll_until.min(d);
+    }
+    // Phase 1: spin, polling after 1, 2, 4 ... MAX_PAUSES pauses.
+    let mut pauses = 1;
+    let mut now = start;
+    while now < spin_until && now < poll_until {
+        for _ in 0..pauses {
+            std::hint::spin_loop();
+        }
+        pauses = (pauses * 2).min(MAX_PAUSES);
+        if let Some(v) = attempt() {
+            return Some(v);
+        }
+        now = Instant::now();
+    }
+    // Phase 2: give the core to whoever wants it, polling in between.
+    let mut busy = false;
+    let mut found = None;
+    while now < poll_until {
+        std::thread::yield_now();
+        let after = Instant::now();
+        busy |= after.duration_since(now) > BUSY_YIELD;
+        now = after;
+        found = attempt();
+        if found.is_some() {
+            break;
+        }
+    }
+    if now > spin_until {
+        // We yielded at least once (or the deadline cut the spin short).
+        let next = if busy {
+            0
+        } else {
+            budget
+                .saturating_mul(2)
+                .clamp(SPIN_STEP_NS, SPIN_MAX.as_nanos() as u32)
+        };
+        SPIN_BUDGET_NS.with(|b| b.set(next));
+    }
+    found
 }

@@ -19,10 +19,8 @@ impl TestDir {
     pub fn new(tag: &str) -> TestDir {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = PathBuf::from("/dev/shm").join(format!(
-            "mq-test-{}-{n}-{tag}",
-            std::process::id()
-        ));
+        let path =
+            PathBuf::from("/dev/shm").join(format!("mq-test-{}-{n}-{tag}", std::process::id()));
         std::fs::create_dir_all(&path).expect("create test queue directory");
         TestDir { path }
     }

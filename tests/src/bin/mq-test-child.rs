@@ -9,6 +9,11 @@
 //! mq-test-child get-timeout DIR NAME MILLIS      # exit 0 got / 10 timeout / 11 closed
 //! mq-test-child put-timeout DIR NAME MILLIS      # exit 0 put / 10 timeout / 11 closed
 //! mq-test-child hold DIR NAME                    # attach and sleep until killed
+//! mq-test-child probe DIR NAME ACTION            # ACTION open|remove|putget: prints "ok ..." (exit 0) or "err <error>" (exit 4)
+//! mq-test-child create-env NAME CAP SIZE         # create in $MQ_DIR: prints "ok" (exit 0) or "err <error>" (exit 4)
+//! mq-test-child script DIR NAME                  # prints "ready", then per stdin line "put TEXT" / "get": "ok" / "msg TEXT" / "err <error>"
+//! mq-test-child soak-produce DIR NAME ID COUNT MAXSIZE SEED  # like produce, with random put / try_put / put_timeout / put_many
+//! mq-test-child soak-consume DIR NAME MODE SEED  # like consume, with random blocking / try / timeout / batch gets; "timeout" lines
 //! ```
 //! Exit code 3 means a message failed its checksum (a torn message arrived).
 
@@ -111,7 +116,11 @@ fn main() {
             let mut buf = Vec::new();
             message::encode(id, 0, 32, &mut buf);
             q.put(&buf).expect("put");
-            out(if existed { "opened\n" } else { "maybe-created\n" });
+            out(if existed {
+                "opened\n"
+            } else {
+                "maybe-created\n"
+            });
         }
         "get-timeout" => {
             let q = open(arg(1), arg(2));
@@ -146,9 +155,217 @@ fn main() {
                 std::thread::sleep(Duration::from_secs(60));
             }
         }
+        "probe" => {
+            let result = match arg(3) {
+                "open" => Queue::open_in(arg(1), arg(2))
+                    .map(|_| String::new())
+                    .map_err(|e| e.to_string()),
+                "remove" => Queue::remove_in(arg(1), arg(2))
+                    .map(|_| String::new())
+                    .map_err(|e| e.to_string()),
+                "putget" => Queue::open_in(arg(1), arg(2))
+                    .map_err(|e| e.to_string())
+                    .map(|q| {
+                        let got = match q.get_timeout(Duration::from_secs(10)) {
+                            Ok(m) => String::from_utf8_lossy(&m).into_owned(),
+                            Err(e) => format!("<{e}>"),
+                        };
+                        let put = match q.put(b"from the child") {
+                            Ok(()) => "put".to_owned(),
+                            Err(e) => format!("<{e}>"),
+                        };
+                        format!("{got} {put}")
+                    }),
+                other => panic!("unknown probe {other:?}"),
+            };
+            finish(result);
+        }
+        "create-env" => {
+            // No `.dir()`: the queue directory comes from $MQ_DIR.
+            let result = Queue::builder(arg(1))
+                .capacity(num(2) as usize)
+                .max_msg_size(num(3) as usize)
+                .create()
+                .map(|_| String::new())
+                .map_err(|e| e.to_string());
+            finish(result);
+        }
+        "script" => {
+            let q = open(arg(1), arg(2));
+            out("ready\n");
+            for line in std::io::stdin().lines() {
+                let line = line.unwrap_or_default();
+                let reply = match line.split_once(' ') {
+                    Some(("put", text)) => match q.put(text.as_bytes()) {
+                        Ok(()) => "ok".to_owned(),
+                        Err(e) => format!("err {e}"),
+                    },
+                    _ if line == "get" => match q.try_get() {
+                        Ok(m) => format!("msg {}", String::from_utf8_lossy(&m)),
+                        Err(e) => format!("err {e}"),
+                    },
+                    _ => format!("err unknown command {line:?}"),
+                };
+                out(&format!("{reply}\n"));
+            }
+        }
+        "soak-produce" => soak_produce(&args),
+        "soak-consume" => soak_consume(&args),
         other => {
             eprintln!("mq-test-child: unknown role {other:?}");
             std::process::exit(2)
+        }
+    }
+}
+
+/// Prints the outcome of a probe and exits: 0 with "ok ..." or 4 with "err ...".
+fn finish(result: Result<String, String>) -> ! {
+    match result {
+        Ok(v) => {
+            out(&format!("ok {v}\n"));
+            std::process::exit(0)
+        }
+        Err(e) => {
+            out(&format!("err {e}\n"));
+            std::process::exit(4)
+        }
+    }
+}
+
+/// A small xorshift generator, so the soak children need no dependencies.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// Largest batch a soak producer puts at once: a producer killed inside
+/// `put_many` may have committed up to this many messages it never printed.
+pub const SOAK_BATCH: u64 = 4;
+
+fn soak_produce(args: &[String]) {
+    let q = open(&args[1], &args[2]);
+    let num = |i: usize| args[i].parse::<u64>().expect("numeric argument");
+    let (id, count, max_size) = (num(3) as u32, num(4), num(5) as usize);
+    let mut rng = Rng::new(num(6));
+    let mut seq = 0;
+    let mut buf = Vec::new();
+    let size = |rng: &mut Rng| {
+        message::HEADER + rng.below((max_size - message::HEADER) as u64 + 1) as usize
+    };
+    while seq < count {
+        let result = match rng.below(8) {
+            0 => {
+                // A batch, printed once it is all in.
+                let n = (1 + rng.below(SOAK_BATCH)).min(count - seq);
+                let batch: Vec<Vec<u8>> = (seq..seq + n)
+                    .map(|s| {
+                        let mut m = Vec::new();
+                        message::encode(id, s, size(&mut rng), &mut m);
+                        m
+                    })
+                    .collect();
+                match q.put_many(&batch) {
+                    Ok(()) => {
+                        let lines: String = (seq..seq + n).map(|s| format!("{s}\n")).collect();
+                        out(&lines);
+                        seq += n;
+                        continue;
+                    }
+                    Err((done, e)) => {
+                        let lines: String =
+                            (seq..seq + done as u64).map(|s| format!("{s}\n")).collect();
+                        out(&lines);
+                        seq += done as u64;
+                        Err(e)
+                    }
+                }
+            }
+            1 => {
+                message::encode(id, seq, size(&mut rng), &mut buf);
+                q.try_put(&buf)
+            }
+            2 | 3 => {
+                message::encode(id, seq, size(&mut rng), &mut buf);
+                q.put_timeout(&buf, Duration::from_millis(1 + rng.below(30)))
+            }
+            _ => {
+                message::encode(id, seq, size(&mut rng), &mut buf);
+                q.put(&buf)
+            }
+        };
+        match result {
+            Ok(()) => {
+                out(&format!("{seq}\n"));
+                seq += 1;
+            }
+            Err(PutError::Full | PutError::Timeout) => out("timeout\n"),
+            Err(PutError::Closed) => return,
+            Err(e) => {
+                eprintln!("mq-test-child: put: {e}");
+                std::process::exit(2)
+            }
+        }
+    }
+}
+
+fn soak_consume(args: &[String]) {
+    let q = open(&args[1], &args[2]);
+    let lease_mode = args[3] == "lease";
+    let mut rng = Rng::new(args[4].parse().expect("numeric seed"));
+    let check = |m: &[u8]| match message::decode(m) {
+        Some((id, seq)) => format!("{id} {seq}\n"),
+        None => std::process::exit(3),
+    };
+    loop {
+        let wait = Duration::from_millis(1 + rng.below(30));
+        let result: Result<String, GetError> = if lease_mode {
+            let lease = match rng.below(3) {
+                0 => q.try_get_lease(),
+                1 => q.get_lease_timeout(wait),
+                _ => q.get_lease(),
+            };
+            lease.map(|l| {
+                let line = check(&l);
+                if rng.below(16) == 0 {
+                    // Hand it back now and then: it must come again (not
+                    // counted as received: "released" lines are skipped).
+                    out(&format!("released {line}"));
+                    l.release();
+                    return String::new();
+                }
+                // Printed before the ack: a kill in between duplicates it,
+                // which at-least-once allows (at most one per kill).
+                out(&line);
+                l.ack().expect("ack");
+                String::new()
+            })
+        } else {
+            match rng.below(5) {
+                0 => q.try_get().map(|m| check(&m)),
+                1 => q.get_timeout(wait).map(|m| check(&m)),
+                2 => q
+                    .get_many_timeout(1 + rng.below(4) as usize, wait)
+                    .map(|ms| ms.iter().map(|m| check(m)).collect()),
+                _ => q.get().map(|m| check(&m)),
+            }
+        };
+        match result {
+            Ok(lines) => out(&lines),
+            Err(GetError::Empty | GetError::Timeout) => out("timeout\n"),
+            Err(GetError::Closed) => return,
+            Err(e) => {
+                eprintln!("mq-test-child: get: {e}");
+                std::process::exit(2)
+            }
         }
     }
 }

@@ -160,7 +160,11 @@ fn eight_processes_race_open_or_create() {
         .map(|m| message::decode(&m).unwrap().0)
         .collect();
     ids.sort();
-    assert_eq!(ids, (0..8).collect::<Vec<_>>(), "every racer's message, once");
+    assert_eq!(
+        ids,
+        (0..8).collect::<Vec<_>>(),
+        "every racer's message, once"
+    );
     drop(q);
     std::fs::remove_file(d.path().join("go")).unwrap();
     assert_clean(&d, "racy");
@@ -365,13 +369,20 @@ fn chaos(mode: &str, kills_wanted: usize, tag: &str) {
     let mut received: HashMap<(u32, u64), u32> = HashMap::new();
     for id in 0..consumer_ids {
         for l in lines(&d.path().join(format!("c{id}.out"))) {
-            let Some((a, b)) = l.split_once(' ') else { continue };
-            let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u64>()) else { continue };
+            let Some((a, b)) = l.split_once(' ') else {
+                continue;
+            };
+            let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u64>()) else {
+                continue;
+            };
             *received.entry((a, b)).or_default() += 1;
         }
     }
     let duplicates: u32 = received.values().map(|n| n - 1).sum();
-    let missing = committed.keys().filter(|k| !received.contains_key(k)).count();
+    let missing = committed
+        .keys()
+        .filter(|k| !received.contains_key(k))
+        .count();
     for &(id, seq) in received.keys() {
         // A message that arrived without a record was put by a producer
         // killed between put returning and printing: only its next seq.
@@ -390,7 +401,10 @@ fn chaos(mode: &str, kills_wanted: usize, tag: &str) {
         st.redelivered,
         st.discarded_partial
     );
-    assert!(committed.len() > 100, "the chaos run moved too few messages");
+    assert!(
+        committed.len() > 100,
+        "the chaos run moved too few messages"
+    );
     match mode {
         // At-least-once: nothing committed is missing; a consumer killed
         // between printing and acking causes at most one duplicate.
@@ -402,11 +416,18 @@ fn chaos(mode: &str, kills_wanted: usize, tag: &str) {
         // but before printing loses at most its one message.
         _ => {
             assert_eq!(duplicates, 0, "a message was delivered twice");
-            assert!(missing <= consumer_kills, "{missing} lost for {consumer_kills} kills");
+            assert!(
+                missing <= consumer_kills,
+                "{missing} lost for {consumer_kills} kills"
+            );
         }
     }
     // No capacity leaked: every slot is free again and the cursors agree.
-    assert!(q.slots().iter().all(|s| *s == SlotView::Empty), "{:?}", q.slots());
+    assert!(
+        q.slots().iter().all(|s| *s == SlotView::Empty),
+        "{:?}",
+        q.slots()
+    );
     assert_eq!(st.head, st.tail);
     assert_eq!(st.len, 0);
     drop(q);
@@ -502,10 +523,17 @@ fn producer_killed_while_writing_a_32mib_message_delivers_nothing_half_written()
     let mut caught = false;
     for _ in 0..20 {
         let mut g = ChildGuard::new(
-            child(&["produce", dir_str(&d), "big", "9", "1", &(32 << 20).to_string()])
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap(),
+            child(&[
+                "produce",
+                dir_str(&d),
+                "big",
+                "9",
+                "1",
+                &(32 << 20).to_string(),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
         );
         let inside = wait_for_slot(&q, &mut g, |s| matches!(s, SlotView::Writing(_)));
         kill9(g.id());
@@ -539,12 +567,20 @@ fn dead_participants_show_in_stats_and_are_cleaned_up() {
     let (g, _out) = spawn_ready(&["hold", dir_str(&d), "q"]);
     let pid = g.id();
     let st = q.stats();
-    let p = st.participants.iter().find(|p| p.pid == pid).expect("listed");
+    let p = st
+        .participants
+        .iter()
+        .find(|p| p.pid == pid)
+        .expect("listed");
     assert!(p.alive);
     kill9(pid);
     let _ = wait(g);
     let st = q.stats();
-    let p = st.participants.iter().find(|p| p.pid == pid).expect("still listed");
+    let p = st
+        .participants
+        .iter()
+        .find(|p| p.pid == pid)
+        .expect("still listed");
     assert!(!p.alive, "a killed process is not alive");
     // The next look for dead peers frees its entry.
     let _ = q.get_timeout(Duration::from_millis(250));
@@ -602,7 +638,10 @@ fn damaged_segments_give_errors_not_crashes() {
     let e = damaged(&d, "magic", |b| b[0] ^= 0xff);
     assert!(matches!(e, OpenError::Corrupted { .. }), "{e}");
     let e = damaged(&d, "version", |b| b[8] = 99);
-    assert!(matches!(e, OpenError::Incompatible { found: 99, .. }), "{e}");
+    assert!(
+        matches!(e, OpenError::Incompatible { found: 99, .. }),
+        "{e}"
+    );
     let e = damaged(&d, "truncated", |b| b.truncate(b.len() - 64));
     assert!(e.to_string().contains("file length"), "{e}");
     let e = damaged(&d, "zero-cap", |b| b[16..24].fill(0));
@@ -626,7 +665,13 @@ fn damaged_segments_give_errors_not_crashes() {
     File::create(d.path().join("mq.unfinished")).unwrap();
     let e = Queue::open_in(d.path(), "unfinished").unwrap_err();
     assert!(
-        matches!(e, OpenError::Unfinished { creator_alive: false, .. }),
+        matches!(
+            e,
+            OpenError::Unfinished {
+                creator_alive: false,
+                ..
+            }
+        ),
         "{e}"
     );
     Queue::remove_in(d.path(), "unfinished").unwrap();

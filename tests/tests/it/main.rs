@@ -7,3 +7,5 @@ mod core_mp;
 mod demos;
 mod hardening;
 mod pool;
+mod soak;
+mod tutorial;

@@ -1,0 +1,62 @@
+//! The hot path alone: one process, one handle, `put` then `get_into` of a
+//! 64-byte message, over and over, on a queue nobody else waits on. This is
+//! the cost of a message when neither side has to sleep: no system call and
+//! no allocation should happen inside the loop.
+//!
+//! ```sh
+//! cargo run --release -p queue-core --example hot_path -- 1000000
+//! # instructions per put+get pair: run under callgrind with two counts and
+//! # divide the difference of the totals by the difference of the counts
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/examples/hot_path 100000
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/examples/hot_path 200000
+//! ```
+//!
+//! Arguments: `[pairs] [message size in bytes] [batch]` (defaults 1000000,
+//! 64 and 1). With a batch above 1 the loop is `put_many` of `batch`
+//! messages then `get_many(batch)`, and `pairs` counts messages.
+
+use std::time::Instant;
+
+use queue_core::Queue;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let pairs: u64 = args.next().map_or(1_000_000, |a| a.parse().expect("pairs"));
+    let size: usize = args.next().map_or(64, |a| a.parse().expect("size"));
+    let batch: usize = args.next().map_or(1, |a| a.parse().expect("batch"));
+    assert!((1..=1024).contains(&batch), "batch must be 1 to 1024");
+    let dir = std::env::temp_dir().join(format!("mq-hot-path-{}", std::process::id()));
+    let q = Queue::builder("hot")
+        .dir(&dir)
+        .capacity(1024)
+        .max_msg_size(size)
+        .create()
+        .expect("create queue");
+    let msg = vec![0xabu8; size];
+    let mut buf = Vec::with_capacity(size);
+    let many: Vec<&[u8]> = vec![&msg[..]; batch];
+    let start = Instant::now();
+    if batch == 1 {
+        for _ in 0..pairs {
+            q.put(&msg).expect("put");
+            q.get_into(&mut buf).expect("get");
+        }
+    } else {
+        for _ in 0..pairs / batch as u64 {
+            q.put_many(&many).map_err(|(_, e)| e).expect("put_many");
+            let got = q.get_many(batch).expect("get_many");
+            assert_eq!(got.len(), batch);
+        }
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "{pairs} put+get pairs of {size} B (batch {batch}) in {:.3} s: {:.1} ns per pair",
+        elapsed.as_secs_f64(),
+        elapsed.as_nanos() as f64 / pairs as f64
+    );
+    drop(q);
+    Queue::remove_in(&dir, "hot").expect("remove queue");
+    let _ = std::fs::remove_dir(&dir);
+}

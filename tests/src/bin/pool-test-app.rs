@@ -1,0 +1,223 @@
+//! A small program built on `queue_core::pool`, driven as a process by the
+//! pool tests (`tests/it/pool.rs`). It is both the parent and, re-started by
+//! the pool, the workers. Every line it prints is `key=value` pairs, so the
+//! tests can parse it; workers print `started` lines on the shared stdout.
+//!
+//! ```text
+//! pool-test-app SCENARIO [ARGS...]
+//!   squares N WORKERS     map `square` over 0..N
+//!   slow N MS WORKERS [PREFETCH]  N tasks that sleep MS ms (kill a worker meanwhile)
+//!   errors                a failing task, a panicking task, a good one
+//!   crash RETRIES         a task that aborts its worker every time, and a good one
+//!   drop N                submit N long tasks, then drop the pool unjoined
+//!   sigint N              N long tasks; SIGINT runs pool::cleanup and exits 130
+//!   hang N                N long tasks; never returns (kill the parent)
+//!   maxrss PROGRAM ARGS   run PROGRAM, print the largest resident set of it
+//!                         and its descendants (`maxrss_kib=N`), exit with its code
+//! ```
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use queue_core::pool::{self, Pool, Registry, Task, TaskResult};
+
+const SQUARE: Task<u64, u64> = Task::new("square");
+const SLOW: Task<u64, u32> = Task::new("slow");
+const FAIL: Task<String, ()> = Task::new("fail");
+const PANIC: Task<String, ()> = Task::new("panic");
+const ABORT: Task<(), ()> = Task::new("abort");
+
+fn registry() -> Registry {
+    Registry::new()
+        .register(SQUARE, |x: u64| Ok::<_, String>(x * x))
+        .register(SLOW, |ms: u64| -> Result<u32, String> {
+            let pid = std::process::id();
+            println!("started pid={pid} ms={ms}");
+            let _ = std::io::stdout().flush();
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(pid)
+        })
+        .register(FAIL, |msg: String| Err::<(), _>(msg))
+        .register(PANIC, |msg: String| -> Result<(), String> {
+            panic!("{msg}")
+        })
+        .register(ABORT, |()| -> Result<(), String> { std::process::abort() })
+}
+
+fn print_result(r: &TaskResult) {
+    match r.error() {
+        None => println!(
+            "result id={} task={} ok=true pid={} attempts={}",
+            r.id, r.task, r.pid, r.attempts
+        ),
+        Some(e) => println!(
+            "result id={} task={} ok=false pid={} attempts={} error={e}",
+            r.id, r.task, r.pid, r.attempts
+        ),
+    }
+}
+
+fn print_pool(p: &Pool) {
+    let pids: Vec<String> = p.worker_pids().iter().map(u32::to_string).collect();
+    println!("pids={}", pids.join(","));
+    println!("queues={}", p.queue_names().join(","));
+    let _ = std::io::stdout().flush();
+}
+
+fn arg(args: &[String], i: usize, default: u64) -> u64 {
+    args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn main() -> ExitCode {
+    pool::run_worker_if_spawned(&registry());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pool-test-app: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let scenario = args.first().map(String::as_str).unwrap_or("");
+    let builder = |workers: u64| {
+        Pool::builder(&registry())
+            .workers(workers as usize)
+            .on_worker_death(|d| {
+                println!(
+                    "death pid={} task={:?} status={}",
+                    d.pid,
+                    d.task.map(|t| t.index()),
+                    d.status
+                )
+            })
+    };
+    match scenario {
+        "squares" => {
+            let n = arg(args, 1, 100);
+            let p = builder(arg(args, 2, 3)).spawn()?;
+            print_pool(&p);
+            let out = p.map(SQUARE, 0..n)?;
+            let mut ok = 0;
+            for (i, r) in out.iter().enumerate() {
+                if *r == Ok(i as u64 * i as u64) {
+                    ok += 1;
+                }
+            }
+            p.join()?;
+            println!("done ok={ok} of={n}");
+        }
+        "slow" => {
+            let (n, ms) = (arg(args, 1, 4), arg(args, 2, 1000));
+            let p = builder(arg(args, 3, 2))
+                .prefetch(arg(args, 4, 0) as usize)
+                .spawn()?;
+            print_pool(&p);
+            for _ in 0..n {
+                p.submit(SLOW, &ms)?;
+            }
+            for r in p.results() {
+                print_result(&r);
+            }
+            let deaths = p.worker_deaths().len();
+            p.join()?;
+            println!("done deaths={deaths}");
+        }
+        "errors" => {
+            let p = builder(2).spawn()?;
+            print_pool(&p);
+            p.submit(FAIL, &"disk on fire".to_string())?;
+            p.submit(PANIC, &"kaboom".to_string())?;
+            p.submit(SQUARE, &12)?;
+            let mut results: Vec<TaskResult> = p.results().collect();
+            results.sort_by_key(|r| r.id);
+            for r in &results {
+                print_result(r);
+            }
+            println!("square={:?}", results[2].output::<u64>());
+            println!("deaths={}", p.worker_deaths().len());
+            p.join()?;
+            println!("done");
+        }
+        "crash" => {
+            let p = builder(2).max_retries(arg(args, 1, 2) as u32).spawn()?;
+            print_pool(&p);
+            p.submit(ABORT, &())?;
+            p.submit(SQUARE, &3)?;
+            let mut results: Vec<TaskResult> = p.results().collect();
+            results.sort_by_key(|r| r.id);
+            for r in &results {
+                print_result(r);
+            }
+            println!("deaths={}", p.worker_deaths().len());
+            p.join()?;
+            println!("done");
+        }
+        "drop" => {
+            let p = builder(2).spawn()?;
+            print_pool(&p);
+            for _ in 0..arg(args, 1, 4) {
+                p.submit(SLOW, &60_000)?;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            drop(p);
+            println!("dropped");
+        }
+        "sigint" => {
+            // SAFETY: the handler only stores to an atomic, which is
+            // async-signal-safe.
+            unsafe {
+                libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+            }
+            let p = builder(2).spawn()?;
+            print_pool(&p);
+            for _ in 0..arg(args, 1, 4) {
+                p.submit(SLOW, &60_000)?;
+            }
+            while !INTERRUPTED.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            pool::cleanup();
+            println!("interrupted");
+            let _ = std::io::stdout().flush();
+            // Exit at once, as a Ctrl-C handler does: no destructors.
+            std::process::exit(130);
+        }
+        "hang" => {
+            let p = builder(2).spawn()?;
+            print_pool(&p);
+            for _ in 0..arg(args, 1, 4) {
+                p.submit(SLOW, &60_000)?;
+            }
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        "maxrss" => {
+            let program = args.get(1).ok_or("maxrss needs a program")?;
+            let status = std::process::Command::new(program)
+                .args(&args[2..])
+                .status()?;
+            // SAFETY: getrusage only fills the struct passed to it.
+            let maxrss = unsafe {
+                let mut usage: libc::rusage = std::mem::zeroed();
+                libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+                usage.ru_maxrss
+            };
+            println!("maxrss_kib={maxrss}");
+            return Ok(ExitCode::from(status.code().unwrap_or(128) as u8));
+        }
+        other => return Err(format!("unknown scenario {other:?}").into()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
