@@ -273,9 +273,15 @@ pub struct LsArgs {
 /// `mq rm`.
 #[derive(Debug, Args)]
 pub struct RmArgs {
-    /// Queue names
-    #[arg(required = true, value_name = "NAME")]
+    /// Queue names (with --stale: only these are considered; default all)
+    #[arg(required_unless_present = "stale", value_name = "NAME")]
     pub names: Vec<String>,
+
+    /// Remove queues that no live process is attached to (left behind by
+    /// crashed or finished processes), and unfinished segments whose creator
+    /// died
+    #[arg(long, conflicts_with = "force")]
+    pub stale: bool,
 
     /// Remove even if processes are attached, or if the queue is corrupted or
     /// unfinished; ignore names that do not exist

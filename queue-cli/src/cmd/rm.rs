@@ -1,4 +1,10 @@
-//! `mq rm NAME... [--force]`
+//! `mq rm NAME... [--force]`, `mq rm --stale [NAME...]`
+//!
+//! `--stale` removes the queues (all in the directory, or the named ones)
+//! that no live process is attached to: a queue whose users all crashed or
+//! exited, or a segment whose creator died before finishing it. A process
+//! that attaches between the check and the removal keeps working on the
+//! unlinked segment, as with any removal.
 //!
 //! Without `--force`, a queue is removed only if it opens cleanly and no
 //! other live process is attached to it (those would keep using a segment
@@ -17,6 +23,9 @@ use crate::cli::RmArgs;
 use crate::render::describe_pid;
 
 pub fn run(ctx: &Ctx, a: RmArgs) -> Result<ExitCode> {
+    if a.stale {
+        return remove_stale(ctx, &a.names);
+    }
     let mut failed = Vec::new();
     for name in &a.names {
         match remove(ctx, name, a.force) {
@@ -42,6 +51,52 @@ pub fn run(ctx: &Ctx, a: RmArgs) -> Result<ExitCode> {
             a.names.len(),
             failed.join(", ")
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Removes every queue (or every named queue) without a live participant.
+fn remove_stale(ctx: &Ctx, names: &[String]) -> Result<ExitCode> {
+    let names = if names.is_empty() {
+        queue_core::list(Some(&ctx.dir))
+            .map_err(|e| anyhow!("cannot list queue directory {}: {e}", ctx.dir.display()))?
+    } else {
+        names.to_vec()
+    };
+    let mut out = std::io::stdout().lock();
+    let mut removed = 0;
+    for name in &names {
+        let stale = match Queue::open_in(&ctx.dir, name) {
+            Ok(q) => !q.stats().participants.iter().any(|p| p.alive && !p.is_self),
+            Err(OpenError::Unfinished {
+                creator_alive: false,
+                ..
+            }) => true,
+            Err(e @ (OpenError::InvalidName { .. } | OpenError::NotFound { .. })) => {
+                return Err(e.into());
+            }
+            Err(e) => {
+                // Not ours to judge: corrupted, foreign or not permitted.
+                let _ = writeln!(std::io::stderr(), "mq: skipping {name:?}: {e}");
+                continue;
+            }
+        };
+        if !stale {
+            continue;
+        }
+        match Queue::remove_in(&ctx.dir, name) {
+            Ok(()) => {
+                removed += 1;
+                if !ctx.quiet {
+                    writeln!(out, "removed stale queue {name:?}")?;
+                }
+            }
+            Err(RemoveError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if removed == 0 && !ctx.quiet {
+        writeln!(out, "no stale queues in {}", ctx.dir.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use mq_tests::{ChildGuard, TestDir, Watchdog};
+use mq_tests::{ChildGuard, TestDir, Watchdog, kill9};
 use queue_core::Queue;
 use serde_json::Value;
 
@@ -548,6 +548,59 @@ fn rm_refuses_non_queues_and_queues_in_use() {
     // --force ignores names that do not exist, like rm -f.
     run(&d, &["rm", "--force", "missing"], 0);
     std::fs::remove_file(d.path().join("mq.notes")).unwrap();
+    assert!(d.leftovers().is_empty(), "{:?}", d.leftovers());
+}
+
+#[test]
+fn stale_queues_are_listed_and_removed_with_rm_stale() {
+    let _w = Watchdog::new("rm --stale", Duration::from_secs(60));
+    let d = TestDir::new("cli-stale");
+    run(&d, &["create", "orphan"], 0);
+    run(&d, &["create", "used"], 0);
+    // A getter attached to "used" stays alive; "orphan"'s user is killed.
+    let getter = ChildGuard::new(
+        mq_std(&d, &["get", "used"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let crashed = ChildGuard::new(
+        mq_std(&d, &["get", "orphan"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("both getters block", || {
+        getters_waiting(&d, "used") >= 1 && getters_waiting(&d, "orphan") >= 1
+    });
+    kill9(crashed.id());
+    drop(crashed);
+    // An unfinished segment whose creator is gone counts as stale too.
+    std::fs::File::create(d.path().join("mq.unfinished")).unwrap();
+
+    let o = run(&d, &["ls", "--json"], 0);
+    let rows: Vec<Value> = match serde_json::from_slice(&o.stdout).expect("ls --json parses") {
+        Value::Array(a) => a,
+        v => vec![v],
+    };
+    let live = |name: &str| {
+        rows.iter()
+            .find(|r| r["name"] == name)
+            .and_then(|r| r["live_participants"].as_u64())
+    };
+    assert_eq!(live("orphan"), Some(0), "{rows:?}");
+    assert_eq!(live("used"), Some(1), "{rows:?}");
+
+    let o = run(&d, &["rm", "--stale"], 0);
+    let out = stdout(&o);
+    assert!(out.contains("removed stale queue \"orphan\""), "{out}");
+    assert!(out.contains("removed stale queue \"unfinished\""), "{out}");
+    assert!(!out.contains("\"used\""), "{out}");
+    assert!(d.path().join("mq.used").exists());
+    let o = run(&d, &["rm", "--stale"], 0);
+    assert!(stdout(&o).contains("no stale queues"), "{}", stdout(&o));
+    run(&d, &["rm", "--force", "used"], 0);
+    drop(getter);
     assert!(d.leftovers().is_empty(), "{:?}", d.leftovers());
 }
 
