@@ -72,7 +72,20 @@ pub enum OpenError {
         /// Layout version this build writes.
         expected: u64,
     },
-    /// The file is not a queue segment, or its header contradicts itself.
+    /// A file of the queue's name exists but is not a queue segment (its
+    /// first bytes are not the magic). It is left alone.
+    #[error(
+        "{path} is not a queue segment ({what}); it was left alone: move it away, or choose another queue name"
+    )]
+    NotAQueue {
+        /// The queue name.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// What was found instead.
+        what: String,
+    },
+    /// The segment's header contradicts itself or the file.
     #[error("queue {name:?} is corrupted: {what} ({path}; remove it with 'mq rm --force {name}')")]
     Corrupted {
         /// The queue name.
@@ -117,7 +130,7 @@ pub enum OpenError {
         limit: u64,
     },
     /// Any other system error, with what was being done.
-    #[error("cannot {action} {path}: {source}")]
+    #[error("cannot {action} {path}")]
     Io {
         /// What was being done ("create", "map", ...).
         action: &'static str,
@@ -235,7 +248,7 @@ pub enum RemoveError {
         owner_uid: u32,
     },
     /// Any other system error.
-    #[error("cannot remove {path}: {source}")]
+    #[error("cannot remove {path}")]
     Io {
         /// The segment file.
         path: PathBuf,

@@ -280,14 +280,24 @@ impl Queue {
 
     /// Looks for dead participants and repairs what they held; wakes everyone
     /// if anything changed.
-    fn maintain(&self) {
+    fn maintain(&self) -> u64 {
         let now = self.born.elapsed().as_millis() as u64;
         self.last_maintenance_ms.store(now, Relaxed);
         let repaired = liveness::reap(&self.seg, self.me);
-        if repaired.discarded + repaired.requeued > 0 {
+        let changed = repaired.discarded + repaired.requeued;
+        if changed > 0 {
             self.getters().notify_all();
             self.putters().notify_all();
         }
+        changed
+    }
+
+    /// Looks for participants that died and repairs what they held now,
+    /// instead of waiting for the next blocked call to do it (which happens
+    /// at most every 100 ms). Returns how many slots were repaired: messages
+    /// put back for another getter plus half-written messages discarded.
+    pub fn recover(&self) -> u64 {
+        self.maintain()
     }
 
     /// Whether a getter with nothing to take should scan the whole ring for

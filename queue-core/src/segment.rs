@@ -265,10 +265,10 @@ impl Segment {
                     dir: dir.to_path_buf(),
                 },
                 io::ErrorKind::PermissionDenied => permission_denied(name, &path),
-                _ if e.raw_os_error() == Some(libc::ELOOP) => OpenError::Corrupted {
+                _ if e.raw_os_error() == Some(libc::ELOOP) => OpenError::NotAQueue {
                     name: name.to_owned(),
                     path: path.clone(),
-                    what: "the file is a symbolic link, not a segment".into(),
+                    what: "it is a symbolic link".into(),
                 },
                 _ => io_err("open", &path, e),
             })?;
@@ -287,9 +287,11 @@ impl Segment {
                     expected: LAYOUT_VERSION,
                 });
             }
-            return Err(corrupted(format!(
-                "not a queue segment (first bytes {first:02x?})"
-            )));
+            return Err(OpenError::NotAQueue {
+                name: name.to_owned(),
+                path: path.clone(),
+                what: format!("its first bytes are {first:02x?}"),
+            });
         }
         if len < HEADER_SIZE {
             return Err(corrupted(format!("the file is only {len} bytes")));
@@ -404,10 +406,10 @@ impl Segment {
         loop {
             let meta = file.metadata().map_err(|e| io_err("inspect", path, e))?;
             if !meta.is_file() {
-                return Err(OpenError::Corrupted {
+                return Err(OpenError::NotAQueue {
                     name: name.to_owned(),
                     path: path.to_path_buf(),
-                    what: "not a regular file".into(),
+                    what: "it is not a regular file".into(),
                 });
             }
             let len = meta.len();

@@ -571,7 +571,7 @@ fn a_fifo_under_a_queue_name_does_not_hang_open_or_remove() {
     // SAFETY: `c` is a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
     let e = Queue::open_in(d.path(), "pipe").unwrap_err();
-    assert!(matches!(e, OpenError::Corrupted { .. }), "{e}");
+    assert!(matches!(e, OpenError::NotAQueue { .. }), "{e}");
     assert!(e.to_string().contains("not a regular file"), "{e}");
     assert!(matches!(
         Queue::remove_in(d.path(), "pipe"),
@@ -581,7 +581,7 @@ fn a_fifo_under_a_queue_name_does_not_hang_open_or_remove() {
         .dir(d.path())
         .open_or_create()
         .unwrap_err();
-    assert!(matches!(e, OpenError::Corrupted { .. }), "{e}");
+    assert!(matches!(e, OpenError::NotAQueue { .. }), "{e}");
     std::fs::remove_file(&path).unwrap();
 }
 
