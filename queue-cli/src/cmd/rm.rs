@@ -12,11 +12,11 @@
 //! corrupted or unfinished, and ignores names that do not exist (like
 //! `rm -f`). Files that are not queue segments are never removed.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
-use queue_core::{OpenError, Queue, RemoveError, segment_path};
+use queue_core::{OpenError, Queue, RemoveError};
 
 use super::Ctx;
 use crate::cli::RmArgs;
@@ -126,13 +126,13 @@ fn check_unused(ctx: &Ctx, name: &str) -> Result<()> {
         Err(e @ (OpenError::InvalidName { .. } | OpenError::PermissionDenied { .. })) => {
             return Err(e.into());
         }
+        Err(OpenError::NotAQueue { path, .. }) => {
+            bail!(
+                "{} is not a queue segment, refusing to remove it",
+                path.display()
+            )
+        }
         Err(e) => {
-            if !looks_like_segment(ctx, name) {
-                bail!(
-                    "{} is not a queue segment, refusing to remove it",
-                    segment_path(&ctx.dir, name).display()
-                );
-            }
             return Err(anyhow!(e).context(format!("not removing queue {name:?} without --force")));
         }
     };
@@ -153,22 +153,4 @@ fn check_unused(ctx: &Ctx, name: &str) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Whether the file could be a segment (the rule queue-core's remove uses:
-/// empty, unpublished, or starting with the magic), so that a foreign file
-/// gets "not a queue" rather than advice to force its removal.
-fn looks_like_segment(ctx: &Ctx, name: &str) -> bool {
-    let path = segment_path(&ctx.dir, name);
-    let Ok(mut f) = std::fs::File::open(&path) else {
-        return true;
-    };
-    let mut magic = [0u8; 8];
-    match f.read_exact(&mut magic) {
-        Ok(()) => {
-            let want = queue_core::segment_layout::MAGIC.to_le_bytes();
-            magic == [0u8; 8] || magic[..6] == want[..6]
-        }
-        Err(_) => f.metadata().map(|m| m.len() == 0).unwrap_or(true),
-    }
 }

@@ -646,7 +646,7 @@ fn bad_inputs_exit_2_with_a_clear_message() {
         (&["get", "jobs", "--all", "--follow"], "cannot be used with"),
         (&["get", "jobs", "--raw", "--json"], "cannot be used with"),
         (&["get", "jobs", "-n", "0"], "must be at least 1"),
-        (&["get", "junk"], "queue \"junk\" is corrupted"),
+        (&["get", "junk"], "mq.junk is not a queue segment"),
         (&["inspect", "junk"], "not a queue segment"),
         (&["rm", "junk"], "not a queue segment"),
         (&["frobnicate"], "unrecognized subcommand"),
@@ -686,7 +686,12 @@ fn bad_inputs_exit_2_with_a_clear_message() {
         .find(|q| q["name"] == "junk")
         .expect("junk listed");
     assert_eq!(junk["ok"], false);
-    assert!(junk["error"].as_str().unwrap().contains("corrupted"));
+    assert!(
+        junk["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a queue segment")
+    );
     // --exist-ok makes create idempotent.
     run(&d, &["create", "jobs", "--exist-ok"], 0);
 }
