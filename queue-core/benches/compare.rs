@@ -1,44 +1,60 @@
 //! This queue side by side with what a user would pick instead, in one run.
 //!
 //! ```sh
-//! cargo bench -p queue-core --bench compare                 # full run, about 2 minutes
-//! MQ_BENCH_QUICK=1 cargo bench -p queue-core --bench compare  # quick run, about 20 s
+//! cargo bench -p queue-core --bench compare                   # full run, 2-3.5 minutes
+//! MQ_BENCH_QUICK=1 cargo bench -p queue-core --bench compare  # quick run, 20-30 s
 //! cargo bench -p queue-core --bench compare -- --quick --only mq,posix --sizes 64
 //! ```
 //!
 //! Peers (each cross-process peer runs in separate processes: the bench
 //! binary re-runs itself as the children, with `MQ_COMPARE_CHILD` set):
 //!
-//! * `mq`        - this queue, blocking `put` / `get_into` (no allocation per message);
-//! * `batch`     - this queue, `put_many` / `get_many` in batches of 64;
-//! * `posix`     - POSIX message queues (`mq_open`, blocking `mq_send` / `mq_receive`);
-//! * `pipe`      - a pipe carrying `[u32 length][payload]` frames: one `write` per
+//! * `mq`            - this queue, blocking `put` / `get_into` (no allocation per message);
+//! * `batch`         - this queue, `put_many` / `get_many` in batches of 64;
+//! * `posix`         - POSIX message queues (`mq_open`, blocking `mq_send` / `mq_receive`);
+//! * `pipe`          - a pipe carrying `[u32 length][payload]` frames: one `write` per
 //!   message, the reader behind a 64 KiB `BufReader` (pipe buffer raised to 1 MiB);
-//! * `socket`    - the same frames over a `socketpair(AF_UNIX, SOCK_STREAM)`;
-//! * `crossbeam` - `crossbeam_channel::bounded` between threads of one process,
+//! * `socket`        - the same frames over a `socketpair(AF_UNIX, SOCK_STREAM)`;
+//! * `crossbeam`     - `crossbeam_channel::bounded` between threads of one process,
 //!   carrying `[u8; N]` by value (a copy in and a copy out, like this queue);
-//! * `memcpy`    - one thread copying each message into the next slot of a
+//! * `crossbeam-vec` - the same carrying a `Vec<u8>` allocated per message (only
+//!   the pointer travels; the faster of the two rows is the in-process ceiling);
+//! * `memcpy`        - one thread copying each message into the next slot of a
 //!   ring as large as this queue's (the bandwidth ceiling for large messages).
 //!
-//! Metrics: throughput of 1 producer -> 1 consumer and of 4 producers -> 4
-//! consumers (a stream cannot be shared by competing readers, so pipes and
-//! sockets get 4 independent 1 -> 1 pairs: the easiest case for them), and the
-//! ping-pong round trip (one message bounced between two processes over two
-//! queues / pipes, or both directions of one socketpair), median and p99.
-//! Throughput runs are calibrated to about 0.5 s (0.1 s quick) and repeated
-//! 3 times (once quick); the median is shown.
+//! Metrics (`--metrics`, default all): `1` throughput of 1 producer -> 1
+//! consumer; `4` of 4 producers -> 4 consumers (a stream cannot be shared by
+//! competing readers, so pipes and sockets get 4 independent 1 -> 1 pairs: the
+//! easiest case for them); `pp` the ping-pong round trip (one message bounced
+//! between two processes over two queues / pipes, or both directions of one
+//! socketpair), median and p99; `pin` the placement table: 64-byte 1 -> 1 and
+//! ping-pong with both sides pinned to one core, then to two cores. Throughput
+//! runs are calibrated to about 0.5 s (0.1 s quick) and repeated 3 times (once
+//! quick); the median is shown.
 //!
 //! Also checked: a getter blocked on an empty queue uses no CPU (utime + stime
 //! from `/proc/<pid>/stat` over 3 s).
+//!
+//! The machine's state is printed with the figures, because on a small
+//! virtual machine it moves them more than any code change: the CPU time
+//! other processes used, the time the hypervisor stole, and the round trip
+//! of one cache line between CPU 0 and CPU 1 (110 ns or 450 ns on our test
+//! machine, depending on where the host runs the two virtual CPUs, in spells
+//! of a second or two). A measurement with such a spell at its start or end
+//! (the round trip over three times its usual value, the lower quartile of
+//! all probes of the run) is repeated, up to 3 times; a figure whose last try
+//! still had one is marked with a dagger.
 //!
 //! Every queue lives in a private directory `/dev/shm/mq-bench-<pid>/`, removed
 //! at the end (also on a panic); POSIX queue names are unlinked as soon as all
 //! participants have opened them. The POSIX limits (`/proc/sys/fs/mqueue/msg_max`
 //! and `msgsize_max`) are raised only for the instant of each `mq_open` that
-//! creates a queue, and restored at once.
+//! creates a queue, and restored at once; RLIMIT_MSGQUEUE is raised to its
+//! hard limit, and POSIX queues of large messages are made shorter to fit it.
 //!
 //! Options (after `--`): `--quick` (or `MQ_BENCH_QUICK=1`), `--only a,b,...`
-//! (peers above, plus `idle`), `--sizes 64,1024,65536`, `--reps N`.
+//! (peers above, plus `idle`), `--sizes 64,1024,65536`, `--metrics 1,4,pp,pin`,
+//! `--reps N`.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -1119,7 +1135,7 @@ impl Plan {
 
     /// Calibrates a message count so one run takes about the target time,
     /// then returns the median rate (messages per second) of `reps` runs.
-    fn rate(&self, label: &str, run: &mut dyn FnMut(u64) -> Duration) -> f64 {
+    fn rate(&self, label: &str, run: &mut dyn FnMut(u64) -> Duration) -> (f64, bool) {
         let mut n: u64 = 4096;
         let mut d = run(n);
         while d < self.target / 2 && n < 1 << 34 {
@@ -1127,13 +1143,52 @@ impl Plan {
             n = ((n as f64 * scale.clamp(2.0, 50.0)) as u64).next_multiple_of(256);
             d = run(n);
         }
-        let mut rates = vec![n as f64 / d.as_secs_f64()];
-        for _ in 1..self.reps {
-            rates.push(n as f64 / run(n).as_secs_f64());
+        let mut rates = Vec::new();
+        let mut slow = false;
+        for _ in 0..self.reps {
+            let (d, s) = steady(label, || run(n));
+            rates.push(n as f64 / d.as_secs_f64());
+            slow |= s;
         }
         let shown: Vec<String> = rates.iter().map(|r| fmt_rate(*r)).collect();
         eprintln!("  {label:<32} n={n:<10} runs: {}", shown.join(" "));
-        median(&mut rates)
+        (median(&mut rates), slow)
+    }
+}
+
+/// Measurements repeated because the host was slow while they ran.
+static REPEATED: AtomicU32 = AtomicU32::new(0);
+
+/// Runs `f` (up to 4 times) until it runs without a slow spell of the host
+/// (see [`host_slow_during`]); returns the last result and whether it still
+/// had one.
+fn steady<T>(label: &str, mut f: impl FnMut() -> T) -> (T, bool) {
+    let mut tries = 0;
+    loop {
+        let (v, slow) = host_slow_during(&mut f);
+        tries += 1;
+        if !slow || tries == 4 {
+            return (v, slow);
+        }
+        REPEATED.fetch_add(1, Ordering::Relaxed);
+        eprintln!("  {label}: the host was slow meanwhile; measuring again");
+    }
+}
+
+/// Collects the first probes for [`usual_line_ns`], every 25 ms, and waits
+/// (at most 5 s) for a calm start: 12 probes in a row within twice the
+/// fastest seen, so that the first figures are not taken in a slow spell.
+fn calibrate_host() {
+    let start = Instant::now();
+    let (mut fastest, mut calm) = (u64::MAX, 0);
+    while start.elapsed() < Duration::from_secs(5) {
+        let Some(ns) = probe_line() else { return };
+        fastest = fastest.min(ns);
+        calm = if ns <= 2 * fastest { calm + 1 } else { 0 };
+        if calm >= 12 && PROBES.lock().unwrap().len() >= 30 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
     }
 }
 
@@ -1155,6 +1210,56 @@ struct Row {
     many: Option<f64>,
     /// Round trip median and p99, microseconds.
     rtt: Option<(f64, f64)>,
+    /// Whether each of the three was measured while cross-core transfers
+    /// were slow (see [`host_slow_during`]).
+    slow: [bool; 3],
+}
+
+/// Every cache-line round trip probed in this run, in ns.
+static PROBES: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+/// The usual cache-line round trip between CPU 0 and CPU 1: the lower
+/// quartile of all probes so far (robust to slow spells, and to the odd
+/// freak fast probe), `u64::MAX` before the first or on one core.
+fn usual_line_ns() -> u64 {
+    let mut v = PROBES.lock().unwrap().clone();
+    if v.is_empty() {
+        return u64::MAX;
+    }
+    v.sort_unstable();
+    v[v.len() / 4]
+}
+
+/// Probes the cache-line round trip and records it.
+fn probe_line() -> Option<u64> {
+    let ns = line_round_trip_ns()? as u64;
+    PROBES.lock().unwrap().push(ns);
+    Some(ns)
+}
+
+/// Runs `f` between two probes of the cache-line round trip; the flag says
+/// whether either probe took over three times the usual one - the host had
+/// moved our virtual CPUs somewhere slower, which slows every cross-core
+/// figure (ours and the peers') for as long as it lasts.
+fn host_slow_during<T>(f: impl FnOnce() -> T) -> (T, bool) {
+    let before = probe_line();
+    let v = f();
+    let after = probe_line();
+    let usual = usual_line_ns();
+    let slow = [before, after]
+        .into_iter()
+        .flatten()
+        .any(|x| x > usual.saturating_mul(3));
+    (v, slow)
+}
+
+/// A figure, marked when it was measured in a slow spell.
+fn mark(text: String, slow: bool) -> String {
+    if slow {
+        format!("{text} \u{2020}")
+    } else {
+        text
+    }
 }
 
 const PEERS: [(&str, &str); 8] = [
@@ -1206,6 +1311,106 @@ fn load() -> String {
         .unwrap_or_default()
 }
 
+/// Machine-wide CPU time so far, from the first line of `/proc/stat`, in
+/// clock ticks: (busy, steal). Busy is everything but idle, iowait and steal.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 8 {
+        return (0, 0);
+    }
+    // user nice system idle iowait irq softirq steal
+    (v[0] + v[1] + v[2] + v[5] + v[6], v[7])
+}
+
+/// CPU time used by this process and its waited-for children, in seconds.
+fn own_cpu_secs() -> f64 {
+    let secs = |who| {
+        // SAFETY: getrusage fills the struct it is given; all-zero is valid.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut ru) };
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+        t(ru.ru_utime) + t(ru.ru_stime)
+    };
+    secs(libc::RUSAGE_SELF) + secs(libc::RUSAGE_CHILDREN)
+}
+
+/// How busy the rest of the machine was while we ran: CPU time used by
+/// other processes, and time stolen by the hypervisor, each as a share of
+/// all the cores' time.
+fn noise(start: (u64, u64), own_start: f64, elapsed: Duration) -> String {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let (busy, steal) = machine_ticks();
+    let total = elapsed.as_secs_f64() * cores;
+    let busy = (busy - start.0) as f64 / hz;
+    let others = (busy - (own_cpu_secs() - own_start)).max(0.0);
+    format!(
+        "other processes used {:.0}% and the hypervisor stole {:.0}% of the {cores:.0} cores' time",
+        others / total * 100.0,
+        (steal - start.1) as f64 / hz / total * 100.0
+    )
+}
+
+fn line_note(before: Option<u64>, after: Option<u64>) -> String {
+    match (before, after) {
+        (Some(b), Some(a)) => format!(
+            "a cache line's round trip between CPU 0 and CPU 1 took {b} ns before, {a} ns after"
+        ),
+        _ => "one core: no cache-line round trip to measure".into(),
+    }
+}
+
+/// The hardware floor for the two-core figures: median round trip of one
+/// cache line between two threads spinning on CPU 0 and CPU 1, in ns. On a
+/// virtual machine this moves (by 4x here) as the host moves the virtual
+/// CPUs, so it is measured before and after each section.
+fn line_round_trip_ns() -> Option<f64> {
+    #[repr(align(128))]
+    struct Line(std::sync::atomic::AtomicU64);
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return None;
+    }
+    let (ping, pong) = (Line(0.into()), Line(0.into()));
+    const N: u64 = 20_000;
+    let old = placement();
+    set_placement(Placement::TwoCores);
+    let mut v = std::thread::scope(|s| {
+        s.spawn(|| {
+            let _pin = PinSelf::new(true);
+            for i in 1..=N {
+                while ping.0.load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+                pong.0.store(i, Ordering::Release);
+            }
+        });
+        let _pin = PinSelf::new(false);
+        let mut v = Vec::with_capacity(N as usize);
+        for i in 1..=N {
+            let t = Instant::now();
+            ping.0.store(i, Ordering::Release);
+            while pong.0.load(Ordering::Acquire) != i {
+                std::hint::spin_loop();
+            }
+            v.push(t.elapsed().as_nanos() as u64);
+        }
+        v
+    });
+    set_placement(old);
+    v.sort_unstable();
+    Some(v[v.len() / 2] as f64)
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -1237,9 +1442,24 @@ fn measure_size(plan: &Plan, s: &Scratch, size: usize) -> Vec<(&'static str, Row
         let mut row = Row::default();
         let label = |what: &str| format!("{key} {what}");
         // Throughput with p producers and p consumers, if that metric is wanted.
+        let slow = std::cell::Cell::new([false; 3]);
+        let flag = |i: usize, v: bool| {
+            let mut f = slow.get();
+            f[i] |= v;
+            slow.set(f);
+        };
         let tp = |p: usize, what: &str, run: &mut dyn FnMut(u64) -> Duration| {
             let wanted = if p == 1 { one } else { many };
-            wanted.then(|| plan.rate(&label(what), run))
+            wanted.then(|| {
+                let (v, s) = plan.rate(&label(what), run);
+                flag(usize::from(p != 1), s);
+                v
+            })
+        };
+        let ping = |f: &mut dyn FnMut() -> Vec<u64>| {
+            let (v, s) = steady(&label("ping-pong"), f);
+            flag(2, s);
+            summarise(v)
         };
         match key {
             "mq" | "batch" => {
@@ -1247,13 +1467,13 @@ fn measure_size(plan: &Plan, s: &Scratch, size: usize) -> Vec<(&'static str, Row
                 row.one = tp(1, "1->1", &mut |n| tp_mq(s, size, 1, n, b));
                 row.many = tp(MANY, "4->4", &mut |n| tp_mq(s, size, MANY, n, b));
                 if key == "mq" && pp {
-                    row.rtt = Some(summarise(pp_mq(s, &plan.ping, size)));
+                    row.rtt = Some(ping(&mut || pp_mq(s, &plan.ping, size)));
                 }
             }
             "posix" => {
                 row.one = tp(1, "1->1", &mut |n| tp_posix(size, 1, n));
                 row.many = tp(MANY, "4->4", &mut |n| tp_posix(size, MANY, n));
-                row.rtt = pp.then(|| summarise(pp_posix(&plan.ping, size)));
+                row.rtt = pp.then(|| ping(&mut || pp_posix(&plan.ping, size)));
             }
             "pipe" | "socket" => {
                 let k = if key == "pipe" {
@@ -1263,19 +1483,20 @@ fn measure_size(plan: &Plan, s: &Scratch, size: usize) -> Vec<(&'static str, Row
                 };
                 row.one = tp(1, "1->1", &mut |n| tp_stream(k, size, 1, n));
                 row.many = tp(MANY, "4x(1->1)", &mut |n| tp_stream(k, size, MANY, n));
-                row.rtt = pp.then(|| summarise(pp_stream(k, &plan.ping, size)));
+                row.rtt = pp.then(|| ping(&mut || pp_stream(k, &plan.ping, size)));
             }
             "crossbeam" | "crossbeam-vec" => {
                 let v = key == "crossbeam";
                 row.one = tp(1, "1->1", &mut |n| tp_crossbeam_sized(size, v, 1, n));
                 row.many = tp(MANY, "4->4", &mut |n| tp_crossbeam_sized(size, v, MANY, n));
-                row.rtt = pp.then(|| summarise(pp_crossbeam_sized(&plan.ping, size, v)));
+                row.rtt = pp.then(|| ping(&mut || pp_crossbeam_sized(&plan.ping, size, v)));
             }
             "memcpy" => {
                 row.one = tp(1, "copy", &mut |n| tp_memcpy(size, n));
             }
             _ => unreachable!(),
         }
+        row.slow = slow.get();
         if let Some((m, p)) = row.rtt {
             eprintln!(
                 "  {:<32} median {m:.2} us, p99 {p:.2} us",
@@ -1315,12 +1536,12 @@ fn table(size: usize, rows: &[(&str, Row)]) -> String {
         writeln!(
             t,
             "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            opt(r.one, fmt_rate),
+            mark(opt(r.one, fmt_rate), r.slow[0]),
             opt(r.one, |x| fmt_bw(x, size)),
             ratio(o.one, r.one, true),
-            opt(r.many, fmt_rate),
+            mark(opt(r.many, fmt_rate), r.slow[1]),
             ratio(o.many, r.many, true),
-            opt(r.rtt, |x| format!("{:.2} us", x.0)),
+            mark(opt(r.rtt, |x| format!("{:.2} us", x.0)), r.slow[2]),
             opt(r.rtt, |x| format!("{:.2} us", x.1)),
             ratio(o.rtt.map(|x| x.0), r.rtt.map(|x| x.0), false),
         )
@@ -1471,25 +1692,29 @@ fn measure_placement(plan: &Plan, s: &Scratch) -> Vec<(&'static str, [Row; 2])> 
             set_placement(p);
             let label = format!("{key} 1->1 {p:?}");
             let r = &mut rows[i];
-            match key {
-                "mq" => {
-                    r.one = Some(plan.rate(&label, &mut |n| tp_mq(s, size, 1, n, 1)));
-                    r.rtt = Some(summarise(pp_mq(s, &plan.ping, size)));
-                }
-                "posix" => {
-                    r.one = Some(plan.rate(&label, &mut |n| tp_posix(size, 1, n)));
-                    r.rtt = Some(summarise(pp_posix(&plan.ping, size)));
-                }
-                "pipe" => {
-                    r.one = Some(plan.rate(&label, &mut |n| tp_stream(Stream::Pipe, size, 1, n)));
-                    r.rtt = Some(summarise(pp_stream(Stream::Pipe, &plan.ping, size)));
-                }
-                "crossbeam" => {
-                    r.one = Some(plan.rate(&label, &mut |n| tp_crossbeam_sized(size, true, 1, n)));
-                    r.rtt = Some(summarise(pp_crossbeam_sized(&plan.ping, size, true)));
-                }
+            let (tp, pp): (
+                &mut dyn FnMut(u64) -> Duration,
+                &mut dyn FnMut() -> Vec<u64>,
+            ) = match key {
+                "mq" => (&mut |n| tp_mq(s, size, 1, n, 1), &mut || {
+                    pp_mq(s, &plan.ping, size)
+                }),
+                "posix" => (&mut |n| tp_posix(size, 1, n), &mut || {
+                    pp_posix(&plan.ping, size)
+                }),
+                "pipe" => (&mut |n| tp_stream(Stream::Pipe, size, 1, n), &mut || {
+                    pp_stream(Stream::Pipe, &plan.ping, size)
+                }),
+                "crossbeam" => (&mut |n| tp_crossbeam_sized(size, true, 1, n), &mut || {
+                    pp_crossbeam_sized(&plan.ping, size, true)
+                }),
                 _ => unreachable!(),
-            }
+            };
+            let (one, slow_one) = plan.rate(&label, tp);
+            let (rtt, slow_rtt) = steady(&label, pp);
+            r.one = Some(one);
+            r.rtt = Some(summarise(rtt));
+            r.slow = [slow_one, false, slow_rtt];
             if let Some((m, q)) = r.rtt {
                 eprintln!("  {key} ping-pong {p:?}: median {m:.2} us, p99 {q:.2} us");
             }
@@ -1512,11 +1737,11 @@ fn placement_table(rows: &[(&str, [Row; 2])]) -> String {
         writeln!(
             t,
             "| {name} | {} | {} | {} | {} | {} | {} |",
-            opt(a.one, fmt_rate),
-            opt(b.one, fmt_rate),
-            opt(a.rtt.map(|x| x.0), us),
+            mark(opt(a.one, fmt_rate), a.slow[0]),
+            mark(opt(b.one, fmt_rate), b.slow[0]),
+            mark(opt(a.rtt.map(|x| x.0), us), a.slow[2]),
             opt(a.rtt.map(|x| x.1), us),
-            opt(b.rtt.map(|x| x.0), us),
+            mark(opt(b.rtt.map(|x| x.0), us), b.slow[2]),
             opt(b.rtt.map(|x| x.1), us),
         )
         .unwrap();
@@ -1533,19 +1758,34 @@ fn main() {
     let scratch = Scratch::new();
     raise_msgqueue_rlimit();
     let started = Instant::now();
+    calibrate_host();
     let load_before = load();
+    let ticks_before = machine_ticks();
+    let own_before = own_cpu_secs();
     eprintln!(
         "mq compare ({} mode) on {}; load average {load_before}",
         if plan.quick { "quick" } else { "full" },
         machine()
     );
     let mut all = Vec::new();
+    let mut noises = Vec::new();
     for &size in &plan.sizes {
+        let line0 = probe_line();
+        let (t0, o0, s0) = (machine_ticks(), own_cpu_secs(), Instant::now());
         let rows = measure_size(&plan, &scratch, size);
+        let n = noise(t0, o0, s0.elapsed());
+        noises.push(format!("{n}; {}", line_note(line0, probe_line())));
         all.push((size, rows));
     }
     let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    let line0 = probe_line();
+    let (t0, o0, s0) = (machine_ticks(), own_cpu_secs(), Instant::now());
     let pinned = (plan.metric("pin") && two_cores).then(|| measure_placement(&plan, &scratch));
+    let pin_noise = format!(
+        "{}; {}",
+        noise(t0, o0, s0.elapsed()),
+        line_note(line0, probe_line())
+    );
     let idle = plan
         .wants("idle")
         .then(|| idle_check(&scratch, if plan.quick { 2 } else { 3 }));
@@ -1554,24 +1794,33 @@ fn main() {
     writeln!(out, "\n# mq compare: {}", machine()).unwrap();
     writeln!(
         out,
-        "mode {}, {} run(s) per figure (median), load average before {load_before}, after {}, {:.0} s",
+        "mode {}, {} run(s) per figure (median), load average before {load_before}, after {}, {:.0} s;\n{}",
         if plan.quick { "quick" } else { "full" },
         plan.reps,
         load(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        noise(ticks_before, own_before, started.elapsed())
     )
     .unwrap();
     writeln!(
         out,
         "ratios: > 1 means this queue is better (higher throughput / lower round trip);\n\
-         pipe and socket 4->4 are 4 independent 1->1 streams."
+         pipe and socket 4->4 are 4 independent 1->1 streams;\n\
+         a measurement during which a cache line's round trip between CPU 0 and CPU 1 took\n\
+         over three times the usual {} ns (lower quartile of all probes) - the host had moved the\n\
+         virtual CPUs - was repeated ({} times in this run, up to 3 times each); \u{2020} marks\n\
+         a figure whose last try was still slow.",
+        usual_line_ns(),
+        REPEATED.load(Ordering::Relaxed)
     )
     .unwrap();
-    for (size, rows) in &all {
+    for ((size, rows), noise) in all.iter().zip(&noises) {
         out.push_str(&table(*size, rows));
+        writeln!(out, "\n(while measuring these, {noise})").unwrap();
     }
     if let Some(rows) = &pinned {
         out.push_str(&placement_table(rows));
+        writeln!(out, "\n(while measuring these, {pin_noise})").unwrap();
     }
     out.push_str(&targets(&all));
     if let Some(idle) = idle {

@@ -30,10 +30,12 @@
 //!
 //! # Before sleeping: spin, then yield (adaptively)
 //!
-//! A futex round trip costs 10-100 us on the machines we measured (a virtual
-//! CPU that goes idle has to be woken by the hypervisor), while the other
-//! side is usually a fraction of a microsecond from acting. So a waiter first
-//! polls, in three phases, before it registers and sleeps:
+//! A futex sleep and wake-up costs tens of microseconds on the virtual
+//! machines we measured (a virtual CPU that goes idle has to be woken by the
+//! hypervisor: 25 us for a round trip across two cores, see
+//! `docs/performance.md`), while the other side is usually a fraction of a
+//! microsecond from acting. So a waiter first polls, in three phases, before
+//! it registers and sleeps:
 //!
 //! 1. **spin** with `spin_loop` pauses for up to this thread's *spin budget*
 //!    (at most [`SPIN_MAX`]): the answer comes from a process running on
@@ -64,10 +66,17 @@ use crate::sys;
 pub(crate) const SLEEP_SLICE: Duration = Duration::from_millis(100);
 
 /// Longest pure spin before the first `sched_yield` (the budget's ceiling).
-pub(crate) const SPIN_MAX: Duration = Duration::from_micros(20);
+/// A partner running on another core answers well within this (a round trip
+/// through the queue takes about 0.5 us there).
+pub(crate) const SPIN_MAX: Duration = Duration::from_micros(5);
 
-/// How long a waiter polls (spinning, then yielding) before it sleeps.
-pub(crate) const POLL_FOR: Duration = Duration::from_micros(100);
+/// How long a waiter polls (spinning, then yielding) before it sleeps: about
+/// what a futex sleep and wake-up cost on the machines we measured (12 us
+/// for a wake-up across cores, 25 us for a round trip), the classic
+/// spin-then-block choice that is never worse than twice the better of the
+/// two. Longer windows measured no faster (`docs/performance.md`), but made
+/// a consumer fed every 200 us use three to four times the CPU.
+pub(crate) const POLL_FOR: Duration = Duration::from_micros(25);
 
 /// A `sched_yield` longer than this ran another process on our core: an
 /// uncontended one returns in well under a microsecond.
@@ -247,4 +256,132 @@ fn poll<T>(deadline: Option<Instant>, attempt: &mut impl FnMut() -> Option<T>) -
         SPIN_BUDGET_NS.with(|b| b.set(next));
     }
     found
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[derive(Default)]
+    struct Point {
+        seq: AtomicU32,
+        waiters: AtomicU32,
+        mine: AtomicU32,
+    }
+
+    impl Point {
+        fn wp(&self) -> WaitPoint<'_> {
+            WaitPoint {
+                seq: &self.seq,
+                waiters: &self.waiters,
+                mine: &self.mine,
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_path_needs_no_waiting_and_no_wake() {
+        let p = Point::default();
+        assert_eq!(wait_until(p.wp(), None, || Some(7), || {}), Some(7));
+        // Nobody registered, so a notify finds nothing to do.
+        p.wp().notify_one();
+        assert_eq!(p.seq.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn a_deadline_in_the_past_returns_none_and_leaves_no_registration() {
+        let p = Point::default();
+        let r: Option<()> = wait_until(p.wp(), Some(Instant::now()), || None, || {});
+        assert_eq!(r, None);
+        assert_eq!(p.waiters.load(SeqCst), 0);
+        assert_eq!(p.mine.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn a_timed_wait_expires() {
+        let p = Point::default();
+        let t = Instant::now();
+        let r: Option<()> = wait_until(p.wp(), Some(t + Duration::from_millis(30)), || None, || {});
+        assert_eq!(r, None);
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        assert_eq!(p.waiters.load(SeqCst), 0);
+    }
+
+    /// Sleepers are woken by the notify that follows a publish, not by the
+    /// end of their sleep slice: with a lost wake-up every round would take
+    /// a whole slice (100 ms). The publisher waits well past the polling
+    /// phase, so the waiters are asleep on the futex when it publishes.
+    #[test]
+    fn sleepers_are_woken_by_notify_not_by_their_slice() {
+        const WAITERS: usize = 3;
+        const ROUNDS: usize = 20;
+        let p = Point::default();
+        let items = AtomicU32::new(0);
+        let stop = AtomicBool::new(false);
+        let latencies = std::sync::Mutex::new(Vec::new());
+        let published = std::sync::Mutex::new(Instant::now());
+        std::thread::scope(|s| {
+            for _ in 0..WAITERS {
+                s.spawn(|| {
+                    loop {
+                        let take = || {
+                            if stop.load(SeqCst) {
+                                return Some(false);
+                            }
+                            items
+                                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                                .ok()
+                                .map(|_| true)
+                        };
+                        match wait_until(p.wp(), None, take, || {}) {
+                            Some(true) => {
+                                let at = *published.lock().unwrap();
+                                latencies.lock().unwrap().push(at.elapsed());
+                            }
+                            _ => return,
+                        }
+                    }
+                });
+            }
+            for _ in 0..ROUNDS {
+                std::thread::sleep(POLL_FOR * 20); // everybody is asleep now
+                *published.lock().unwrap() = Instant::now();
+                items.fetch_add(1, SeqCst); // publish (SeqCst), then notify
+                p.wp().notify_one();
+                while items.load(SeqCst) != 0 {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+            stop.store(true, SeqCst);
+            p.wp().notify_all();
+        });
+        let mut l = latencies.into_inner().unwrap();
+        assert_eq!(l.len(), ROUNDS);
+        l.sort();
+        // A lost wake-up shows as a latency of about a whole slice.
+        assert!(
+            l[ROUNDS / 2] < SLEEP_SLICE / 4,
+            "median wake-up latency {:?} (all: {l:?})",
+            l[ROUNDS / 2]
+        );
+        assert_eq!(p.waiters.load(SeqCst), 0);
+        assert_eq!(p.mine.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn a_notify_after_a_wake_costs_no_second_wake_until_someone_sleeps_again() {
+        let p = Point::default();
+        let wp = p.wp();
+        let ticket = wp.register();
+        assert_eq!(ticket & SLEEPERS, SLEEPERS);
+        wp.notify_one(); // bumps: the bit clears
+        let after = p.seq.load(SeqCst);
+        assert_eq!(after & SLEEPERS, 0);
+        assert_ne!(after, ticket);
+        wp.notify_one(); // nobody marked the word again: no bump
+        assert_eq!(p.seq.load(SeqCst), after);
+        wp.unregister();
+        assert_eq!(p.waiters.load(SeqCst), 0);
+    }
 }
