@@ -18,7 +18,7 @@ use queue_core::Queue;
 use serde_json::json;
 
 use super::Ctx;
-use super::worker::Team;
+use super::worker::{Report, Team};
 use crate::cli::{BenchArgs, Role};
 use crate::output::{human_bytes, human_rate};
 
@@ -64,23 +64,15 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
     q.close()?;
     let (mut sent, mut sent_sum, mut got, mut got_sum) = (0u64, 0u64, 0u64, 0u64);
     for i in 0..team.workers.len() {
-        let line = team.workers[i].read_line()?;
-        team.wait(i)?;
-        let f: Vec<u64> = line
-            .split(' ')
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        match (line.split(' ').next(), f.as_slice()) {
-            (Some("sent"), [n, s]) => {
-                sent += n;
-                sent_sum = sent_sum.wrapping_add(*s);
+        match team.finish(i)? {
+            Report::Sent { count, sum } => {
+                sent += count;
+                sent_sum = sent_sum.wrapping_add(sum);
             }
-            (Some("got"), [n, s, _]) => {
-                got += n;
-                got_sum = got_sum.wrapping_add(*s);
+            Report::Got { count, sum } => {
+                got += count;
+                got_sum = got_sum.wrapping_add(sum);
             }
-            _ => bail!("unexpected worker report {line:?}"),
         }
     }
     let drained = t0.elapsed();

@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use queue_core::Queue;
 
 use super::Ctx;
-use super::worker::Team;
+use super::worker::{Report, Team};
 use crate::cli::{DemoArgs, Role};
 use crate::output::{human_bytes, human_rate, stdout_is_tty};
 use crate::render;
@@ -198,25 +198,18 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<ExitCode> {
     let (mut sent, mut sent_sum, mut got, mut got_sum) = (0u64, 0u64, 0u64, 0u64);
     let mut per = Vec::new();
     for i in producers.iter().chain(&consumers).copied() {
-        let line = team.workers[i].read_line()?;
-        team.wait(i)?;
-        let f: Vec<u64> = line
-            .split(' ')
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        match (line.split(' ').next(), f.as_slice()) {
-            (Some("sent"), [n, s]) => {
-                sent += n;
-                sent_sum = sent_sum.wrapping_add(*s);
-                per.push(format!("producer {} put {n}", team.workers[i].pid()));
+        let pid = team.workers[i].pid();
+        match team.finish(i)? {
+            Report::Sent { count, sum } => {
+                sent += count;
+                sent_sum = sent_sum.wrapping_add(sum);
+                per.push(format!("producer {pid} put {count}"));
             }
-            (Some("got"), [n, s, _]) => {
-                got += n;
-                got_sum = got_sum.wrapping_add(*s);
-                per.push(format!("consumer {} took {n}", team.workers[i].pid()));
+            Report::Got { count, sum } => {
+                got += count;
+                got_sum = got_sum.wrapping_add(sum);
+                per.push(format!("consumer {pid} took {count}"));
             }
-            _ => bail!("unexpected worker report {line:?}"),
         }
     }
     let rate = moved_while_running as f64 / ran.as_secs_f64();

@@ -118,6 +118,28 @@ impl Worker {
     }
 }
 
+/// A worker's last line: what it sent or took, with the checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// `sent COUNT CHECKSUM` from a producer.
+    Sent { count: u64, sum: u64 },
+    /// `got COUNT CHECKSUM BYTES` from a consumer.
+    Got { count: u64, sum: u64 },
+}
+
+impl Report {
+    fn parse(line: &str) -> Result<Report> {
+        let mut words = line.split(' ');
+        let kind = words.next();
+        let f: Vec<u64> = words.filter_map(|x| x.parse().ok()).collect();
+        match (kind, f.as_slice()) {
+            (Some("sent"), &[count, sum]) => Ok(Report::Sent { count, sum }),
+            (Some("got"), &[count, sum, _]) => Ok(Report::Got { count, sum }),
+            _ => bail!("unexpected worker report {line:?}"),
+        }
+    }
+}
+
 /// A temporary queue and the workers on it: on drop (and on Ctrl-C) the
 /// workers are killed and the queue removed.
 pub struct Team {
@@ -189,6 +211,13 @@ impl Team {
             bail!("{:?} worker (pid {}) failed: {status}", w.role, w.pid());
         }
         Ok(())
+    }
+
+    /// Reads worker `i`'s final report line and waits for it to exit.
+    pub fn finish(&mut self, i: usize) -> Result<Report> {
+        let line = self.workers[i].read_line()?;
+        self.wait(i)?;
+        Report::parse(&line)
     }
 
     /// Removes the queue now (also done on drop).
