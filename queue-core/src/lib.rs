@@ -86,6 +86,8 @@ mod sync;
 mod ring;
 
 #[cfg(not(loom))]
+mod batch;
+#[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
 mod layout;
@@ -108,6 +110,8 @@ mod typed;
 #[cfg(not(loom))]
 mod wait;
 
+#[cfg(not(loom))]
+pub use batch::{Batch, Iter as BatchIter};
 #[cfg(not(loom))]
 pub use error::{AckError, CloseError, GetError, OpenError, PutError, RemoveError};
 #[cfg(not(loom))]

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
+use crate::batch::Batch;
 use crate::error::{AckError, CloseError, GetError, OpenError, PutError, RemoveError};
 use crate::layout::Geometry;
 use crate::liveness;
@@ -501,6 +502,7 @@ impl Queue {
 
     fn get_into_with(&self, buf: &mut Vec<u8>, wait: Wait) -> Result<usize, GetError> {
         let claim = self.claim_read(wait)?;
+        buf.clear();
         let len = self.copy_out(claim, buf);
         // The hand-over: until this store, our death re-queues the message.
         let handed_over = self.ring().release_read(claim, self.me);
@@ -515,6 +517,10 @@ impl Queue {
     /// Takes up to `max` messages: blocks until at least one is there, then
     /// takes whatever else is ready without waiting. Producers are woken once
     /// per batch. Returns [`GetError::Closed`] only when nothing was taken.
+    ///
+    /// Allocates one `Vec` per message; a loop that takes many batches is
+    /// faster with [`get_many_into`](Self::get_many_into), which reuses one
+    /// [`Batch`].
     pub fn get_many(&self, max: usize) -> Result<Vec<Vec<u8>>, GetError> {
         self.get_many_with(max, Wait::Forever)
     }
@@ -535,24 +541,84 @@ impl Queue {
 
     fn get_many_with(&self, max: usize, wait: Wait) -> Result<Vec<Vec<u8>>, GetError> {
         let mut out = Vec::new();
+        self.take_many(max, wait, |claim| {
+            let mut buf = Vec::new();
+            let len = self.copy_out(claim, &mut buf)?;
+            out.push(buf);
+            Ok(len)
+        })?;
+        Ok(out)
+    }
+
+    /// Takes up to `max` messages into `batch` (cleared first), blocking until
+    /// at least one is there, and returns how many it took; see
+    /// [`get_many`](Self::get_many). Reuses `batch`'s buffers, so a loop over
+    /// one `Batch` allocates nothing once it has grown. Returns
+    /// [`GetError::Closed`] only when nothing was taken.
+    pub fn get_many_into(&self, batch: &mut Batch, max: usize) -> Result<usize, GetError> {
+        self.get_many_into_with(batch, max, Wait::Forever)
+    }
+
+    /// Like [`get_many_into`](Self::get_many_into), but returns [`GetError::Empty`] at once when empty.
+    pub fn try_get_many_into(&self, batch: &mut Batch, max: usize) -> Result<usize, GetError> {
+        self.get_many_into_with(batch, max, Wait::No)
+    }
+
+    /// Like [`get_many_into`](Self::get_many_into), waiting at most `timeout` for the first message.
+    pub fn get_many_into_timeout(
+        &self,
+        batch: &mut Batch,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<usize, GetError> {
+        self.get_many_into_with(batch, max, Wait::timeout(timeout))
+    }
+
+    fn get_many_into_with(
+        &self,
+        batch: &mut Batch,
+        max: usize,
+        wait: Wait,
+    ) -> Result<usize, GetError> {
+        batch.clear();
+        self.take_many(max, wait, |claim| {
+            let copied = self.copy_out(claim, batch.data_mut());
+            match copied {
+                Ok(_) => batch.commit(),
+                Err(_) => batch.discard_uncommitted(),
+            }
+            copied
+        })
+    }
+
+    /// The loop of the `get_many` family: claims up to `max` messages (the
+    /// first with `wait`, the rest only if ready now), hands each claimed slot
+    /// to `copy` and then releases it, and wakes producers once at the end.
+    /// Returns how many messages `copy` took; an error only if none.
+    fn take_many(
+        &self,
+        max: usize,
+        wait: Wait,
+        mut copy: impl FnMut(Claim) -> Result<usize, GetError>,
+    ) -> Result<usize, GetError> {
         if max == 0 {
-            return Ok(out);
+            return Ok(0);
         }
         let ring = self.ring();
         let mut next = Some(self.claim_read(wait)?);
-        let mut released = 0u32;
+        let (mut taken, mut released) = (0usize, 0u32);
         let mut failure = None;
         while let Some(claim) = next.take() {
-            let mut buf = Vec::new();
-            let copied = self.copy_out(claim, &mut buf);
+            let copied = copy(claim);
+            // The hand-over: until this store, our death re-queues the message.
             let handed_over = ring.release_read(claim, self.me);
             released += 1;
             match (copied, handed_over) {
-                (Ok(_), true) => out.push(buf),
+                (Ok(_), true) => taken += 1,
                 (Err(e), _) => failure = Some(e),
                 (Ok(_), false) => failure = Some(lost(claim)),
             }
-            if failure.is_some() || out.len() >= max {
+            if failure.is_some() || taken >= max {
                 break;
             }
             next = ring.try_claim_read(self.me).ok();
@@ -563,14 +629,15 @@ impl Queue {
             .fetch_add(u64::from(released), Relaxed);
         self.putters().notify(released);
         match failure {
-            Some(e) if out.is_empty() => Err(e),
-            _ => Ok(out),
+            Some(e) if taken == 0 => Err(e),
+            _ => Ok(taken),
         }
     }
 
+    /// Appends the payload of a claimed slot to `buf`.
     fn copy_out(&self, claim: Claim, buf: &mut Vec<u8>) -> Result<usize, GetError> {
         // SAFETY: `claim` holds the slot in READING for us.
-        unsafe { self.seg.read_payload(claim.idx, buf) }.map_err(|bad| {
+        unsafe { self.seg.append_payload(claim.idx, buf) }.map_err(|bad| {
             GetError::Corrupted(format!(
                 "slot {} claims a {bad}-byte message, more than the {}-byte maximum (message dropped)",
                 claim.idx,

@@ -551,31 +551,31 @@ impl Segment {
         self.slot(idx).len.store(msg.len() as u64, Relaxed);
     }
 
-    /// Copies the payload of slot `idx` into `out` (replacing its contents)
-    /// and returns its length, or the bad length found.
+    /// Appends the payload of slot `idx` to `out` and returns its length, or
+    /// the bad length found (then `out` is unchanged).
     ///
     /// # Safety
     /// The caller must hold slot `idx` in the READING state, so no
     /// participant following the protocol writes its payload meanwhile.
-    pub(crate) unsafe fn read_payload(&self, idx: u64, out: &mut Vec<u8>) -> Result<usize, u64> {
+    pub(crate) unsafe fn append_payload(&self, idx: u64, out: &mut Vec<u8>) -> Result<usize, u64> {
         let len = self.slot(idx).len.load(Relaxed);
         if len > self.geometry.max_msg_size {
             return Err(len);
         }
         let len = len as usize;
-        out.clear();
+        let start = out.len();
         out.reserve(len);
         let slot = self.slot_ptr(idx);
         // SAFETY: source is in bounds (len <= max_msg_size, checked above) and
-        // owned by the caller (READING); `out` has room for `len` bytes, which
-        // are initialised by the copy before `set_len`.
+        // owned by the caller (READING); `out` has room for `len` more bytes,
+        // which are initialised by the copy before `set_len`.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
-                out.as_mut_ptr(),
+                out.as_mut_ptr().add(start),
                 len,
             );
-            out.set_len(len);
+            out.set_len(start + len);
         }
         Ok(len)
     }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use queue_core::{
-    CloseError, GetError, OpenError, PutError, Queue, SlotView, TypedGetError, TypedQueue,
+    Batch, CloseError, GetError, OpenError, PutError, Queue, SlotView, TypedGetError, TypedQueue,
 };
 
 /// A private queue directory, removed on drop.
@@ -196,6 +196,52 @@ fn batches_round_trip_in_order() {
         "nothing is put when any message is too large"
     );
     assert_eq!(q.try_get_many(3), Err(GetError::Empty));
+}
+
+#[test]
+fn batches_into_one_reused_buffer() {
+    let d = Dir::new();
+    let q = d.queue(8);
+    let msgs: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; i as usize % 9]).collect();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let p = Queue::open_in(&d.0, "q").unwrap();
+            p.put_many(&msgs).unwrap();
+            p.close().unwrap();
+        });
+        let mut batch = Batch::with_capacity(5, 64);
+        let mut got = Vec::new();
+        loop {
+            match q.get_many_into(&mut batch, 5) {
+                Ok(n) => {
+                    assert_eq!(n, batch.len(), "the count is the batch's length");
+                    assert!((1..=5).contains(&n));
+                    got.extend(batch.iter().map(<[u8]>::to_vec));
+                }
+                Err(GetError::Closed) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, msgs);
+    });
+    let mut batch = Batch::new();
+    assert_eq!(q.try_get_many_into(&mut batch, 3), Err(GetError::Closed));
+    assert!(batch.is_empty(), "a failed call leaves the batch cleared");
+    let d = Dir::new();
+    let q = d.queue(4);
+    q.put(b"left over").unwrap();
+    assert_eq!(q.get_many_into(&mut batch, 0), Ok(0));
+    assert_eq!(q.len(), 1, "max 0 takes nothing");
+    assert_eq!(
+        q.get_many_into_timeout(&mut batch, 9, Duration::from_millis(10)),
+        Ok(1)
+    );
+    assert_eq!(batch.get(0), Some(&b"left over"[..]));
+    assert_eq!(
+        q.get_many_into_timeout(&mut batch, 9, Duration::from_millis(10)),
+        Err(GetError::Timeout)
+    );
+    assert_eq!(q.try_get_many_into(&mut batch, 3), Err(GetError::Empty));
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use queue_core::Queue;
+use queue_core::{Batch, Queue};
 
 /// Header fields the mutations aim at, by byte offset (docs/design.md).
 pub const HEADER_SIZE: usize = 512;
@@ -262,6 +262,7 @@ pub fn exercise(dir: &Path, name: &str, image: &[u8]) -> Outcome {
             run!(q.get_timeout(short));
             run!(q.put_timeout(&vec![0xa5; max.min(64)], short));
             run!(q.try_get_many(3));
+            run!(q.try_get_many_into(&mut Batch::new(), 3));
             run!(q.get_lease_timeout(short).map(|l| l.to_vec()));
             // A second handle: attach, recovery and detach on damaged bytes.
             match Queue::open_in(dir, name) {
