@@ -334,6 +334,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value = "1024", value_parser = parse::positive_count)]
     pub capacity: u64,
 
+    /// Messages per call: 1 puts and gets one at a time (put, get_into); N > 1
+    /// puts N at a time (put_many) and gets up to N (get_many_into); at most
+    /// --capacity
+    #[arg(long, short = 'b', value_name = "N", default_value = "1", value_parser = parse::positive_count)]
+    pub batch: u64,
+
     /// Print one JSON object instead of a table
     #[arg(long)]
     pub json: bool,
@@ -394,6 +400,10 @@ pub struct WorkerArgs {
     /// Producer number, stamped into its messages
     #[arg(long, default_value = "0")]
     pub id: u64,
+
+    /// Messages per call for producers and consumers (put_many / get_many_into when > 1)
+    #[arg(long, default_value = "1", value_parser = parse::positive_count)]
+    pub batch: u64,
 
     /// Wait for a line on stdin before starting (after printing "ready")
     #[arg(long)]

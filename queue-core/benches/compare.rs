@@ -10,7 +10,7 @@
 //! binary re-runs itself as the children, with `MQ_COMPARE_CHILD` set):
 //!
 //! * `mq`            - this queue, blocking `put` / `get_into` (no allocation per message);
-//! * `batch`         - this queue, `put_many` / `get_many` in batches of 64;
+//! * `batch`         - this queue, `put_many` / `get_many_into` in batches of 64;
 //! * `posix`         - POSIX message queues (`mq_open`, blocking `mq_send` / `mq_receive`);
 //! * `pipe`          - a pipe carrying `[u32 length][payload]` frames: one `write` per
 //!   message, the reader behind a 64 KiB `BufReader` (pipe buffer raised to 1 MiB);
@@ -21,6 +21,12 @@
 //!   the pointer travels; the faster of the two rows is the in-process ceiling);
 //! * `memcpy`        - one thread copying each message into the next slot of a
 //!   ring as large as this queue's (the bandwidth ceiling for large messages).
+//!
+//! The two rows of this queue run the producer and consumer loops of the
+//! `queue-bench` crate, the same code as `mq bench` (`--batch 64` for the
+//! batched row): each message carries a sequence stamp, and each run checks
+//! the producers' counts and checksums against the consumers' (see
+//! `queue_bench::stamp`).
 //!
 //! Metrics (`--metrics`, default all): `1` throughput of 1 producer -> 1
 //! consumer; `4` of 4 producers -> 4 consumers (a stream cannot be shared by
@@ -67,11 +73,12 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use queue_bench::{Mode, Report, Tally, machine};
 use queue_core::{GetError, Queue};
 
 /// Set in the children: their role is in the arguments.
 const CHILD_ENV: &str = "MQ_COMPARE_CHILD";
-/// Messages per `put_many` / `get_many` call in the batched rows.
+/// Messages per `put_many` / `get_many_into` call in the batched rows.
 const BATCH: usize = 64;
 /// Message sizes compared by default.
 const SIZES: [usize; 3] = [64, 1024, 65536];
@@ -93,7 +100,7 @@ fn child_main() {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let num = |i: usize| -> usize { a[i].parse().expect("numeric argument") };
     match a[0] {
-        "mq-prod" => mq_producer(a[1], a[2], num(3), num(4), num(5)),
+        "mq-prod" => mq_producer(a[1], a[2], num(3), num(4), num(5), num(6)),
         "mq-cons" => mq_consumer(a[1], a[2], num(3)),
         "mq-echo" => mq_echo(a[1], a[2], a[3]),
         "mq-idle" => mq_idle(a[1], a[2]),
@@ -121,51 +128,29 @@ fn report_done(n: usize) {
     std::io::stdout().flush().unwrap();
 }
 
-fn mq_producer(dir: &str, name: &str, size: usize, count: usize, batch: usize) {
-    let q = Queue::open_in(dir, name).expect("producer: open");
-    let msg = vec![0xabu8; size];
-    let refs: Vec<&[u8]> = vec![&msg[..]; batch.max(1)];
-    ready_then_wait_for_go();
-    if batch <= 1 {
-        for _ in 0..count {
-            q.put(&msg).expect("put");
-        }
-    } else {
-        let mut left = count;
-        while left > 0 {
-            let k = left.min(batch);
-            q.put_many(&refs[..k])
-                .map_err(|(_, e)| e)
-                .expect("put_many");
-            left -= k;
-        }
-    }
-    report_done(count);
+/// The last line of this queue's producers and consumers.
+fn report(r: Report) {
+    println!("{r}");
+    std::io::stdout().flush().unwrap();
 }
 
+/// Puts `count` messages of `size` bytes stamped with producer number `id`
+/// (the shared loop of `queue_bench`), then reports `sent COUNT SUM`.
+fn mq_producer(dir: &str, name: &str, size: usize, count: usize, batch: usize, id: usize) {
+    let q = Queue::open_in(dir, name).expect("producer: open");
+    ready_then_wait_for_go();
+    let mode = Mode::batched(batch).limit(count as u64);
+    let sent = queue_bench::produce(&q, id as u64, size, mode).expect("produce");
+    report(Report::sent(sent));
+}
+
+/// Takes messages until the queue is closed and drained (the shared loop of
+/// `queue_bench`), then reports `got COUNT SUM`.
 fn mq_consumer(dir: &str, name: &str, batch: usize) {
     let q = Queue::open_in(dir, name).expect("consumer: open");
-    let mut buf = Vec::with_capacity(q.max_msg_size());
     ready_then_wait_for_go();
-    let mut n = 0;
-    if batch <= 1 {
-        loop {
-            match q.get_into(&mut buf) {
-                Ok(_) => n += 1,
-                Err(GetError::Closed) => break,
-                Err(e) => panic!("get: {e}"),
-            }
-        }
-    } else {
-        loop {
-            match q.get_many(batch) {
-                Ok(v) => n += v.len(),
-                Err(GetError::Closed) => break,
-                Err(e) => panic!("get_many: {e}"),
-            }
-        }
-    }
-    report_done(n);
+    let got = queue_bench::consume(&q, Mode::batched(batch)).expect("consume");
+    report(Report::got(got));
 }
 
 fn mq_echo(dir: &str, ping: &str, pong: &str) {
@@ -414,6 +399,15 @@ impl Kid {
             .unwrap_or_else(|| panic!("unexpected line from child: {l:?}"))
     }
 
+    /// Waits for the [`Report`] line of one of this queue's producers or
+    /// consumers.
+    fn report(&mut self) -> Tally {
+        let l = self.line();
+        l.parse::<Report>()
+            .unwrap_or_else(|e| panic!("bench child: {e}"))
+            .tally()
+    }
+
     fn finish(mut self) {
         self.stdin = None;
         let st = self.child.wait().expect("wait for child");
@@ -585,8 +579,8 @@ fn tp_mq(s: &Scratch, size: usize, p: usize, n: u64, batch: usize) -> Duration {
     let q = s.create(&name, size, capacity_for(size));
     let each = split(n, p);
     let mut specs = Vec::new();
-    for _ in 0..p {
-        let a = args(&[&"mq-prod", &s.dir_str(), &name, &size, &each, &batch]);
+    for id in 0..p {
+        let a = args(&[&"mq-prod", &s.dir_str(), &name, &size, &each, &batch, &id]);
         specs.push((a, vec![]));
     }
     for _ in 0..p {
@@ -597,13 +591,18 @@ fn tp_mq(s: &Scratch, size: usize, p: usize, n: u64, batch: usize) -> Duration {
     Queue::remove_in(&s.dir, &name).expect("remove bench queue");
     let start = Instant::now();
     kids.iter_mut().for_each(Kid::go);
+    let mut sent = Tally::default();
     for k in &mut kids[..p] {
-        k.done();
+        sent.merge(k.report());
     }
     q.close().unwrap();
-    let got: usize = kids[p..].iter_mut().map(Kid::done).sum();
+    let mut got = Tally::default();
+    for k in &mut kids[p..] {
+        got.merge(k.report());
+    }
     let elapsed = start.elapsed();
-    assert_eq!(got as u64, each * p as u64, "messages lost or duplicated");
+    assert_eq!(sent.count, each * p as u64, "producers put too few");
+    assert_eq!(got, sent, "messages lost or duplicated (count, checksum)");
     kids.into_iter().for_each(Kid::finish);
     elapsed
 }
@@ -1264,7 +1263,7 @@ fn mark(text: String, slow: bool) -> String {
 
 const PEERS: [(&str, &str); 8] = [
     ("mq", "this queue, put/get"),
-    ("batch", "this queue, put_many/get_many 64"),
+    ("batch", "this queue, put_many/get_many_into 64"),
     ("posix", "POSIX mq"),
     ("pipe", "pipe, framed"),
     ("socket", "socketpair, framed"),
@@ -1409,21 +1408,6 @@ fn line_round_trip_ns() -> Option<f64> {
     set_placement(old);
     v.sort_unstable();
     Some(v[v.len() / 2] as f64)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_default();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
 }
 
 fn measure_size(plan: &Plan, s: &Scratch, size: usize) -> Vec<(&'static str, Row)> {
@@ -1661,7 +1645,7 @@ fn targets(all: &[(usize, Vec<(&str, Row)>)]) -> String {
         if let (Some(r), Some(b)) = (r, b) {
             writeln!(
                 t,
-                "| batching gain {size} B (put_many/get_many 64 vs put/get) | 1->1 {:.2}x, 4->4 {:.2}x | (info) |",
+                "| batching gain {size} B (put_many/get_many_into 64 vs put/get) | 1->1 {:.2}x, 4->4 {:.2}x | (info) |",
                 div(b.one, r.one).unwrap_or(0.0),
                 div(b.many, r.many).unwrap_or(0.0)
             )

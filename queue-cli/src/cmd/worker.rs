@@ -4,18 +4,23 @@
 //! command or leaves its temporary queue behind.
 //!
 //! A worker with `--wait-go` prints `ready` once attached and waits for a
-//! line on stdin, so that process start-up is not measured. At the end it
-//! prints one line: `sent COUNT CHECKSUM` or `got COUNT CHECKSUM BYTES`. The
-//! checksum is the wrapping sum of the 8-byte sequence numbers at the start
-//! of each message (producer `id` in the top bits), so the parent can check
-//! that every message arrived exactly once.
+//! line on stdin, so that process start-up is not measured. Producers and
+//! consumers then run the loops of the `queue-bench` crate (the same as the
+//! comparison bench of queue-core), one message per call or `--batch N` per
+//! call, and print one line at the end, a [`Report`]: `sent COUNT CHECKSUM`
+//! or `got COUNT CHECKSUM`. The checksum is the wrapping sum of the 8-byte
+//! sequence numbers at the start of each message (producer `id` in the top
+//! bits), so the parent can check that every message arrived exactly once.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 
 use anyhow::{Context, Result, anyhow, bail};
-use queue_core::{GetError, PutError, Queue};
+use queue_bench::Mode;
+/// Re-exported for `mq demo`, which reads the same reports.
+pub use queue_bench::Report;
+use queue_core::Queue;
 
 use super::Ctx;
 use crate::cli::{Role, WorkerArgs};
@@ -30,44 +35,15 @@ pub fn run(ctx: &Ctx, a: WorkerArgs) -> Result<ExitCode> {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
     }
+    let mode = Mode::batched(a.batch as usize);
     match a.role {
         Role::Producer => {
-            let mut buf = vec![0u8; a.size as usize];
-            let (mut n, mut sum) = (0u64, 0u64);
-            loop {
-                let seq = (a.id << 40) | n;
-                if buf.len() >= 8 {
-                    buf[..8].copy_from_slice(&seq.to_le_bytes());
-                }
-                match q.put(&buf) {
-                    Ok(()) => {
-                        n += 1;
-                        sum = sum.wrapping_add(seq);
-                    }
-                    Err(PutError::Closed) => break,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            writeln!(out, "sent {n} {sum}")?;
+            let sent = queue_bench::produce(&q, a.id, a.size as usize, mode)?;
+            writeln!(out, "{}", Report::sent(sent))?;
         }
         Role::Consumer => {
-            let mut buf = Vec::new();
-            let (mut n, mut sum, mut bytes) = (0u64, 0u64, 0u64);
-            loop {
-                match q.get_into(&mut buf) {
-                    Ok(len) => {
-                        n += 1;
-                        bytes += len as u64;
-                        if len >= 8 {
-                            let seq = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
-                            sum = sum.wrapping_add(seq);
-                        }
-                    }
-                    Err(GetError::Closed) => break,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            writeln!(out, "got {n} {sum} {bytes}")?;
+            let got = queue_bench::consume(&q, mode)?;
+            writeln!(out, "{}", Report::got(got))?;
         }
         Role::LeaseHolder => {
             let lease = q.get_lease()?;
@@ -118,28 +94,6 @@ impl Worker {
     }
 }
 
-/// A worker's last line: what it sent or took, with the checksum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Report {
-    /// `sent COUNT CHECKSUM` from a producer.
-    Sent { count: u64, sum: u64 },
-    /// `got COUNT CHECKSUM BYTES` from a consumer.
-    Got { count: u64, sum: u64 },
-}
-
-impl Report {
-    fn parse(line: &str) -> Result<Report> {
-        let mut words = line.split(' ');
-        let kind = words.next();
-        let f: Vec<u64> = words.filter_map(|x| x.parse().ok()).collect();
-        match (kind, f.as_slice()) {
-            (Some("sent"), &[count, sum]) => Ok(Report::Sent { count, sum }),
-            (Some("got"), &[count, sum, _]) => Ok(Report::Got { count, sum }),
-            _ => bail!("unexpected worker report {line:?}"),
-        }
-    }
-}
-
 /// A temporary queue and the workers on it: on drop (and on Ctrl-C) the
 /// workers are killed and the queue removed.
 pub struct Team {
@@ -161,6 +115,19 @@ impl Team {
 
     /// Starts a worker process; returns its index in `workers`.
     pub fn spawn(&mut self, role: Role, size: u64, id: u64, wait_go: bool) -> Result<usize> {
+        self.spawn_batched(role, size, id, 1, wait_go)
+    }
+
+    /// Like [`Team::spawn`], for a producer or consumer that moves `batch`
+    /// messages per call (`put_many` / `get_many_into`) when `batch` > 1.
+    pub fn spawn_batched(
+        &mut self,
+        role: Role,
+        size: u64,
+        id: u64,
+        batch: u64,
+        wait_go: bool,
+    ) -> Result<usize> {
         let exe = std::env::current_exe().context("cannot find the mq executable")?;
         let role_name = match role {
             Role::Producer => "producer",
@@ -172,6 +139,7 @@ impl Team {
             .arg("--dir")
             .arg(&self.dir)
             .args(["--size", &size.to_string(), "--id", &id.to_string()])
+            .args(["--batch", &batch.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -217,7 +185,7 @@ impl Team {
     pub fn finish(&mut self, i: usize) -> Result<Report> {
         let line = self.workers[i].read_line()?;
         self.wait(i)?;
-        Report::parse(&line)
+        Ok(line.parse()?)
     }
 
     /// Removes the queue now (also done on drop).

@@ -924,6 +924,93 @@ fn bench_runs_cross_process_and_cleans_up() {
 }
 
 #[test]
+fn bench_batch_uses_put_many_and_get_many_into_and_checks_every_message() {
+    let _w = Watchdog::new("bench --batch", Duration::from_secs(120));
+    let d = TestDir::new("cli-bench-batch");
+    let o = run(
+        &d,
+        &[
+            "bench",
+            "--seconds",
+            "0.3",
+            "--batch",
+            "16",
+            "-p",
+            "2",
+            "-c",
+            "2",
+            "--json",
+        ],
+        0,
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).expect("bench --json");
+    assert_eq!(v["batch"], 16, "{v}");
+    assert_eq!(
+        (v["producers"].clone(), v["consumers"].clone()),
+        (2.into(), 2.into())
+    );
+    let (taken, total) = (
+        v["messages"].as_u64().unwrap(),
+        v["messages_total"].as_u64().unwrap(),
+    );
+    assert!(taken > 0 && taken <= total, "{v}");
+    assert!(v["msg_per_s"].as_f64().unwrap() > 0.0, "{v}");
+
+    // The table: the batch column, and the exactly-once check (counts and
+    // checksums of the producers and consumers matched), here with messages
+    // too short for a stamp and a batch of the whole queue.
+    let o = run(
+        &d,
+        &["bench", "--seconds", "0.3", "--batch", "8", "--size", "4"],
+        0,
+    );
+    let text = stdout(&o);
+    let header = text.lines().find(|l| l.contains("producers")).unwrap();
+    assert!(header.contains("batch"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.contains("4 B"))
+        .unwrap_or_else(|| panic!("no result row:\n{text}"));
+    let cells: Vec<&str> = row.split(['│', '┆']).map(str::trim).collect();
+    assert_eq!(&cells[1..6], ["1", "1", "4 B", "1024", "8"], "{row}");
+    let once = text
+        .lines()
+        .find_map(|l| l.strip_prefix("all "))
+        .and_then(|l| l.split_once(" messages arrived exactly once"))
+        .unwrap_or_else(|| panic!("no exactly-once line:\n{text}"));
+    assert!(once.0.parse::<u64>().unwrap() > 0, "{text}");
+    assert!(
+        stderr(&o).contains("put_many/get_many_into 8 at a time"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        &d,
+        &[
+            "bench",
+            "--seconds",
+            "0.3",
+            "--batch",
+            "4",
+            "--capacity",
+            "4",
+        ],
+        0,
+    );
+    assert!(stdout(&o).contains("exactly once"), "{}", stdout(&o));
+
+    // A batch larger than the queue is refused with a hint.
+    let o = run(&d, &["bench", "--batch", "2048"], 2);
+    assert!(
+        stderr(&o).contains("--batch 2048 is larger than the queue's 1024 slots"),
+        "{}",
+        stderr(&o)
+    );
+    run(&d, &["bench", "--batch", "0"], 2);
+    assert!(d.leftovers().is_empty(), "{:?}", d.leftovers());
+}
+
+#[test]
 fn help_completions_and_man_page() {
     let d = TestDir::new("cli-docs");
     let o = run(&d, &["--help"], 0);
