@@ -33,8 +33,11 @@
 //! competing readers, so pipes and sockets get 4 independent 1 -> 1 pairs: the
 //! easiest case for them); `pp` the ping-pong round trip (one message bounced
 //! between two processes over two queues / pipes, or both directions of one
-//! socketpair), median and p99; `pin` the placement table: 64-byte 1 -> 1 and
-//! ping-pong with both sides pinned to one core, then to two cores. Throughput
+//! socketpair), median and p99; `10` fan-in: 10 producer processes -> 1
+//! consumer with 64-byte messages (faster-fifo's case for `get_many`; this
+//! queue with put/get and batched, and POSIX mq); `pin` the placement table:
+//! 64-byte 1 -> 1 and ping-pong with both sides pinned to one core, then to
+//! two cores. Throughput
 //! runs are calibrated to about 0.5 s (0.1 s quick) and repeated 3 times (once
 //! quick); the median is shown.
 //!
@@ -59,7 +62,7 @@
 //! hard limit, and POSIX queues of large messages are made shorter to fit it.
 //!
 //! Options (after `--`): `--quick` (or `MQ_BENCH_QUICK=1`), `--only a,b,...`
-//! (peers above, plus `idle`), `--sizes 64,1024,65536`, `--metrics 1,4,pp,pin`,
+//! (peers above, plus `idle`), `--sizes 64,1024,65536`, `--metrics 1,4,pp,10,pin`,
 //! `--reps N`.
 
 use std::fmt::Write as _;
@@ -575,6 +578,11 @@ fn split(n: u64, parts: usize) -> u64 {
 }
 
 fn tp_mq(s: &Scratch, size: usize, p: usize, n: u64, batch: usize) -> Duration {
+    tp_mq_fan(s, size, p, p, n, batch)
+}
+
+/// `p` producers and `c` consumers of this queue.
+fn tp_mq_fan(s: &Scratch, size: usize, p: usize, c: usize, n: u64, batch: usize) -> Duration {
     let name = s.name("tp");
     let q = s.create(&name, size, capacity_for(size));
     let each = split(n, p);
@@ -583,7 +591,7 @@ fn tp_mq(s: &Scratch, size: usize, p: usize, n: u64, batch: usize) -> Duration {
         let a = args(&[&"mq-prod", &s.dir_str(), &name, &size, &each, &batch, &id]);
         specs.push((a, vec![]));
     }
-    for _ in 0..p {
+    for _ in 0..c {
         specs.push((args(&[&"mq-cons", &s.dir_str(), &name, &batch]), vec![]));
     }
     let mut kids = spawn_all(specs);
@@ -608,13 +616,18 @@ fn tp_mq(s: &Scratch, size: usize, p: usize, n: u64, batch: usize) -> Duration {
 }
 
 fn tp_posix(size: usize, p: usize, n: u64) -> Duration {
+    tp_posix_fan(size, p, p, n)
+}
+
+/// `p` producers and `c` consumers of a POSIX queue.
+fn tp_posix_fan(size: usize, p: usize, c: usize, n: u64) -> Duration {
     let q = PosixQueue::create(size, posix_capacity(size, 1));
     let each = split(n, p);
     let mut specs = Vec::new();
     for _ in 0..p {
         specs.push((args(&[&"pmq-prod", &q.name, &size, &each]), vec![]));
     }
-    for _ in 0..p {
+    for _ in 0..c {
         specs.push((args(&[&"pmq-cons", &q.name, &size]), vec![]));
     }
     let mut kids = spawn_all(specs);
@@ -624,7 +637,7 @@ fn tp_posix(size: usize, p: usize, n: u64) -> Duration {
     for k in &mut kids[..p] {
         k.done();
     }
-    for _ in 0..p {
+    for _ in 0..c {
         pmq_send(q.mqd, &[]); // one stop sentinel per consumer
     }
     let got: usize = kids[p..].iter_mut().map(Kid::done).sum();
@@ -1079,7 +1092,7 @@ impl Plan {
         let mut only = None;
         let mut sizes = SIZES.to_vec();
         let mut reps = None;
-        let mut metrics: Vec<String> = ["1", "4", "pp", "pin"].map(str::to_owned).into();
+        let mut metrics: Vec<String> = ["1", "4", "pp", "10", "pin"].map(str::to_owned).into();
         let mut it = std::env::args().skip(1);
         while let Some(a) = it.next() {
             match a.as_str() {
@@ -1660,6 +1673,67 @@ const PINNED: [&str; 4] = ["mq", "posix", "pipe", "crossbeam"];
 
 /// 1 -> 1 throughput and ping-pong of 64-byte messages with the two sides
 /// pinned to one core, then to two cores.
+/// Producers in the fan-in measurement (faster-fifo's "10 -> 1" case).
+const FAN_IN: usize = 10;
+
+/// Fan-in: [`FAN_IN`] producer processes and one consumer, 64-byte messages:
+/// this queue with put/get and with put_many/get_many_into, and POSIX mq.
+/// With five producers per core the consumer shares its core with them, and
+/// producers often find the queue full and sleep: the case where waking
+/// once per batch instead of once per message should show.
+fn measure_fan_in(plan: &Plan, s: &Scratch) -> Vec<(&'static str, f64, bool)> {
+    let size = 64;
+    eprintln!("== fan-in: {FAN_IN} producers -> 1 consumer, {size}-byte messages");
+    let mut rows = Vec::new();
+    for key in ["mq", "batch", "posix"] {
+        if !plan.wants(key) {
+            continue;
+        }
+        let label = format!("{key} {FAN_IN}->1");
+        let (rate, slow) = match key {
+            "mq" => plan.rate(&label, &mut |n| tp_mq_fan(s, size, FAN_IN, 1, n, 1)),
+            "batch" => plan.rate(&label, &mut |n| tp_mq_fan(s, size, FAN_IN, 1, n, BATCH)),
+            _ => plan.rate(&label, &mut |n| tp_posix_fan(size, FAN_IN, 1, n)),
+        };
+        rows.push((key, rate, slow));
+    }
+    rows
+}
+
+fn fan_in_table(rows: &[(&str, f64, bool)]) -> String {
+    let ours = rows.iter().find(|r| r.0 == "mq").map(|r| r.1);
+    let mut t = String::new();
+    writeln!(
+        t,
+        "\nFan-in, 64-byte messages ({FAN_IN} producer processes -> 1 consumer; capacity {}; POSIX mq {}):\n",
+        capacity_for(64),
+        posix_capacity(64, 1)
+    )
+    .unwrap();
+    writeln!(t, "| peer | {FAN_IN}->1 msg/s | mq put/get / peer |").unwrap();
+    writeln!(t, "|---|---:|---:|").unwrap();
+    for (key, rate, slow) in rows {
+        let name = PEERS.iter().find(|(k, _)| k == key).unwrap().1;
+        writeln!(
+            t,
+            "| {name} | {} | {} |",
+            mark(fmt_rate(*rate), *slow),
+            ratio(ours, Some(*rate), true)
+        )
+        .unwrap();
+    }
+    let batched = rows.iter().find(|r| r.0 == "batch").map(|r| r.1);
+    if let (Some(o), Some(b)) = (ours, batched) {
+        writeln!(
+            t,
+            "\nbatching gain {FAN_IN}->1: put_many/get_many_into {BATCH} moves {:.2}x the messages of put/get",
+            b / o
+        )
+        .unwrap();
+    }
+    t
+}
+
 fn measure_placement(plan: &Plan, s: &Scratch) -> Vec<(&'static str, [Row; 2])> {
     let size = 64;
     eprintln!("== placement: 64-byte messages, pinned to one core / two cores");
@@ -1761,6 +1835,13 @@ fn main() {
         noises.push(format!("{n}; {}", line_note(line0, probe_line())));
         all.push((size, rows));
     }
+    let fan_in = plan.metric("10").then(|| {
+        let line0 = probe_line();
+        let (t0, o0, s0) = (machine_ticks(), own_cpu_secs(), Instant::now());
+        let rows = measure_fan_in(&plan, &scratch);
+        let n = noise(t0, o0, s0.elapsed());
+        (rows, format!("{n}; {}", line_note(line0, probe_line())))
+    });
     let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
     let line0 = probe_line();
     let (t0, o0, s0) = (machine_ticks(), own_cpu_secs(), Instant::now());
@@ -1800,6 +1881,10 @@ fn main() {
     .unwrap();
     for ((size, rows), noise) in all.iter().zip(&noises) {
         out.push_str(&table(*size, rows));
+        writeln!(out, "\n(while measuring these, {noise})").unwrap();
+    }
+    if let Some((rows, noise)) = &fan_in {
+        out.push_str(&fan_in_table(rows));
         writeln!(out, "\n(while measuring these, {noise})").unwrap();
     }
     if let Some(rows) = &pinned {

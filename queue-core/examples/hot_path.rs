@@ -15,11 +15,12 @@
 //!
 //! Arguments: `[pairs] [message size in bytes] [batch]` (defaults 1000000,
 //! 64 and 1). With a batch above 1 the loop is `put_many` of `batch`
-//! messages then `get_many(batch)`, and `pairs` counts messages.
+//! messages then `get_many_into(batch)` (one reused [`Batch`]), and `pairs`
+//! counts messages.
 
 use std::time::Instant;
 
-use queue_core::Queue;
+use queue_core::{Batch, Queue};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -37,6 +38,7 @@ fn main() {
     let msg = vec![0xabu8; size];
     let mut buf = Vec::with_capacity(size);
     let many: Vec<&[u8]> = vec![&msg[..]; batch];
+    let mut got = Batch::with_capacity(batch, batch * size);
     let start = Instant::now();
     if batch == 1 {
         for _ in 0..pairs {
@@ -46,8 +48,8 @@ fn main() {
     } else {
         for _ in 0..pairs / batch as u64 {
             q.put_many(&many).map_err(|(_, e)| e).expect("put_many");
-            let got = q.get_many(batch).expect("get_many");
-            assert_eq!(got.len(), batch);
+            let n = q.get_many_into(&mut got, batch).expect("get_many_into");
+            assert_eq!(n, batch);
         }
     }
     let elapsed = start.elapsed();

@@ -11,7 +11,7 @@ use crate::layout::Geometry;
 use crate::liveness;
 use crate::ring::{Claim, Cursors, GetBlocked, PutBlocked, Ring};
 use crate::segment::{self, Segment};
-use crate::wait::{self, WaitPoint};
+use crate::wait::{self, Adapt, WaitPoint};
 
 /// Default number of messages a queue holds.
 pub const DEFAULT_CAPACITY: usize = 1024;
@@ -173,6 +173,10 @@ pub struct Queue {
     /// Milliseconds since `born` of the last full scan for re-queued
     /// messages that the `requeued` hint does not count.
     last_requeue_scan_ms: AtomicU64,
+    /// How this handle's getters poll (see `wait::Adapt`).
+    get_polling: Adapt,
+    /// How this handle's putters poll.
+    put_polling: Adapt,
 }
 
 impl std::fmt::Debug for Queue {
@@ -251,6 +255,8 @@ impl Queue {
             born: Instant::now(),
             last_maintenance_ms: AtomicU64::new(0),
             last_requeue_scan_ms: AtomicU64::new(0),
+            get_polling: Adapt::default(),
+            put_polling: Adapt::default(),
         };
         // Clean up after anyone who died since the queue was last used.
         q.maintain();
@@ -267,6 +273,8 @@ impl Queue {
             seq: &h.get_seq,
             waiters: &h.get_waiters,
             mine: &self.seg.participant(self.me).waiting_get,
+            done: &self.seg.participant(self.me).gets,
+            adapt: &self.get_polling,
         }
     }
 
@@ -276,6 +284,8 @@ impl Queue {
             seq: &h.put_seq,
             waiters: &h.put_waiters,
             mine: &self.seg.participant(self.me).waiting_put,
+            done: &self.seg.participant(self.me).puts,
+            adapt: &self.put_polling,
         }
     }
 

@@ -525,8 +525,9 @@ impl Segment {
 
     /// The fixed part of slot `idx`.
     pub(crate) fn slot(&self, idx: u64) -> &SlotHeader {
-        // SAFETY: `slot_ptr` is in bounds and 64-byte aligned; any bit
-        // pattern is a valid `SlotHeader`.
+        // SAFETY: `slot_ptr` is in bounds and 16-byte aligned (`slots_offset`
+        // is a multiple of 64, the stride of SLOT_ALIGN); any bit pattern is
+        // a valid `SlotHeader`.
         unsafe { &*(self.slot_ptr(idx) as *const SlotHeader) }
     }
 
