@@ -372,8 +372,9 @@ impl Queue {
     }
 
     /// Puts every message in `msgs`, in order, blocking while the queue is
-    /// full. Cheaper than a loop of [`put`](Self::put): consumers are woken
-    /// once per batch (or before this call blocks), not once per message.
+    /// full. Cheaper than a loop of [`put`](Self::put): a sleeping consumer
+    /// is woken at the first message, and the rest of the batch is announced
+    /// with one check at the end (or before this call blocks).
     /// On error, returns it together with how many messages were put.
     pub fn put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), (usize, PutError)> {
         let max = self.seg.geometry.max_msg_size;
@@ -409,7 +410,13 @@ impl Queue {
             // was checked against max_msg_size above.
             unsafe { self.seg.write_payload(claim.idx, msg.as_ref()) };
             ring.publish(claim);
-            unannounced += 1;
+            if done == 0 {
+                // Wake a sleeping consumer at the first message, as a
+                // single put does (see `take_many`).
+                self.getters().notify_one();
+            } else {
+                unannounced += 1;
+            }
         }
         self.getters().notify(unannounced);
         self.count_puts(msgs.len());
@@ -525,8 +532,10 @@ impl Queue {
     }
 
     /// Takes up to `max` messages: blocks until at least one is there, then
-    /// takes whatever else is ready without waiting. Producers are woken once
-    /// per batch. Returns [`GetError::Closed`] only when nothing was taken.
+    /// takes whatever else is ready without waiting. Sleeping producers are
+    /// woken at the first free slot, and the rest of the batch is announced
+    /// with one check at the end. Returns [`GetError::Closed`] only when
+    /// nothing was taken.
     ///
     /// Allocates one `Vec` per message; a loop that takes many batches is
     /// faster with [`get_many_into`](Self::get_many_into), which reuses one
@@ -603,7 +612,8 @@ impl Queue {
 
     /// The loop of the `get_many` family: claims up to `max` messages (the
     /// first with `wait`, the rest only if ready now), hands each claimed slot
-    /// to `copy` and then releases it, and wakes producers once at the end.
+    /// to `copy` and then releases it; wakes sleeping producers at the first
+    /// release and announces the rest at the end.
     /// Returns how many messages `copy` took; an error only if none.
     fn take_many(
         &self,
@@ -623,6 +633,13 @@ impl Queue {
             // The hand-over: until this store, our death re-queues the message.
             let handed_over = ring.release_read(claim, self.me);
             released += 1;
+            if released == 1 {
+                // Wake sleeping producers at the first free slot, as a
+                // single get does, not only after the whole batch: they
+                // then refill while we take the rest. Later checks in this
+                // batch find the sleepers bit clear and cost nothing.
+                self.putters().notify_one();
+            }
             match (copied, handed_over) {
                 (Ok(_), true) => taken += 1,
                 (Err(e), _) => failure = Some(e),
