@@ -372,9 +372,9 @@ impl Queue {
     }
 
     /// Puts every message in `msgs`, in order, blocking while the queue is
-    /// full. Cheaper than a loop of [`put`](Self::put): a sleeping consumer
-    /// is woken at the first message, and the rest of the batch is announced
-    /// with one check at the end (or before this call blocks).
+    /// full. A little cheaper than a loop of [`put`](Self::put) (the sizes
+    /// are checked and the handle's counter updated once per batch); a
+    /// sleeping consumer is woken at the first message, as by `put`.
     /// On error, returns it together with how many messages were put.
     pub fn put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), (usize, PutError)> {
         let max = self.seg.geometry.max_msg_size;
@@ -386,22 +386,10 @@ impl Queue {
             return Err((0, err));
         }
         let ring = self.ring();
-        let mut unannounced = 0u32;
         for (done, msg) in msgs.iter().enumerate() {
-            let claim = match self.claim_write(Wait::No) {
-                Ok(c) => Ok(c),
-                Err(PutError::Full) => {
-                    // About to block: let consumers at what is there first.
-                    self.getters().notify(unannounced);
-                    unannounced = 0;
-                    self.claim_write(Wait::Forever)
-                }
-                Err(e) => Err(e),
-            };
-            let claim = match claim {
+            let claim = match self.claim_write(Wait::Forever) {
                 Ok(c) => c,
                 Err(e) => {
-                    self.getters().notify(unannounced);
                     self.count_puts(done);
                     return Err((done, e));
                 }
@@ -410,15 +398,12 @@ impl Queue {
             // was checked against max_msg_size above.
             unsafe { self.seg.write_payload(claim.idx, msg.as_ref()) };
             ring.publish(claim);
-            if done == 0 {
-                // Wake a sleeping consumer at the first message, as a
-                // single put does (see `take_many`).
-                self.getters().notify_one();
-            } else {
-                unannounced += 1;
-            }
+            // As in `put`: with nobody asleep this is one load of a word
+            // that stays in our cache; holding the announcement back until
+            // the end of the batch would let a consumer sleep through
+            // messages whenever this process is preempted mid-batch.
+            self.getters().notify_one();
         }
-        self.getters().notify(unannounced);
         self.count_puts(msgs.len());
         Ok(())
     }
@@ -533,9 +518,8 @@ impl Queue {
 
     /// Takes up to `max` messages: blocks until at least one is there, then
     /// takes whatever else is ready without waiting. Sleeping producers are
-    /// woken at the first free slot, and the rest of the batch is announced
-    /// with one check at the end. Returns [`GetError::Closed`] only when
-    /// nothing was taken.
+    /// woken at the first free slot, as by `get`. Returns
+    /// [`GetError::Closed`] only when nothing was taken.
     ///
     /// Allocates one `Vec` per message; a loop that takes many batches is
     /// faster with [`get_many_into`](Self::get_many_into), which reuses one
@@ -612,8 +596,8 @@ impl Queue {
 
     /// The loop of the `get_many` family: claims up to `max` messages (the
     /// first with `wait`, the rest only if ready now), hands each claimed slot
-    /// to `copy` and then releases it; wakes sleeping producers at the first
-    /// release and announces the rest at the end.
+    /// to `copy` and then releases it (waking sleeping producers, as `get`
+    /// does), and counts the batch once.
     /// Returns how many messages `copy` took; an error only if none.
     fn take_many(
         &self,
@@ -633,13 +617,10 @@ impl Queue {
             // The hand-over: until this store, our death re-queues the message.
             let handed_over = ring.release_read(claim, self.me);
             released += 1;
-            if released == 1 {
-                // Wake sleeping producers at the first free slot, as a
-                // single get does, not only after the whole batch: they
-                // then refill while we take the rest. Later checks in this
-                // batch find the sleepers bit clear and cost nothing.
-                self.putters().notify_one();
-            }
+            // As in `get`: with nobody asleep this is one load; producers
+            // that sleep are woken at the first free slot and refill while
+            // we take the rest of the batch.
+            self.putters().notify_one();
             match (copied, handed_over) {
                 (Ok(_), true) => taken += 1,
                 (Err(e), _) => failure = Some(e),
@@ -654,7 +635,6 @@ impl Queue {
             .participant(self.me)
             .gets
             .fetch_add(u64::from(released), Relaxed);
-        self.putters().notify(released);
         match failure {
             Some(e) if taken == 0 => Err(e),
             _ => Ok(taken),
