@@ -168,3 +168,105 @@ pub mod message {
             .then_some((id, seq))
     }
 }
+
+/// What the children of a chaos or soak run recorded, and the exactly-once
+/// arithmetic on it. Producer `i` writes `p{i}.out` in the run's directory:
+/// one line per committed message, its sequence number, printed after `put`
+/// returned `Ok` (or `timeout`). Consumer `i` writes `c{i}.out`: one line
+/// `PRODUCER SEQ` per message it took (or `timeout`, or `released ...` for a
+/// lease it gave back on purpose). A last line torn by a kill is skipped.
+pub struct Ledger {
+    /// Every (producer, seq) some producer recorded as put.
+    pub committed: std::collections::HashSet<(u32, u64)>,
+    /// Each producer's last recorded seq.
+    pub last: std::collections::HashMap<u32, u64>,
+    /// How often each (producer, seq) arrived.
+    pub received: std::collections::HashMap<(u32, u64), u64>,
+    /// `timeout` lines, producers and consumers together.
+    pub timeouts: u64,
+    /// `released ...` lines of consumers.
+    pub releases: u64,
+}
+
+impl Ledger {
+    /// Reads `p0.out ..` and `c0.out ..` of `producers` and `consumers`
+    /// children from `dir`.
+    pub fn read(dir: &Path, producers: u32, consumers: u32) -> Ledger {
+        let mut l = Ledger {
+            committed: Default::default(),
+            last: Default::default(),
+            received: Default::default(),
+            timeouts: 0,
+            releases: 0,
+        };
+        for id in 0..producers {
+            for line in lines(&dir.join(format!("p{id}.out"))) {
+                if line == "timeout" {
+                    l.timeouts += 1;
+                    continue;
+                }
+                let Ok(seq) = line.parse::<u64>() else {
+                    continue;
+                }; // torn last line
+                l.committed.insert((id, seq));
+                l.last.insert(id, seq);
+            }
+        }
+        for id in 0..consumers {
+            for line in lines(&dir.join(format!("c{id}.out"))) {
+                if line == "timeout" {
+                    l.timeouts += 1;
+                    continue;
+                }
+                if line.starts_with("released ") {
+                    l.releases += 1;
+                    continue;
+                }
+                let Some((a, b)) = line.split_once(' ') else {
+                    continue;
+                };
+                let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u64>()) else {
+                    continue;
+                };
+                *l.received.entry((a, b)).or_default() += 1;
+            }
+        }
+        l
+    }
+
+    /// Deliveries beyond the first of each message.
+    pub fn duplicates(&self) -> u64 {
+        self.received.values().map(|n| n - 1).sum()
+    }
+
+    /// Committed messages that never arrived.
+    pub fn missing(&self) -> u64 {
+        self.committed
+            .iter()
+            .filter(|k| !self.received.contains_key(k))
+            .count() as u64
+    }
+
+    /// Panics if a message arrived that no producer can have put. One that
+    /// arrived without a record was put by a producer killed between `put`
+    /// (or a `put_many` of up to `batch`) returning and printing, so it lies
+    /// at most `batch` past the producer's last recorded seq.
+    pub fn assert_nothing_invented(&self, batch: u64, context: &str) {
+        for &(id, seq) in self.received.keys() {
+            let limit = self.last.get(&id).map_or(batch - 1, |s| s + batch);
+            assert!(
+                seq <= limit,
+                "{context}message ({id}, {seq}) arrived but was never put"
+            );
+        }
+    }
+}
+
+/// The lines of a file a child wrote (none if it never created it).
+pub fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}

@@ -2,14 +2,13 @@
 //! racing creators, blocking and timeouts between processes, `kill -9` chaos,
 //! kills aimed inside the copy window, and corrupted segments.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use mq_tests::{ChildGuard, TestDir, Watchdog, kill9, message};
+use mq_tests::{ChildGuard, Ledger, TestDir, Watchdog, kill9, lines, message};
 use queue_core::{GetError, OpenError, PutError, Queue, SlotView};
 
 const CHILD: &str = env!("CARGO_BIN_EXE_mq-test-child");
@@ -48,14 +47,6 @@ fn spawn_ready(args: &[&str]) -> (ChildGuard, BufReader<std::process::ChildStdou
 
 fn wait(g: ChildGuard) -> ExitStatus {
     g.take().wait().expect("wait for child")
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 fn dir_str(d: &TestDir) -> &str {
@@ -355,43 +346,10 @@ fn chaos(mode: &str, kills_wanted: usize, tag: &str) {
         assert_eq!(status.code(), None, "a child exited on its own: {status}");
     }
 
-    // What was committed: every seq a producer printed after put returned Ok.
-    let mut committed: HashMap<(u32, u64), ()> = HashMap::new();
-    let mut last_committed: HashMap<u32, u64> = HashMap::new();
-    for id in 0..producer_ids {
-        for l in lines(&d.path().join(format!("p{id}.out"))) {
-            let Ok(seq) = l.parse::<u64>() else { continue }; // torn last line
-            committed.insert((id, seq), ());
-            last_committed.insert(id, seq);
-        }
-    }
-    // What arrived.
-    let mut received: HashMap<(u32, u64), u32> = HashMap::new();
-    for id in 0..consumer_ids {
-        for l in lines(&d.path().join(format!("c{id}.out"))) {
-            let Some((a, b)) = l.split_once(' ') else {
-                continue;
-            };
-            let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u64>()) else {
-                continue;
-            };
-            *received.entry((a, b)).or_default() += 1;
-        }
-    }
-    let duplicates: u32 = received.values().map(|n| n - 1).sum();
-    let missing = committed
-        .keys()
-        .filter(|k| !received.contains_key(k))
-        .count();
-    for &(id, seq) in received.keys() {
-        // A message that arrived without a record was put by a producer
-        // killed between put returning and printing: only its next seq.
-        let limit = last_committed.get(&id).map_or(0, |s| s + 1);
-        assert!(
-            seq <= limit,
-            "message ({id}, {seq}) arrived but was never put"
-        );
-    }
+    let ledger = Ledger::read(d.path(), producer_ids, consumer_ids);
+    ledger.assert_nothing_invented(1, "");
+    let (committed, received) = (&ledger.committed, &ledger.received);
+    let (duplicates, missing) = (ledger.duplicates(), ledger.missing());
     let st = q.stats();
     eprintln!(
         "chaos {mode}: {kills} kills ({consumer_kills} consumers), {} committed, {} received, \
@@ -410,14 +368,14 @@ fn chaos(mode: &str, kills_wanted: usize, tag: &str) {
         // between printing and acking causes at most one duplicate.
         "lease" => {
             assert_eq!(missing, 0, "committed messages lost");
-            assert!(duplicates as usize <= consumer_kills);
+            assert!(duplicates <= consumer_kills as u64);
         }
         // Plain get: never a duplicate; a consumer killed after the hand-off
         // but before printing loses at most its one message.
         _ => {
             assert_eq!(duplicates, 0, "a message was delivered twice");
             assert!(
-                missing <= consumer_kills,
+                missing <= consumer_kills as u64,
                 "{missing} lost for {consumer_kills} kills"
             );
         }

@@ -24,13 +24,12 @@
 //!   (printed, then killed before its ack);
 //! * no capacity leaked: every slot is empty and head == tail.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mq_tests::{ChildGuard, TestDir, Watchdog, kill9};
+use mq_tests::{ChildGuard, Ledger, TestDir, Watchdog, kill9};
 use queue_core::{Queue, SlotView};
 
 const CHILD: &str = env!("CARGO_BIN_EXE_mq-test-child");
@@ -78,14 +77,6 @@ enum Role {
 struct Running {
     role: Role,
     guard: ChildGuard,
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 fn spawn(args: &[&str], out: &Path) -> ChildGuard {
@@ -215,57 +206,11 @@ fn round(n: u64, rng: &mut Rng, total: &mut Figures) {
         );
     }
 
-    // What was committed: every seq a producer printed after its put
-    // returned Ok.
-    let mut committed: HashMap<(u32, u64), ()> = HashMap::new();
-    let mut last: HashMap<u32, u64> = HashMap::new();
-    let mut timeouts = 0u64;
-    for id in 0..next_producer {
-        for l in lines(&d.path().join(format!("p{id}.out"))) {
-            if l == "timeout" {
-                timeouts += 1;
-                continue;
-            }
-            let Ok(seq) = l.parse::<u64>() else { continue }; // torn last line
-            committed.insert((id, seq), ());
-            last.insert(id, seq);
-        }
-    }
-    let mut received: HashMap<(u32, u64), u64> = HashMap::new();
-    let mut releases = 0u64;
-    for id in 0..next_consumer {
-        for l in lines(&d.path().join(format!("c{id}.out"))) {
-            if l == "timeout" {
-                timeouts += 1;
-                continue;
-            }
-            if l.starts_with("released ") {
-                releases += 1;
-                continue;
-            }
-            let Some((a, b)) = l.split_once(' ') else {
-                continue;
-            };
-            let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u64>()) else {
-                continue;
-            };
-            *received.entry((a, b)).or_default() += 1;
-        }
-    }
-    let duplicates: u64 = received.values().map(|n| n - 1).sum();
-    let missing = committed
-        .keys()
-        .filter(|k| !received.contains_key(k))
-        .count() as u64;
-    for &(id, seq) in received.keys() {
-        // Put but never printed: only by a producer killed right after its
-        // put (or batch) returned, so only just past its last printed seq.
-        let limit = last.get(&id).map_or(BATCH - 1, |s| s + BATCH);
-        assert!(
-            seq <= limit,
-            "round {n}: message ({id}, {seq}) arrived but was never put"
-        );
-    }
+    let ledger = Ledger::read(d.path(), next_producer, next_consumer);
+    ledger.assert_nothing_invented(BATCH, &format!("round {n}: "));
+    let (committed, received) = (&ledger.committed, &ledger.received);
+    let (duplicates, missing) = (ledger.duplicates(), ledger.missing());
+    let (timeouts, releases) = (ledger.timeouts, ledger.releases);
     let st = q.stats();
     eprintln!(
         "soak round {n}: capacity {capacity}, max {max_size} B, {} producers + {} consumers started, \
