@@ -13,7 +13,7 @@
 //! mq-test-child create-env NAME CAP SIZE         # create in $MQ_DIR: prints "ok" (exit 0) or "err <error>" (exit 4)
 //! mq-test-child script DIR NAME                  # prints "ready", then per stdin line "put TEXT" / "get": "ok" / "msg TEXT" / "err <error>"
 //! mq-test-child soak-produce DIR NAME ID COUNT MAXSIZE SEED  # like produce, with random put / try_put / put_timeout / put_many
-//! mq-test-child soak-consume DIR NAME MODE SEED  # like consume, with random blocking / try / timeout / batch gets; "timeout" lines
+//! mq-test-child soak-consume DIR NAME MODE SEED  # like consume, with random blocking / try / timeout / batch gets (get_many and get_many_into); "timeout" lines
 //! ```
 //! Exit code 3 means a message failed its checksum (a torn message arrived).
 
@@ -22,7 +22,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use mq_tests::message;
-use queue_core::{GetError, PutError, Queue};
+use queue_core::{Batch, GetError, PutError, Queue};
 
 fn out(line: &str) {
     // Unbuffered: whatever was printed before a SIGKILL is in the pipe.
@@ -321,6 +321,7 @@ fn soak_consume(args: &[String]) {
     let q = open(&args[1], &args[2]);
     let lease_mode = args[3] == "lease";
     let mut rng = Rng::new(args[4].parse().expect("numeric seed"));
+    let mut batch = Batch::new();
     let check = |m: &[u8]| match message::decode(m) {
         Some((id, seq)) => format!("{id} {seq}\n"),
         None => std::process::exit(3),
@@ -349,12 +350,15 @@ fn soak_consume(args: &[String]) {
                 String::new()
             })
         } else {
-            match rng.below(5) {
+            match rng.below(6) {
                 0 => q.try_get().map(|m| check(&m)),
                 1 => q.get_timeout(wait).map(|m| check(&m)),
                 2 => q
                     .get_many_timeout(1 + rng.below(4) as usize, wait)
                     .map(|ms| ms.iter().map(|m| check(m)).collect()),
+                3 => q
+                    .get_many_into_timeout(&mut batch, 1 + rng.below(4) as usize, wait)
+                    .map(|_| batch.iter().map(check).collect()),
                 _ => q.get().map(|m| check(&m)),
             }
         };
