@@ -385,7 +385,7 @@ impl Queue {
             };
             return Err((0, err));
         }
-        let ring = self.ring();
+        let (ring, getters) = (self.ring(), self.getters());
         for (done, msg) in msgs.iter().enumerate() {
             let claim = match self.claim_write(Wait::Forever) {
                 Ok(c) => c,
@@ -402,7 +402,7 @@ impl Queue {
             // that stays in our cache; holding the announcement back until
             // the end of the batch would let a consumer sleep through
             // messages whenever this process is preempted mid-batch.
-            self.getters().notify_one();
+            getters.notify_one();
         }
         self.count_puts(msgs.len());
         Ok(())
@@ -608,7 +608,7 @@ impl Queue {
         if max == 0 {
             return Ok(0);
         }
-        let ring = self.ring();
+        let (ring, putters) = (self.ring(), self.putters());
         let mut next = Some(self.claim_read(wait)?);
         let (mut taken, mut released) = (0usize, 0u32);
         let mut failure = None;
@@ -620,7 +620,7 @@ impl Queue {
             // As in `get`: with nobody asleep this is one load; producers
             // that sleep are woken at the first free slot and refill while
             // we take the rest of the batch.
-            self.putters().notify_one();
+            putters.notify_one();
             match (copied, handed_over) {
                 (Ok(_), true) => taken += 1,
                 (Err(e), _) => failure = Some(e),
