@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! mq-test-child produce DIR NAME ID COUNT SIZE   # prints "seq" after each put returned Ok
-//! mq-test-child consume DIR NAME MODE            # MODE get|lease; prints "id seq" per message; exits 0 on Closed
+//! mq-test-child consume DIR NAME MODE            # MODE get|lease|batch (get_many_into, up to 8); prints "id seq" per message; exits 0 on Closed
 //! mq-test-child race DIR NAME ID                 # open_or_create, put one message, print "created" or "opened"
 //! mq-test-child get-timeout DIR NAME MILLIS      # exit 0 got / 10 timeout / 11 closed
 //! mq-test-child put-timeout DIR NAME MILLIS      # exit 0 put / 10 timeout / 11 closed
@@ -29,6 +29,30 @@ fn out(line: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(line.as_bytes());
     let _ = stdout.flush();
+}
+
+/// `consume DIR NAME batch`: takes up to 8 messages per `get_many_into`
+/// call and prints each; the hand-off happens per message inside the call,
+/// so a kill loses at most the messages of one batch not printed yet.
+fn consume_batches(q: &Queue) {
+    let mut batch = Batch::new();
+    loop {
+        match q.get_many_into(&mut batch, 8) {
+            Ok(_) => {
+                for m in batch.iter() {
+                    let Some((id, seq)) = message::decode(m) else {
+                        std::process::exit(3)
+                    };
+                    out(&format!("{id} {seq}\n"));
+                }
+            }
+            Err(GetError::Closed) => return,
+            Err(e) => {
+                eprintln!("mq-test-child: get_many_into: {e}");
+                std::process::exit(2)
+            }
+        }
+    }
 }
 
 fn open(dir: &str, name: &str) -> Queue {
@@ -62,6 +86,10 @@ fn main() {
         "consume" => {
             let q = open(arg(1), arg(2));
             let lease_mode = arg(3) == "lease";
+            if arg(3) == "batch" {
+                consume_batches(&q);
+                return;
+            }
             let mut buf = Vec::new();
             loop {
                 let (id, seq) = if lease_mode {

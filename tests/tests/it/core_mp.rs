@@ -370,6 +370,16 @@ fn chaos(mode: &str, kills_wanted: usize, tag: &str) {
             assert_eq!(missing, 0, "committed messages lost");
             assert!(duplicates <= consumer_kills as u64);
         }
+        // Batches (get_many_into): never a duplicate; a consumer killed
+        // after handing off part of a batch, before printing it, loses at
+        // most that batch (8 messages).
+        "batch" => {
+            assert_eq!(duplicates, 0, "a message was delivered twice");
+            assert!(
+                missing <= 8 * consumer_kills as u64,
+                "{missing} lost for {consumer_kills} kills"
+            );
+        }
         // Plain get: never a duplicate; a consumer killed after the hand-off
         // but before printing loses at most its one message.
         _ => {
@@ -400,6 +410,11 @@ fn kill9_chaos_with_leases_loses_nothing() {
 #[test]
 fn kill9_chaos_with_plain_get_duplicates_nothing() {
     chaos("get", 100, "chaos-get");
+}
+
+#[test]
+fn kill9_chaos_with_batch_gets_duplicates_nothing() {
+    chaos("batch", 100, "chaos-batch");
 }
 
 fn big_message() -> Vec<u8> {
