@@ -275,6 +275,7 @@ impl Queue {
             mine: &self.seg.participant(self.me).waiting_get,
             done: &self.seg.participant(self.me).gets,
             adapt: &self.get_polling,
+            sleeps_when_busy: false,
         }
     }
 
@@ -286,6 +287,7 @@ impl Queue {
             mine: &self.seg.participant(self.me).waiting_put,
             done: &self.seg.participant(self.me).puts,
             adapt: &self.put_polling,
+            sleeps_when_busy: true,
         }
     }
 
