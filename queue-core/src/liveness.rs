@@ -92,6 +92,15 @@ pub(crate) fn reap(seg: &Segment, me: u16) -> Repair {
     total
 }
 
+/// Whether another attached participant has put messages: producers that
+/// are not alone sleep at once on a contended core (see `wait.rs`).
+pub(crate) fn other_producers(seg: &Segment, me: u16) -> bool {
+    (0..seg.geometry.max_participants as u16).any(|i| {
+        let p = seg.participant(i);
+        i != me && p.state.load(Acquire) == ENTRY_IN_USE && p.puts.load(Relaxed) > 0
+    })
+}
+
 fn reap_dead(seg: &Segment, me: u16) -> Repair {
     let mut total = Repair::default();
     for i in 0..seg.geometry.max_participants as u16 {

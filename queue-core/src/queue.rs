@@ -2,7 +2,7 @@
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 use crate::batch::Batch;
@@ -177,6 +177,12 @@ pub struct Queue {
     get_polling: Adapt,
     /// How this handle's putters poll.
     put_polling: Adapt,
+    /// Whether other participants put messages too: then a producer on a
+    /// contended core sleeps at once instead of yielding (see `wait.rs`).
+    other_producers: AtomicBool,
+    /// Milliseconds since `born` when `other_producers` was last looked up
+    /// (`u64::MAX`: never).
+    producers_scan_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Queue {
@@ -257,6 +263,8 @@ impl Queue {
             last_requeue_scan_ms: AtomicU64::new(0),
             get_polling: Adapt::default(),
             put_polling: Adapt::default(),
+            other_producers: AtomicBool::new(false),
+            producers_scan_ms: AtomicU64::new(u64::MAX),
         };
         // Clean up after anyone who died since the queue was last used.
         q.maintain();
@@ -287,7 +295,7 @@ impl Queue {
             mine: &self.seg.participant(self.me).waiting_put,
             done: &self.seg.participant(self.me).puts,
             adapt: &self.put_polling,
-            sleeps_when_busy: true,
+            sleeps_when_busy: self.other_producers.load(Relaxed),
         }
     }
 
@@ -325,6 +333,20 @@ impl Queue {
             true
         } else {
             false
+        }
+    }
+
+    /// Looks up whether other participants put messages, when this handle
+    /// first finds the queue full and then at most every 100 ms: a producer
+    /// that is not alone sleeps at once on a contended core, one that is
+    /// alone yields to the consumer (see `wait.rs`).
+    fn scan_producers_if_due(&self) {
+        let now = self.born.elapsed().as_millis() as u64;
+        let last = self.producers_scan_ms.load(Relaxed);
+        if last == u64::MAX || now.saturating_sub(last) >= MAINTENANCE_INTERVAL.as_millis() as u64 {
+            self.producers_scan_ms.store(now, Relaxed);
+            let others = liveness::other_producers(&self.seg, self.me);
+            self.other_producers.store(others, Relaxed);
         }
     }
 
@@ -428,6 +450,7 @@ impl Queue {
             )))),
             Err(PutBlocked::Full) => {
                 self.maintain_if_due();
+                self.scan_producers_if_due();
                 None
             }
         };
@@ -912,5 +935,33 @@ impl std::fmt::Debug for Lease<'_> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         self.put_back();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A producer learns whether others put too when it first finds the
+    /// queue full: only then does it sleep at once on a contended core.
+    #[test]
+    fn a_full_queue_tells_a_producer_whether_it_is_alone() {
+        let dir = std::env::temp_dir().join(format!("mq-unit-producers-{}", std::process::id()));
+        let a = Queue::builder("p").dir(&dir).capacity(2).create().unwrap();
+        let b = Queue::open_in(&dir, "p").unwrap();
+        a.put(b"1").unwrap();
+        a.put(b"2").unwrap();
+        assert!(matches!(a.try_put(b"3"), Err(PutError::Full)));
+        // `b` has put nothing: `a` is the only producer.
+        assert!(!a.other_producers.load(Relaxed));
+        assert!(!a.putters().sleeps_when_busy);
+        assert!(matches!(b.try_put(b"3"), Err(PutError::Full)));
+        assert!(b.other_producers.load(Relaxed));
+        assert!(b.putters().sleeps_when_busy);
+        // Consumers never sleep at once.
+        assert!(!b.getters().sleeps_when_busy);
+        drop((a, b));
+        Queue::remove_in(&dir, "p").unwrap();
+        std::fs::remove_dir(&dir).unwrap();
     }
 }

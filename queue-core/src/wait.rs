@@ -67,17 +67,20 @@
 //! A process blocked for long spins and yields for [`POLL_FOR`] once, then
 //! sleeps; it never spins again while it waits.
 //!
-//! **A producer on a contended core sleeps at once.** With the budget at
-//! zero (more runnable processes than cores), a producer that finds the
-//! queue full skips the yield phase too and goes to sleep: a yielding
-//! process stays runnable and keeps taking turns on the cores from the
-//! consumers it waits for, while a sleeper is out of the way until a freed
+//! **A producer among producers on a contended core sleeps at once.** With
+//! the budget at zero (more runnable processes than cores), a producer that
+//! finds the queue full - and knows other participants put messages too -
+//! skips the yield phase and goes to sleep: a yielding process stays
+//! runnable, and among several producers its yield mostly hands the core to
+//! another producer that cannot go on either, taking turns from the
+//! consumers they all wait for; a sleeper is out of the way until a freed
 //! slot wakes it. One such wait in [`BUSY_PROBE_EVERY`] still yields, to
-//! notice when the core is free again. Consumers keep yielding: measured
-//! (`docs/performance.md`, four producers and four consumers on two cores),
-//! producers sleeping at once took 4 -> 4 from 4-8 M to 12-15 M messages/s,
-//! while consumers doing the same as well gave only 9-10 M and made 10 -> 1
-//! slower.
+//! notice when the core is free again. A lone producer keeps yielding: on a
+//! core it shares with its consumer, the yield hands the core straight to
+//! the consumer, which then empties the queue, where a sleep would cost a
+//! wake-up for every slot it frees. Consumers keep yielding too. Measured
+//! in `docs/performance.md` (four producers and four consumers on two
+//! cores; one producer and one consumer on one core).
 //!
 //! # When to poll first: early for a ping-pong, late for a stream
 //!
@@ -165,8 +168,8 @@ pub(crate) struct WaitPoint<'a> {
     /// This handle's polling state for this side.
     pub adapt: &'a Adapt,
     /// Skip the yield phase and sleep at once while our core is contended
-    /// (spin budget 0): set for producers waiting on a full queue (see the
-    /// module docs).
+    /// (spin budget 0): set for producers waiting on a full queue when other
+    /// participants put messages too (see the module docs).
     pub sleeps_when_busy: bool,
 }
 
