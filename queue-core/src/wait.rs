@@ -32,7 +32,7 @@
 //! (each an inter-processor interrupt, expensive under a hypervisor) every
 //! time it freed a slot after a pause, and nine of the ten usually found the
 //! queue full again. Measured (`docs/performance.md`): 10 -> 1 with a
-//! batching consumer went from about 2 M to 9-11 M messages/s. The chain
+//! batching consumer went from 2.2-2.3 M to 8.7-10.6 M messages/s. The chain
 //! moves the cost of the later wake-ups onto the sleepers that were woken.
 //! If a woken sleeper is killed before it passes the wake-up on, the others
 //! notice at the end of their sleep slice.
