@@ -19,8 +19,9 @@
 
 #[path = "support/hostile.rs"]
 mod support;
+#[path = "support/tracking_alloc.rs"]
+mod tracking_alloc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -32,59 +33,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 use queue_core::{GetError, OpenError, PutError, Queue, RemoveError, SlotView};
 use support::{Mutation, Scenario, Target, Value, pack};
-
-// ------------------------------------------------------------ allocations
-
-/// Records the largest single allocation made by a thread while it tracks.
-struct Tracking;
-
-thread_local! {
-    static TRACKING: Cell<bool> = const { Cell::new(false) };
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-fn record(size: usize) {
-    let _ = TRACKING.try_with(|t| {
-        if t.get() {
-            let _ = LARGEST.try_with(|m| m.set(m.get().max(size)));
-        }
-    });
-}
-
-// SAFETY: forwards every call to the system allocator unchanged.
-unsafe impl GlobalAlloc for Tracking {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        record(layout.size());
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        record(layout.size());
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        record(new_size);
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Tracking = Tracking;
-
-/// Runs `f` and returns the largest single allocation it made on this thread.
-fn largest_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    LARGEST.with(|m| m.set(0));
-    TRACKING.with(|t| t.set(true));
-    let v = f();
-    TRACKING.with(|t| t.set(false));
-    (v, LARGEST.with(Cell::get))
-}
+use tracking_alloc::largest_allocation;
 
 // ---------------------------------------------------------------- helpers
 
