@@ -283,7 +283,7 @@ impl Queue {
             mine: &self.seg.participant(self.me).waiting_get,
             done: &self.seg.participant(self.me).gets,
             adapt: &self.get_polling,
-            sleeps_when_busy: false,
+            busy_sleep_flag: None,
         }
     }
 
@@ -295,7 +295,7 @@ impl Queue {
             mine: &self.seg.participant(self.me).waiting_put,
             done: &self.seg.participant(self.me).puts,
             adapt: &self.put_polling,
-            sleeps_when_busy: self.other_producers.load(Relaxed),
+            busy_sleep_flag: Some(&self.other_producers),
         }
     }
 
@@ -326,14 +326,7 @@ impl Queue {
     /// maintenance clock is usually reset by the sleeper's `idle` step just
     /// before the getter's next attempt, which would then never scan.
     fn requeue_scan_due(&self) -> bool {
-        let now = self.born.elapsed().as_millis() as u64;
-        let last = self.last_requeue_scan_ms.load(Relaxed);
-        if now.saturating_sub(last) >= MAINTENANCE_INTERVAL.as_millis() as u64 {
-            self.last_requeue_scan_ms.store(now, Relaxed);
-            true
-        } else {
-            false
-        }
+        self.interval_due(&self.last_requeue_scan_ms)
     }
 
     /// Looks up whether other participants put messages, when this handle
@@ -341,13 +334,23 @@ impl Queue {
     /// that is not alone sleeps at once on a contended core, one that is
     /// alone yields to the consumer (see `wait.rs`).
     fn scan_producers_if_due(&self) {
-        let now = self.born.elapsed().as_millis() as u64;
-        let last = self.producers_scan_ms.load(Relaxed);
-        if last == u64::MAX || now.saturating_sub(last) >= MAINTENANCE_INTERVAL.as_millis() as u64 {
-            self.producers_scan_ms.store(now, Relaxed);
+        if self.interval_due(&self.producers_scan_ms) {
             let others = liveness::other_producers(&self.seg, self.me);
             self.other_producers.store(others, Relaxed);
         }
+    }
+
+    /// Whether [`MAINTENANCE_INTERVAL`] has passed since the time in `last`
+    /// (milliseconds since `born`; `u64::MAX`: never); if so, stores now.
+    fn interval_due(&self, last: &AtomicU64) -> bool {
+        let now = self.born.elapsed().as_millis() as u64;
+        let then = last.load(Relaxed);
+        let due =
+            then == u64::MAX || now.saturating_sub(then) >= MAINTENANCE_INTERVAL.as_millis() as u64;
+        if due {
+            last.store(now, Relaxed);
+        }
+        due
     }
 
     fn maintain_if_due(&self) -> bool {
@@ -954,12 +957,12 @@ mod tests {
         assert!(matches!(a.try_put(b"3"), Err(PutError::Full)));
         // `b` has put nothing: `a` is the only producer.
         assert!(!a.other_producers.load(Relaxed));
-        assert!(!a.putters().sleeps_when_busy);
+        assert!(!a.putters().sleeps_when_busy());
         assert!(matches!(b.try_put(b"3"), Err(PutError::Full)));
         assert!(b.other_producers.load(Relaxed));
-        assert!(b.putters().sleeps_when_busy);
+        assert!(b.putters().sleeps_when_busy());
         // Consumers never sleep at once.
-        assert!(!b.getters().sleeps_when_busy);
+        assert!(!b.getters().sleeps_when_busy());
         drop((a, b));
         Queue::remove_in(&dir, "p").unwrap();
         std::fs::remove_dir(&dir).unwrap();

@@ -101,7 +101,7 @@
 //! ping-pong round trips grew by about 0.2 us.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 use crate::sys;
@@ -141,7 +141,7 @@ const MAX_PAUSES: u32 = 16;
 /// about 1.6 us, well below the [`POLL_FOR`] after which a waiter sleeps.
 const MAX_FIRST_PAUSES: u32 = 64;
 
-/// A side that sleeps at once on a contended core (`WaitPoint::sleeps_when_busy`)
+/// A side that sleeps at once on a contended core (`WaitPoint::busy_sleep_flag`)
 /// still yields on every this-many-th such wait, to notice when the core is
 /// free again (a fast yield lets the spin budget grow back).
 const BUSY_PROBE_EVERY: u32 = 8;
@@ -167,10 +167,11 @@ pub(crate) struct WaitPoint<'a> {
     pub done: &'a AtomicU64,
     /// This handle's polling state for this side.
     pub adapt: &'a Adapt,
-    /// Skip the yield phase and sleep at once while our core is contended
-    /// (spin budget 0): set for producers waiting on a full queue when other
-    /// participants put messages too (see the module docs).
-    pub sleeps_when_busy: bool,
+    /// For producers: the handle's flag "other participants put messages
+    /// too". While it is set and our core is contended (spin budget 0), skip
+    /// the yield phase and sleep at once (see the module docs). Read only
+    /// then, so the fast path does not load it. `None` for consumers.
+    pub busy_sleep_flag: Option<&'a AtomicBool>,
 }
 
 /// How one side of one queue handle polls (process memory, not shared):
@@ -193,18 +194,15 @@ impl Default for Adapt {
 }
 
 impl WaitPoint<'_> {
-    /// Wakes the sleepers, if any. Call after making progress visible.
-    #[inline]
-    pub(crate) fn notify_one(&self) {
-        self.notify(1);
+    /// Whether this side skips the yield phase on a contended core now
+    /// (see `busy_sleep_flag`).
+    pub(crate) fn sleeps_when_busy(&self) -> bool {
+        self.busy_sleep_flag.is_some_and(|f| f.load(Relaxed))
     }
 
-    /// Wakes the sleepers, if any, after a batch of `n` (nothing if `n` is 0).
+    /// Wakes a sleeper, if any. Call after making progress visible.
     #[inline]
-    pub(crate) fn notify(&self, n: u32) {
-        if n == 0 {
-            return;
-        }
+    pub(crate) fn notify_one(&self) {
         // SYNC: SeqCst load after the SeqCst publish/release store; pairs with
         // the SeqCst `fetch_or` in `register` (Dekker).
         let seq = self.seq.load(SeqCst);
@@ -350,7 +348,7 @@ fn poll<T>(
     wp.adapt
         .first_pauses
         .store(next_first_pauses(first, u32::MAX, run), Relaxed);
-    if budget == 0 && wp.sleeps_when_busy && !probe_due() {
+    if budget == 0 && wp.sleeps_when_busy() && !probe_due() {
         // Our core is contended and we wait for a consumer: sleep now rather
         // than stay runnable and take turns from the consumers.
         return None;
@@ -383,7 +381,7 @@ fn poll<T>(
 }
 
 /// Whether a wait that could skip the yield phase (see
-/// `WaitPoint::sleeps_when_busy`) should yield anyway, to probe the core:
+/// `WaitPoint::busy_sleep_flag`) should yield anyway, to probe the core:
 /// one in [`BUSY_PROBE_EVERY`].
 fn probe_due() -> bool {
     BUSY_SKIPS.with(|n| {
@@ -436,7 +434,7 @@ mod tests {
                 mine: &self.mine,
                 done: &self.done,
                 adapt: &self.adapt,
-                sleeps_when_busy: false,
+                busy_sleep_flag: None,
             }
         }
     }
@@ -497,8 +495,9 @@ mod tests {
             SPIN_BUDGET_NS.with(|b| b.set(0));
             let registered_at_second_attempt = |sleeps_when_busy: bool| {
                 let p = Point::default();
+                let flag = AtomicBool::new(sleeps_when_busy);
                 let wp = WaitPoint {
-                    sleeps_when_busy,
+                    busy_sleep_flag: Some(&flag),
                     ..p.wp()
                 };
                 let mut calls = 0;
