@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use queue_bench::Tally;
 use queue_core::Queue;
 
 use super::Ctx;
@@ -195,19 +196,19 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<ExitCode> {
         "  Closed: end of stream. Producers' next put fails, so they stop; consumers take what is\n  \
          left and then stop too."
     )?;
-    let (mut sent, mut sent_sum, mut got, mut got_sum) = (0u64, 0u64, 0u64, 0u64);
+    let (mut sent, mut got) = (Tally::default(), Tally::default());
     let mut per = Vec::new();
     for i in producers.iter().chain(&consumers).copied() {
         let pid = team.workers[i].pid();
-        match team.finish(i)? {
-            Report::Sent { count, sum } => {
-                sent += count;
-                sent_sum = sent_sum.wrapping_add(sum);
+        let report = team.finish(i)?;
+        let count = report.tally().count;
+        match report {
+            Report::Sent { .. } => {
+                sent.merge(report.tally());
                 per.push(format!("producer {pid} put {count}"));
             }
-            Report::Got { count, sum } => {
-                got += count;
-                got_sum = got_sum.wrapping_add(sum);
+            Report::Got { .. } => {
+                got.merge(report.tally());
                 per.push(format!("consumer {pid} took {count}"));
             }
         }
@@ -231,12 +232,13 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<ExitCode> {
             .map(|n| n.get())
             .unwrap_or(1)
     )?;
-    if sent != got || sent_sum != got_sum {
-        bail!("messages were lost or duplicated: {sent} sent, {got} received");
+    let (sent_n, got_n) = (sent.count, got.count);
+    if sent != got {
+        bail!("messages were lost or duplicated: {sent_n} sent, {got_n} received");
     }
     writeln!(
         out,
-        "  {sent} sent, {got} received: every message arrived exactly once (counts and checksums match)."
+        "  {sent_n} sent, {got_n} received: every message arrived exactly once (counts and checksums match)."
     )?;
 
     // 5 ------------------------------------------------------------------
