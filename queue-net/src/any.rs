@@ -1,0 +1,234 @@
+//! [`AnyQueue`]: one handle for a local queue (a name) or a remote one (a
+//! `nats://` URL), with the verbs both share. The CLI opens every queue
+//! through it.
+
+use std::ops::Deref;
+use std::time::Duration;
+
+use queue_core::Queue;
+
+use crate::admin::CreateOptions;
+use crate::error::{AckError, CloseError, GetError, NetError, OpenError, PutError, RemoveError};
+use crate::remote::{RemoteLease, RemoteQueue};
+use crate::target::Target;
+
+/// A local or a remote queue.
+#[derive(Debug)]
+pub enum AnyQueue {
+    /// A queue in shared memory on this machine.
+    Local(Queue),
+    /// A queue on a NATS JetStream server (boxed: it is much larger).
+    Remote(Box<RemoteQueue>),
+}
+
+impl From<Queue> for AnyQueue {
+    fn from(q: Queue) -> Self {
+        AnyQueue::Local(q)
+    }
+}
+
+impl From<RemoteQueue> for AnyQueue {
+    fn from(q: RemoteQueue) -> Self {
+        AnyQueue::Remote(Box::new(q))
+    }
+}
+
+/// Calls the same verb on either kind of queue, converting the error.
+macro_rules! either {
+    ($self:expr, $q:ident => $call:expr) => {
+        match $self {
+            AnyQueue::Local($q) => $call.map_err(Into::into),
+            AnyQueue::Remote($q) => $call,
+        }
+    };
+}
+
+impl AnyQueue {
+    /// Opens `jobs` (in the queue directory) or `nats://HOST:PORT/jobs`.
+    pub fn open(name_or_url: &str) -> Result<AnyQueue, OpenError> {
+        Ok(match Target::parse(name_or_url)? {
+            Target::Local(name) => AnyQueue::Local(Queue::open(&name)?),
+            Target::Remote(_) => RemoteQueue::open(name_or_url)?.into(),
+        })
+    }
+
+    /// Creates `jobs` or `nats://HOST:PORT/jobs`; fails if it exists.
+    pub fn create(name_or_url: &str, opts: &CreateOptions) -> Result<AnyQueue, OpenError> {
+        Ok(match Target::parse(name_or_url)? {
+            Target::Local(name) => AnyQueue::Local(
+                Queue::builder(&name)
+                    .capacity(opts.capacity)
+                    .max_msg_size(opts.max_msg_size)
+                    .mode(opts.mode)
+                    .create()?,
+            ),
+            Target::Remote(_) => RemoteQueue::create(name_or_url, opts)?.into(),
+        })
+    }
+
+    /// Removes `jobs` or `nats://HOST:PORT/jobs`.
+    pub fn remove(name_or_url: &str) -> Result<(), RemoveError> {
+        match Target::parse(name_or_url)? {
+            Target::Local(name) => Ok(Queue::remove(&name)?),
+            Target::Remote(_) => Ok(RemoteQueue::remove(name_or_url)?),
+        }
+    }
+
+    /// The queue's name or URL, as a user would type it.
+    pub fn display(&self) -> String {
+        match self {
+            AnyQueue::Local(q) => q.name().to_owned(),
+            AnyQueue::Remote(q) => q.url().to_string(),
+        }
+    }
+
+    /// The remote queue, if this is one.
+    pub fn as_remote(&self) -> Option<&RemoteQueue> {
+        match self {
+            AnyQueue::Remote(q) => Some(&**q),
+            AnyQueue::Local(_) => None,
+        }
+    }
+
+    /// The local queue, if this is one.
+    pub fn as_local(&self) -> Option<&Queue> {
+        match self {
+            AnyQueue::Local(q) => Some(q),
+            AnyQueue::Remote(_) => None,
+        }
+    }
+
+    /// See `Queue::put` / [`RemoteQueue::put`].
+    pub fn put(&self, msg: &[u8]) -> Result<(), PutError> {
+        either!(self, q => q.put(msg))
+    }
+
+    /// See `Queue::try_put` / [`RemoteQueue::try_put`].
+    pub fn try_put(&self, msg: &[u8]) -> Result<(), PutError> {
+        either!(self, q => q.try_put(msg))
+    }
+
+    /// See `Queue::put_timeout` / [`RemoteQueue::put_timeout`].
+    pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), PutError> {
+        either!(self, q => q.put_timeout(msg, timeout))
+    }
+
+    /// See `Queue::get` / [`RemoteQueue::get`].
+    pub fn get(&self) -> Result<Vec<u8>, GetError> {
+        either!(self, q => q.get())
+    }
+
+    /// See `Queue::try_get` / [`RemoteQueue::try_get`].
+    pub fn try_get(&self) -> Result<Vec<u8>, GetError> {
+        either!(self, q => q.try_get())
+    }
+
+    /// See `Queue::get_timeout` / [`RemoteQueue::get_timeout`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>, GetError> {
+        either!(self, q => q.get_timeout(timeout))
+    }
+
+    /// See `Queue::get_lease` / [`RemoteQueue::get_lease`].
+    pub fn get_lease(&self) -> Result<AnyLease<'_>, GetError> {
+        match self {
+            AnyQueue::Local(q) => Ok(AnyLease::Local(q.get_lease()?)),
+            AnyQueue::Remote(q) => Ok(AnyLease::Remote(Box::new(q.get_lease()?))),
+        }
+    }
+
+    /// See `Queue::try_get_lease` / [`RemoteQueue::try_get_lease`].
+    pub fn try_get_lease(&self) -> Result<AnyLease<'_>, GetError> {
+        match self {
+            AnyQueue::Local(q) => Ok(AnyLease::Local(q.try_get_lease()?)),
+            AnyQueue::Remote(q) => Ok(AnyLease::Remote(Box::new(q.try_get_lease()?))),
+        }
+    }
+
+    /// See `Queue::get_lease_timeout` / [`RemoteQueue::get_lease_timeout`].
+    pub fn get_lease_timeout(&self, timeout: Duration) -> Result<AnyLease<'_>, GetError> {
+        match self {
+            AnyQueue::Local(q) => Ok(AnyLease::Local(q.get_lease_timeout(timeout)?)),
+            AnyQueue::Remote(q) => Ok(AnyLease::Remote(Box::new(q.get_lease_timeout(timeout)?))),
+        }
+    }
+
+    /// Closes the queue (see `Queue::close` / [`RemoteQueue::close`]).
+    pub fn close(&self) -> Result<(), CloseError> {
+        either!(self, q => q.close())
+    }
+
+    /// The oldest message without taking it.
+    pub fn peek(&self) -> Result<Option<Vec<u8>>, NetError> {
+        match self {
+            AnyQueue::Local(q) => Ok(q.peek()),
+            AnyQueue::Remote(q) => q.peek(),
+        }
+    }
+
+    /// Messages in the queue (a request to the server for a remote queue).
+    pub fn len(&self) -> Result<usize, NetError> {
+        match self {
+            AnyQueue::Local(q) => Ok(q.len()),
+            AnyQueue::Remote(q) => q.len(),
+        }
+    }
+
+    /// Whether the queue holds no message.
+    pub fn is_empty(&self) -> Result<bool, NetError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// How many messages the queue holds.
+    pub fn capacity(&self) -> usize {
+        match self {
+            AnyQueue::Local(q) => q.capacity(),
+            AnyQueue::Remote(q) => q.capacity(),
+        }
+    }
+
+    /// Largest message in bytes.
+    pub fn max_msg_size(&self) -> usize {
+        match self {
+            AnyQueue::Local(q) => q.max_msg_size(),
+            AnyQueue::Remote(q) => q.max_msg_size(),
+        }
+    }
+}
+
+/// A lease on a message of an [`AnyQueue`].
+#[must_use = "an unacked lease puts its message back when dropped"]
+#[derive(Debug)]
+pub enum AnyLease<'q> {
+    /// A lease on a local slot.
+    Local(queue_core::Lease<'q>),
+    /// An unacked remote message (boxed: it is much larger).
+    Remote(Box<RemoteLease>),
+}
+
+impl AnyLease<'_> {
+    /// Confirms the message was handled.
+    pub fn ack(self) -> Result<(), AckError> {
+        match self {
+            AnyLease::Local(l) => Ok(l.ack()?),
+            AnyLease::Remote(l) => (*l).ack(),
+        }
+    }
+
+    /// Puts the message back now.
+    pub fn release(self) {
+        match self {
+            AnyLease::Local(l) => l.release(),
+            AnyLease::Remote(l) => (*l).release(),
+        }
+    }
+}
+
+impl Deref for AnyLease<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            AnyLease::Local(l) => l,
+            AnyLease::Remote(l) => l,
+        }
+    }
+}

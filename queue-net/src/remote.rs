@@ -1,0 +1,518 @@
+//! [`RemoteQueue`]: the queue verbs over one NATS JetStream stream, and its
+//! [`RemoteLease`]. The mapping (stream, consumer, close marker, bound, ids)
+//! is described in `docs/scale-out.md`; the control plane (create, open,
+//! remove, list, stats, close) is in `admin.rs`.
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, context::PublishErrorKind};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use crate::error::{AckError, GetError, NetError, PutError};
+use crate::runtime;
+use crate::target::RemoteUrl;
+
+/// Header that marks the close marker, the last message of a closed queue.
+pub(crate) const CLOSE_HEADER: &str = "Mq-Close";
+/// Name of the one durable pull consumer every getter shares.
+pub(crate) const CONSUMER: &str = "getters";
+/// Longest single pull request: a blocking get re-asks this often, so it
+/// notices a server restart within about this long.
+const POLL: Duration = Duration::from_secs(2);
+/// Longest wait for one server round trip before it counts as a failure
+/// (the attempt is then retried, with the same message id for a put).
+const ROUND_TRIP: Duration = Duration::from_secs(5);
+
+/// A handle on a remote queue: a WorkQueue stream on a NATS server with one
+/// shared durable pull consumer. Blocking, `Send + Sync`, like
+/// `queue_core::Queue`; threads may share one handle.
+///
+/// ```no_run
+/// use queue_net::{CreateOptions, RemoteQueue};
+/// let q = RemoteQueue::create("nats://127.0.0.1:4222/jobs", &CreateOptions::default())?;
+/// q.put(b"job 1")?;
+/// let lease = q.get_lease()?;
+/// assert_eq!(&*lease, b"job 1");
+/// lease.ack()?;
+/// q.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RemoteQueue {
+    pub(crate) url: RemoteUrl,
+    pub(crate) js: jetstream::Context,
+    pub(crate) stream: String,
+    pub(crate) subject: String,
+    pub(crate) consumer: PullConsumer,
+    pub(crate) capacity: usize,
+    pub(crate) max_msg_size: usize,
+    pub(crate) ack_wait: Duration,
+    /// Unique per handle (a NUID): the prefix of this handle's message ids.
+    pub(crate) handle_id: String,
+    /// Next message id suffix; a put keeps its id across retries.
+    pub(crate) next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for RemoteQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteQueue")
+            .field("url", &self.url.to_string())
+            .field("stream", &self.stream)
+            .finish()
+    }
+}
+
+/// When a blocking call gives up.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Deadline {
+    /// Do not wait (`try_` verbs).
+    Now,
+    /// Wait until then (`_timeout` verbs).
+    At(Instant),
+    /// Wait as long as it takes.
+    Never,
+}
+
+impl Deadline {
+    pub(crate) fn after(timeout: Duration) -> Deadline {
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Deadline::Never, Deadline::At)
+    }
+
+    /// Time left, capped at `cap`; `None` once passed.
+    fn left(self, cap: Duration) -> Option<Duration> {
+        match self {
+            Deadline::Now => None,
+            Deadline::At(t) => t
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .map(|d| d.min(cap)),
+            Deadline::Never => Some(cap),
+        }
+    }
+}
+
+/// Exponential back-off between retries, from `min` doubling up to `max`.
+pub(crate) struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff { next: min, max }
+    }
+
+    /// Sleeps for the next pause, cut short by `deadline`; false if the
+    /// deadline has passed (nothing slept).
+    pub(crate) async fn pause(&mut self, deadline: Deadline) -> bool {
+        let Some(d) = deadline.left(self.next) else {
+            return false;
+        };
+        tokio::time::sleep(d).await;
+        self.next = (self.next * 2).min(self.max);
+        true
+    }
+}
+
+/// Back-off while a full queue makes room: short, a get frees room at once.
+fn full_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(1), Duration::from_millis(50))
+}
+
+/// Back-off while the server is away: it reconnects on its own.
+pub(crate) fn away_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(50), Duration::from_secs(1))
+}
+
+/// How one publish attempt ended, when it did not store the message.
+pub(crate) enum PublishFailure {
+    /// `max_msgs` reached (`discard: new`).
+    Full,
+    /// No stream listens on the subject: the queue was closed or removed.
+    NoStream,
+    /// The message exceeds the stream's `max_msg_size` or the server's max payload.
+    TooLarge,
+    /// Timeout, disconnect, server restart: try again, same message id.
+    Transient(String),
+}
+
+/// Publishes `payload` with message id `id` to `subject` and waits for the
+/// stream's ack (at most `ROUND_TRIP`).
+pub(crate) async fn publish_once(
+    js: &jetstream::Context,
+    subject: &str,
+    id: &str,
+    payload: Bytes,
+) -> Result<(), PublishFailure> {
+    let attempt = async {
+        let ack = js
+            .send_publish(
+                subject.to_owned(),
+                jetstream::message::PublishMessage::build()
+                    .payload(payload)
+                    .message_id(id),
+            )
+            .await?;
+        ack.await
+    };
+    match tokio::time::timeout(ROUND_TRIP, attempt).await {
+        Err(_) => Err(PublishFailure::Transient("no ack from the server".into())),
+        Ok(Ok(_ack)) => Ok(()),
+        Ok(Err(e)) => Err(classify_publish(&e)),
+    }
+}
+
+fn classify_publish(e: &jetstream::context::PublishError) -> PublishFailure {
+    let text = e.to_string();
+    match e.kind() {
+        PublishErrorKind::StreamNotFound => PublishFailure::NoStream,
+        _ if text.contains("maximum messages exceeded") => PublishFailure::Full,
+        _ if text.contains("maximum payload") || text.contains("message size exceeds") => {
+            PublishFailure::TooLarge
+        }
+        _ => PublishFailure::Transient(text),
+    }
+}
+
+/// Whether `msg` is the close marker.
+pub(crate) fn is_close_marker(msg: &async_nats::Message) -> bool {
+    msg.headers
+        .as_ref()
+        .is_some_and(|h| h.get(CLOSE_HEADER).is_some())
+}
+
+/// What one pull request brought.
+pub(crate) enum Pulled {
+    /// Messages, in delivery order (possibly ending with the close marker).
+    Messages(Vec<jetstream::Message>),
+    /// Nothing before the request expired.
+    Nothing,
+}
+
+/// One pull request for up to `max` messages, waiting at most `wait`
+/// (`None`: answer at once with what is there).
+pub(crate) async fn pull(
+    consumer: &PullConsumer,
+    max: usize,
+    wait: Option<Duration>,
+) -> Result<Pulled, String> {
+    let batch = match wait {
+        None => consumer.fetch().max_messages(max).messages().await,
+        Some(w) => {
+            consumer
+                .batch()
+                .max_messages(max)
+                .expires(w.max(Duration::from_millis(10)))
+                .messages()
+                .await
+        }
+    };
+    let mut batch = batch.map_err(|e| e.to_string())?;
+    let mut got = Vec::new();
+    while let Some(next) = batch.next().await {
+        match next {
+            Ok(m) => {
+                let marker = is_close_marker(&m);
+                got.push(m);
+                if marker {
+                    // Nothing comes after the marker; stop listening.
+                    break;
+                }
+            }
+            Err(e) if got.is_empty() => return Err(e.to_string()),
+            Err(_) => break,
+        }
+    }
+    Ok(if got.is_empty() {
+        Pulled::Nothing
+    } else {
+        Pulled::Messages(got)
+    })
+}
+
+/// Puts the close marker back at once for the next getter (it is never
+/// acked); confirmed, so a getter that exits right after cannot strand it.
+pub(crate) async fn pass_on_marker(marker: &jetstream::Message) {
+    let _ = marker.double_ack_with(AckKind::Nak(None)).await;
+}
+
+impl RemoteQueue {
+    /// The queue's URL.
+    pub fn url(&self) -> &RemoteUrl {
+        &self.url
+    }
+
+    /// The queue name.
+    pub fn name(&self) -> &str {
+        self.url.name.as_deref().unwrap_or_default()
+    }
+
+    /// How many messages the queue holds (the stream's `max_msgs`).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Largest message in bytes.
+    pub fn max_msg_size(&self) -> usize {
+        self.max_msg_size
+    }
+
+    /// How long a lease may stay unacked before the server redelivers it.
+    pub fn ack_wait(&self) -> Duration {
+        self.ack_wait
+    }
+
+    /// Puts a message, waiting while the queue is full or the server away.
+    pub fn put(&self, msg: &[u8]) -> Result<(), PutError> {
+        runtime::block_on(self.put_until(msg, Deadline::Never))
+    }
+
+    /// Puts a message if there is room now; `Full` otherwise. A server that
+    /// cannot be reached is a `Net` error.
+    pub fn try_put(&self, msg: &[u8]) -> Result<(), PutError> {
+        runtime::block_on(self.put_until(msg, Deadline::Now))
+    }
+
+    /// Puts a message, waiting at most `timeout` for room (or the server).
+    pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), PutError> {
+        runtime::block_on(self.put_until(msg, Deadline::after(timeout)))
+    }
+
+    /// A message id unique to this put: retries reuse it, so the stream's
+    /// duplicate window stores the message once however often it is sent.
+    fn fresh_msg_id(&self) -> String {
+        format!("{}.{}", self.handle_id, self.next_id.fetch_add(1, Relaxed))
+    }
+
+    /// The one put path behind the three verbs.
+    async fn put_until(&self, msg: &[u8], deadline: Deadline) -> Result<(), PutError> {
+        if msg.len() > self.max_msg_size {
+            return Err(PutError::TooLarge {
+                len: msg.len(),
+                max: self.max_msg_size,
+            });
+        }
+        let id = self.fresh_msg_id();
+        let payload = Bytes::copy_from_slice(msg);
+        let mut full = full_backoff();
+        let mut away = away_backoff();
+        loop {
+            let failure = match publish_once(&self.js, &self.subject, &id, payload.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(f) => f,
+            };
+            let slept = match failure {
+                PublishFailure::Full => {
+                    away = away_backoff();
+                    if matches!(deadline, Deadline::Now) {
+                        return Err(PutError::Full);
+                    }
+                    full.pause(deadline).await
+                }
+                PublishFailure::TooLarge => {
+                    return Err(PutError::TooLarge {
+                        len: msg.len(),
+                        max: self.max_msg_size,
+                    });
+                }
+                PublishFailure::NoStream => match self.is_closed_async().await {
+                    Ok(true) => return Err(PutError::Closed),
+                    Err(e @ NetError::NotFound { .. }) => return Err(PutError::Net(e)),
+                    // Open, or unknown: the server is (re)starting.
+                    _ => away.pause(deadline).await,
+                },
+                PublishFailure::Transient(detail) => {
+                    if matches!(deadline, Deadline::Now) {
+                        return Err(PutError::Net(self.server_error("put to", detail)));
+                    }
+                    away.pause(deadline).await
+                }
+            };
+            if !slept {
+                return Err(PutError::Timeout);
+            }
+        }
+    }
+
+    pub(crate) fn server_error(&self, action: &'static str, detail: impl ToString) -> NetError {
+        NetError::Server {
+            action,
+            url: self.url.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Takes a message, waiting while the queue is empty or the server away;
+    /// `Closed` once the queue is closed and drained.
+    pub fn get(&self) -> Result<Vec<u8>, GetError> {
+        runtime::block_on(self.get_until(Deadline::Never))
+    }
+
+    /// Takes a message if there is one now; `Empty` otherwise.
+    pub fn try_get(&self) -> Result<Vec<u8>, GetError> {
+        runtime::block_on(self.get_until(Deadline::Now))
+    }
+
+    /// Takes a message, waiting at most `timeout`.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>, GetError> {
+        runtime::block_on(self.get_until(Deadline::after(timeout)))
+    }
+
+    /// A plain get is a lease acked with the acknowledged form (the server
+    /// confirms it) before the bytes are handed over: exactly once, unless
+    /// the ack cannot be confirmed (then it may come again, never lost).
+    async fn get_until(&self, deadline: Deadline) -> Result<Vec<u8>, GetError> {
+        let msg = self.lease_until(deadline).await?;
+        let mut away = away_backoff();
+        for _ in 0..5 {
+            if msg.double_ack().await.is_ok() {
+                break;
+            }
+            away.pause(Deadline::Never).await;
+        }
+        Ok(msg.message.payload.to_vec())
+    }
+
+    /// Leases a message, waiting while the queue is empty or the server away.
+    pub fn get_lease(&self) -> Result<RemoteLease, GetError> {
+        runtime::block_on(self.lease_until(Deadline::Never)).map(RemoteLease::new)
+    }
+
+    /// Leases a message if there is one now; `Empty` otherwise.
+    pub fn try_get_lease(&self) -> Result<RemoteLease, GetError> {
+        runtime::block_on(self.lease_until(Deadline::Now)).map(RemoteLease::new)
+    }
+
+    /// Leases a message, waiting at most `timeout`.
+    pub fn get_lease_timeout(&self, timeout: Duration) -> Result<RemoteLease, GetError> {
+        runtime::block_on(self.lease_until(Deadline::after(timeout))).map(RemoteLease::new)
+    }
+
+    /// The one get path: a pull request for one message.
+    async fn lease_until(&self, deadline: Deadline) -> Result<jetstream::Message, GetError> {
+        let mut away = away_backoff();
+        loop {
+            let wait = match deadline {
+                Deadline::Now => None,
+                d => match d.left(POLL) {
+                    Some(w) => Some(w),
+                    None => return Err(GetError::Timeout),
+                },
+            };
+            match pull(&self.consumer, 1, wait).await {
+                Ok(Pulled::Messages(mut msgs)) => {
+                    let msg = msgs.remove(0);
+                    if is_close_marker(&msg) {
+                        pass_on_marker(&msg).await;
+                        return Err(GetError::Closed);
+                    }
+                    return Ok(msg);
+                }
+                Ok(Pulled::Nothing) => {
+                    if matches!(deadline, Deadline::Now) {
+                        return Err(GetError::Empty);
+                    }
+                    away = away_backoff();
+                }
+                Err(detail) => {
+                    if matches!(deadline, Deadline::Now) {
+                        return Err(GetError::Net(self.server_error("get from", detail)));
+                    }
+                    if !away.pause(deadline).await {
+                        return Err(GetError::Timeout);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A message taken with [`RemoteQueue::get_lease`]: an unacked JetStream
+/// message. It derefs to the bytes and leaves the queue only when
+/// [`ack`](RemoteLease::ack)ed; dropping it puts it back at once (a nak); if
+/// the process dies, the server redelivers it after the ack wait.
+#[must_use = "an unacked lease puts its message back when dropped"]
+pub struct RemoteLease {
+    msg: Option<jetstream::Message>,
+    data: Bytes,
+}
+
+impl RemoteLease {
+    fn new(msg: jetstream::Message) -> RemoteLease {
+        let data = msg.message.payload.clone();
+        RemoteLease {
+            msg: Some(msg),
+            data,
+        }
+    }
+
+    /// How many times the server has delivered this message (1 the first time).
+    pub fn deliveries(&self) -> u64 {
+        self.msg
+            .as_ref()
+            .and_then(|m| m.info().ok())
+            .map_or(1, |i| u64::try_from(i.delivered).unwrap_or(1))
+    }
+
+    /// Confirms the message was handled; the server confirms the ack
+    /// (double ack), so an `Ok` means it will not come again.
+    pub fn ack(mut self) -> Result<(), AckError> {
+        let Some(msg) = self.msg.take() else {
+            return Ok(());
+        };
+        runtime::block_on(async move {
+            msg.double_ack().await.map_err(|e| {
+                AckError::Net(NetError::Server {
+                    action: "ack a message of",
+                    url: msg.message.subject.to_string(),
+                    detail: format!("{e} (the message may be delivered again)"),
+                })
+            })
+        })
+    }
+
+    /// Puts the message back for another getter now (same as dropping it).
+    pub fn release(mut self) {
+        if let Some(msg) = self.msg.take() {
+            runtime::nak_now_or_soon(msg);
+        }
+    }
+
+    /// The message bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.data.to_vec()
+    }
+}
+
+impl Deref for RemoteLease {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl AsRef<[u8]> for RemoteLease {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl std::fmt::Debug for RemoteLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteLease")
+            .field("len", &self.data.len())
+            .finish()
+    }
+}
+
+impl Drop for RemoteLease {
+    fn drop(&mut self) {
+        if let Some(msg) = self.msg.take() {
+            runtime::nak_now_or_soon(msg);
+        }
+    }
+}
