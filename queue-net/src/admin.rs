@@ -21,6 +21,11 @@ use crate::target::{self, RemoteUrl};
 const META_NAME: &str = "mq.name";
 /// Stream metadata key: the capacity (`max_msgs` grows by one at close).
 const META_CAPACITY: &str = "mq.capacity";
+/// Stream metadata key: the largest message payload (the stream's own
+/// `max_msg_size` also counts headers, so it is larger by `HEADER_ROOM`).
+const META_MAX_MSG_SIZE: &str = "mq.max_msg_size";
+/// Room for the headers this crate sends (a message id) on top of the payload.
+const HEADER_ROOM: usize = 256;
 /// Stream metadata key: present once the queue is closed.
 const META_CLOSED: &str = "mq.closed";
 /// Message id of the close marker: a second close publishes it again, and
@@ -195,6 +200,18 @@ fn check_ours(url: &RemoteUrl, info: &stream::Info) -> Result<(), NetError> {
     }
 }
 
+fn max_msg_size_of(info: &stream::Info) -> usize {
+    info.config
+        .metadata
+        .get(META_MAX_MSG_SIZE)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| {
+            usize::try_from(info.config.max_message_size)
+                .unwrap_or(0)
+                .saturating_sub(HEADER_ROOM)
+        })
+}
+
 fn capacity_of(info: &stream::Info) -> usize {
     info.config
         .metadata
@@ -276,14 +293,14 @@ impl RemoteQueue {
             .ok()
             .filter(|c| *c < i64::MAX)
             .ok_or_else(|| invalid(format!("capacity {} is too large", opts.capacity)))?;
-        let max_size = i32::try_from(opts.max_msg_size)
+        let max_size = i32::try_from(opts.max_msg_size.saturating_add(HEADER_ROOM))
             .ok()
-            .filter(|s| *s > 0)
+            .filter(|_| opts.max_msg_size > 0)
             .ok_or_else(|| {
                 invalid(format!(
                     "max message size {} is not 1 to {} bytes",
                     opts.max_msg_size,
-                    i32::MAX
+                    i32::MAX as usize - HEADER_ROOM
                 ))
             })?;
         if opts.ack_wait < Duration::from_millis(1) {
@@ -292,7 +309,15 @@ impl RemoteQueue {
                 opts.ack_wait
             )));
         }
-        let js = context(connect(&url).await?);
+        let client = connect(&url).await?;
+        let max_payload = client.server_info().max_payload;
+        if opts.max_msg_size.saturating_add(HEADER_ROOM) > max_payload {
+            return Err(invalid(format!(
+                "max message size {} is more than the server takes ({} bytes with {HEADER_ROOM} for headers; raise max_payload in the server's config)",
+                opts.max_msg_size, max_payload
+            )));
+        }
+        let js = context(client);
         match stream_info(&js, &url).await {
             Ok(_) => {
                 return Err(NetError::AlreadyExists {
@@ -315,6 +340,7 @@ impl RemoteQueue {
             metadata: HashMap::from([
                 (META_NAME.to_owned(), name.clone()),
                 (META_CAPACITY.to_owned(), opts.capacity.to_string()),
+                (META_MAX_MSG_SIZE.to_owned(), opts.max_msg_size.to_string()),
             ]),
             ..Default::default()
         };
@@ -385,7 +411,7 @@ impl RemoteQueue {
             .to_owned();
         Ok(RemoteQueue {
             capacity: capacity_of(&info),
-            max_msg_size: usize::try_from(info.config.max_message_size).unwrap_or(usize::MAX),
+            max_msg_size: max_msg_size_of(&info),
             stream: info.config.name.clone(),
             subject: target::open_subject(&name),
             url,
@@ -539,7 +565,7 @@ async fn stats_async(js: &jetstream::Context, url: &RemoteUrl) -> Result<RemoteS
         url: url.to_string(),
         stream: info.config.name.clone(),
         capacity: capacity_of(&info),
-        max_msg_size: usize::try_from(info.config.max_message_size).unwrap_or(0),
+        max_msg_size: max_msg_size_of(&info),
         len: messages.saturating_sub(marker),
         in_flight: c.num_ack_pending,
         redelivered: c.num_redelivered,

@@ -22,7 +22,8 @@ use thiserror::Error;
 use crate::any::AnyQueue;
 use crate::error::{AckError, CloseError, GetError, NetError, PutError};
 use crate::remote::{
-    Deadline, PublishFailure, Pulled, RemoteQueue, away_backoff, pass_on_marker, publish_once, pull,
+    Deadline, PublishFailure, Pulled, RemoteQueue, away_backoff, pass_on_marker, publish_pipelined,
+    pull,
 };
 use crate::runtime;
 
@@ -316,10 +317,7 @@ async fn publish_all(dst: &RemoteQueue, msgs: &[(String, Bytes)]) -> Result<(), 
             }
         };
         let end = msgs.len().min(done + room);
-        let sends = msgs[done..end]
-            .iter()
-            .map(|(id, payload)| publish_once(&dst.js, &dst.subject, id, payload.clone()));
-        let results = futures_util::future::join_all(sends).await;
+        let results = publish_pipelined(&dst.js, &dst.subject, &msgs[done..end]).await;
         // Everything up to the first failure is stored, in order.
         let ok = results.iter().take_while(|r| r.is_ok()).count();
         done += ok;

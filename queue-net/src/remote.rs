@@ -3,6 +3,7 @@
 //! is described in `docs/scale-out.md`; the control plane (create, open,
 //! remove, list, stats, close) is in `admin.rs`.
 
+use std::future::IntoFuture;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -148,22 +149,61 @@ pub(crate) async fn publish_once(
     id: &str,
     payload: Bytes,
 ) -> Result<(), PublishFailure> {
-    let attempt = async {
-        let ack = js
-            .send_publish(
-                subject.to_owned(),
-                jetstream::message::PublishMessage::build()
-                    .payload(payload)
-                    .message_id(id),
-            )
-            .await?;
-        ack.await
-    };
-    match tokio::time::timeout(ROUND_TRIP, attempt).await {
-        Err(_) => Err(PublishFailure::Transient("no ack from the server".into())),
-        Ok(Ok(_ack)) => Ok(()),
-        Ok(Err(e)) => Err(classify_publish(&e)),
+    let mut results = publish_pipelined(js, subject, &[(id.to_owned(), payload)]).await;
+    results
+        .pop()
+        .unwrap_or(Err(PublishFailure::Transient("nothing was sent".into())))
+}
+
+/// Sends every message in order on the one connection, then waits for the
+/// acks. Sending stops at the first failure, so the results are a prefix:
+/// everything before the first `Err` is stored, in order.
+pub(crate) async fn publish_pipelined(
+    js: &jetstream::Context,
+    subject: &str,
+    msgs: &[(String, Bytes)],
+) -> Vec<Result<(), PublishFailure>> {
+    let mut pending = Vec::with_capacity(msgs.len());
+    for (id, payload) in msgs {
+        let send = js.send_publish(
+            subject.to_owned(),
+            jetstream::message::PublishMessage::build()
+                .payload(payload.clone())
+                .message_id(id),
+        );
+        match tokio::time::timeout(ROUND_TRIP, send).await {
+            Ok(Ok(ack)) => pending.push(ack),
+            Ok(Err(e)) => {
+                let mut results = wait_acks(pending).await;
+                results.push(Err(classify_publish(&e)));
+                return results;
+            }
+            Err(_) => {
+                let mut results = wait_acks(pending).await;
+                results.push(Err(PublishFailure::Transient(
+                    "the client could not send".into(),
+                )));
+                return results;
+            }
+        }
     }
+    wait_acks(pending).await
+}
+
+async fn wait_acks(
+    pending: Vec<jetstream::context::PublishAckFuture>,
+) -> Vec<Result<(), PublishFailure>> {
+    let mut results = Vec::with_capacity(pending.len());
+    for ack in pending {
+        results.push(
+            match tokio::time::timeout(ROUND_TRIP, ack.into_future()).await {
+                Err(_) => Err(PublishFailure::Transient("no ack from the server".into())),
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(classify_publish(&e)),
+            },
+        );
+    }
+    results
 }
 
 fn classify_publish(e: &jetstream::context::PublishError) -> PublishFailure {

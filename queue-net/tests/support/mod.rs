@@ -2,6 +2,9 @@
 //! storage directory, killed when the guard drops and (through
 //! `PR_SET_PDEATHSIG`) when the test process dies. Also a watchdog for
 //! anything that could hang. Shared with the CLI's tests by `#[path]`.
+//!
+//! `PR_SET_PDEATHSIG` fires when the *thread* that spawned the child ends:
+//! start servers and helpers from the test's own thread.
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
@@ -175,5 +178,37 @@ impl Watchdog {
 impl Drop for Watchdog {
     fn drop(&mut self) {
         self.0.store(true, Relaxed);
+    }
+}
+
+/// Spawns `cmd` so that it is killed if the spawning thread's process dies.
+pub fn spawn_guarded(cmd: &mut Command) -> Child {
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls prctl, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("spawn a helper process")
+}
+
+/// A temporary queue directory, removed (with its queues) on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let p = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&p).expect("create a queue dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
