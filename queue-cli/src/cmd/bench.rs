@@ -14,7 +14,6 @@
 //! (`put_many` / `get_many_into`).
 
 use std::io::Write;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -26,9 +25,10 @@ use serde_json::json;
 use super::Ctx;
 use super::worker::Team;
 use crate::cli::{BenchArgs, Role};
+use crate::exit::Exit;
 use crate::output::{human_bytes, human_rate};
 
-pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<Exit> {
     if a.batch > a.capacity {
         bail!(
             "--batch {} is larger than the queue's {} slots (a get takes at most that many at once; lower --batch or raise --capacity)",
@@ -157,7 +157,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
         )?;
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 fn plural(n: u64) -> &'static str {

@@ -11,7 +11,6 @@
 //! 6. removes the queue - also on an error or Ctrl-C.
 
 use std::io::{self, Write};
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -21,6 +20,7 @@ use queue_core::Queue;
 use super::Ctx;
 use super::worker::{Report, Team};
 use crate::cli::{DemoArgs, Role};
+use crate::exit::Exit;
 use crate::output::{human_bytes, human_rate, stdout_is_tty};
 use crate::render;
 
@@ -29,7 +29,7 @@ const MSG_SIZE: usize = 64;
 const PRODUCERS: u64 = 2;
 const CONSUMERS: u64 = 2;
 
-pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<Exit> {
     let name = format!("demo-{}", std::process::id());
     let tty = stdout_is_tty();
     let mut out = io::stdout();
@@ -270,7 +270,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<ExitCode> {
          then:        mq close jobs; mq rm jobs      (docs/cli.md has more)"
     )?;
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 fn indent(out: &mut io::Stdout, text: &str) -> io::Result<()> {

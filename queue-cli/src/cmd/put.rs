@@ -9,15 +9,15 @@
 use std::io::{self, BufRead, IsTerminal, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use queue_core::{PutError, Queue};
 
-use super::{Ctx, NOTHING};
+use super::Ctx;
 use crate::cli::{PutArgs, WaitMode};
+use crate::exit::Exit;
 
-pub fn run(ctx: &Ctx, a: PutArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: PutArgs) -> Result<Exit> {
     let q = if a.create {
         Queue::builder(&a.name).dir(&ctx.dir).open_or_create()?
     } else {
@@ -63,10 +63,10 @@ pub fn run(ctx: &Ctx, a: PutArgs) -> Result<ExitCode> {
         p.put_all(std::iter::once(msg.as_slice()), Some(1))?
     };
     match outcome {
-        Outcome::Done => Ok(ExitCode::SUCCESS),
+        Outcome::Done => Ok(Exit::Ok),
         Outcome::Stopped(why) => {
             ctx.note(why);
-            Ok(ExitCode::from(NOTHING))
+            Ok(Exit::Nothing)
         }
     }
 }
