@@ -17,6 +17,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
+use bytesize::ByteSize;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 use queue_bench::{Report, Tally, machine};
 use queue_core::Queue;
@@ -26,7 +27,7 @@ use super::Ctx;
 use super::worker::Team;
 use crate::cli::{BenchArgs, Role};
 use crate::exit::Exit;
-use crate::output::{human_bytes, human_rate};
+use crate::output::human_rate;
 
 pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<Exit> {
     if a.batch > a.capacity {
@@ -135,7 +136,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<Exit> {
         t.add_row([
             r(a.producers.to_string()),
             r(a.consumers.to_string()),
-            r(human_bytes(a.size)),
+            r(ByteSize(a.size).to_string()),
             r(a.capacity.to_string()),
             r(a.batch.to_string()),
             r(format!("{secs:.2}")),

@@ -3,12 +3,12 @@
 use std::io::Write;
 
 use anyhow::Result;
+use bytesize::ByteSize;
 use queue_core::{OpenError, Queue};
 
 use super::Ctx;
 use crate::cli::CreateArgs;
 use crate::exit::Exit;
-use crate::output::human_bytes;
 
 pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<Exit> {
     let created = Queue::builder(&a.name)
@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<Exit> {
             s.capacity,
             s.max_msg_size,
             s.mode,
-            human_bytes(s.segment_size),
+            ByteSize(s.segment_size),
             s.path.display()
         )?;
     }

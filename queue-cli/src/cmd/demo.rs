@@ -14,6 +14,7 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use bytesize::ByteSize;
 use queue_bench::Tally;
 use queue_core::Queue;
 
@@ -21,7 +22,7 @@ use super::Ctx;
 use super::worker::{Report, Team};
 use crate::cli::{DemoArgs, Role};
 use crate::exit::Exit;
-use crate::output::{human_bytes, human_rate, stdout_is_tty};
+use crate::output::{human_rate, stdout_is_tty};
 use crate::render;
 
 const CAPACITY: usize = 16;
@@ -65,7 +66,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<Exit> {
         "  created {}: {CAPACITY} slots of {MSG_SIZE} bytes = {} of shared memory.\n  \
          Any process that knows the name can open it; this one is a participant now.",
         s.path.display(),
-        human_bytes(s.segment_size)
+        ByteSize(s.segment_size)
     )?;
 
     // 2 ------------------------------------------------------------------

@@ -35,8 +35,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use bytesize::ByteSize;
 use clap::Parser;
-use demos::{human_bytes, human_rate};
+use demos::human_rate;
 use filetime::FileTime;
 use queue_core::pool::{self, Pool, TaskId, TaskResult};
 
@@ -192,7 +193,7 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         eprintln!(
             "pool-copier: {} files ({}) in {} directories; {workers} worker processes: {}",
             plan.files.len(),
-            human_bytes(plan.bytes()),
+            ByteSize(plan.bytes()),
             plan.dirs.len(),
             pids.join(" ")
         );
@@ -207,7 +208,7 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         eprintln!(
             "pool-copier: copied {} files ({}), {} directories, {} symlinks from {} to {} in {:.2} s ({}) with {workers} worker processes",
             copied.files,
-            human_bytes(copied.bytes),
+            ByteSize(copied.bytes),
             plan.dirs.len(),
             plan.links.len(),
             src.display(),
