@@ -2,7 +2,6 @@
 //! its own queue directory (`mq_tests::TestDir`) and a watchdog where it
 //! could hang.
 
-mod cli;
 mod core_mp;
 mod demos;
 mod hardening;
