@@ -12,8 +12,6 @@
 //!   drop N                submit N long tasks, then drop the pool unjoined
 //!   sigint N              N long tasks; SIGINT runs pool::cleanup and exits 130
 //!   hang N                N long tasks; never returns (kill the parent)
-//!   maxrss PROGRAM ARGS   run PROGRAM, print the largest resident set of it
-//!                         and its descendants (`maxrss_kib=N`), exit with its code
 //! ```
 
 use std::io::Write;
@@ -202,20 +200,6 @@ fn run(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
             loop {
                 std::thread::sleep(Duration::from_secs(1));
             }
-        }
-        "maxrss" => {
-            let program = args.get(1).ok_or("maxrss needs a program")?;
-            let status = std::process::Command::new(program)
-                .args(&args[2..])
-                .status()?;
-            // SAFETY: getrusage only fills the struct passed to it.
-            let maxrss = unsafe {
-                let mut usage: libc::rusage = std::mem::zeroed();
-                libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-                usage.ru_maxrss
-            };
-            println!("maxrss_kib={maxrss}");
-            return Ok(ExitCode::from(status.code().unwrap_or(128) as u8));
         }
         other => return Err(format!("unknown scenario {other:?}").into()),
     }
