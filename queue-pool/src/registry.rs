@@ -25,7 +25,7 @@ thread_local! {
 /// A task's name together with its input and output types.
 ///
 /// Declare one constant per task and use it both to [register](Registry::register)
-/// the function and to [submit](Pool::submit) work, so the types always match:
+/// the function and to [submit](crate::Pool::submit) work, so the types always match:
 ///
 /// ```
 /// use queue_pool::Task;
@@ -147,7 +147,7 @@ impl Registry {
     }
 
     /// Adds `task`, run by `f`. The function's error (anything printable) is
-    /// sent back as [`TaskError::Failed`] with its message. Registering a
+    /// sent back as [`TaskError::Failed`](crate::TaskError::Failed) with its message. Registering a
     /// name again replaces the earlier function.
     pub fn register<I, O, E, F>(mut self, task: Task<I, O>, f: F) -> Registry
     where
