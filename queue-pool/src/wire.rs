@@ -24,14 +24,25 @@ pub(crate) struct TaskMsg<'a> {
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Report {
     /// The worker loop is running.
-    Hello { wid: u64, pid: u32 },
+    Hello {
+        /// The worker's number (from its [`WorkerSpec`]).
+        wid: u64,
+        /// Its process id.
+        pid: u32,
+    },
     /// A task ran to its end.
     Done {
+        /// The worker's number.
         wid: u64,
+        /// Its process id.
         pid: u32,
+        /// The task (from its [`TaskMsg`]).
         id: u64,
+        /// The attempt that ran (from its [`TaskMsg`]).
         attempt: u32,
+        /// Time the task function ran, in microseconds.
         micros: u64,
+        /// How it ended.
         outcome: Outcome,
     },
 }
