@@ -1,4 +1,4 @@
-//! A small program built on `queue_core::pool`, driven as a process by the
+//! A small program built on `queue_pool`, driven as a process by the
 //! pool tests (`tests/it/pool.rs`). It is both the parent and, re-started by
 //! the pool, the workers. Every line it prints is `key=value` pairs, so the
 //! tests can parse it; workers print `started` lines on the shared stdout.
@@ -10,7 +10,7 @@
 //!   errors                a failing task, a panicking task, a good one
 //!   crash RETRIES         a task that aborts its worker every time, and a good one
 //!   drop N                submit N long tasks, then drop the pool unjoined
-//!   sigint N              N long tasks; SIGINT runs pool::cleanup and exits 130
+//!   sigint N              N long tasks; SIGINT runs queue_pool::cleanup and exits 130
 //!   hang N                N long tasks; never returns (kill the parent)
 //! ```
 
@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use queue_core::pool::{self, Pool, Registry, Task, TaskResult};
+use queue_pool::{Pool, Registry, Task, TaskResult};
 
 const SQUARE: Task<u64, u64> = Task::new("square");
 const SLOW: Task<u64, u32> = Task::new("slow");
@@ -75,7 +75,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 }
 
 fn main() -> ExitCode {
-    pool::run_worker_if_spawned(&registry());
+    queue_pool::run_worker_if_spawned(&registry());
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(code) => code,
@@ -185,7 +185,7 @@ fn run(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
             while !INTERRUPTED.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            pool::cleanup();
+            queue_pool::cleanup();
             println!("interrupted");
             let _ = std::io::stdout().flush();
             // Exit at once, as a Ctrl-C handler does: no destructors.

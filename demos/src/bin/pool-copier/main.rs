@@ -39,7 +39,7 @@ use bytesize::ByteSize;
 use clap::Parser;
 use demos::human_rate;
 use filetime::FileTime;
-use queue_core::pool::{self, Pool, TaskId, TaskResult};
+use queue_pool::{Pool, TaskId, TaskResult};
 
 use plan::{Plan, Problem};
 use progress::Progress;
@@ -82,7 +82,7 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     // Workers are this program started again: they run tasks and exit here.
-    pool::run_worker_if_spawned(&work::registry());
+    queue_pool::run_worker_if_spawned(&work::registry());
     let cli = Cli::parse();
     match run(&cli) {
         Ok(true) => ExitCode::SUCCESS,
@@ -166,7 +166,7 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         let dest = dest.clone();
         ctrlc::set_handler(move || {
             INTERRUPTED.store(true, Ordering::SeqCst);
-            pool::cleanup();
+            queue_pool::cleanup();
             eprintln!(
                 "\npool-copier: interrupted; {} is incomplete",
                 dest.display()
