@@ -1,6 +1,7 @@
 //! The tutorial (`docs/tutorial/`) cannot rot: every shell session in it is
 //! run here, and the English and Chinese editions are kept in step.
-//! (Its Rust programs run as doc-tests of queue-core: `queue-core/src/tutorial.rs`.)
+//! (Its Rust programs run as doc-tests of queue-core and queue-pool:
+//! `queue-core/src/tutorial.rs`, `queue-pool/src/tutorial.rs`.)
 //!
 //! # The convention for shell sessions
 //!
@@ -778,13 +779,15 @@ fn tutorial_lists_every_chapter() {
             "docs/tutorial/README.md does not link to {chapter}"
         );
     }
-    // Doc-tests: queue-core includes every chapter.
-    let doctests =
-        read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../queue-core/src/tutorial.rs"));
+    // Doc-tests: queue-core includes the chapters that use only the queue,
+    // queue-pool the pool chapters; between them, every chapter.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doctests = read(&root.join("queue-core/src/tutorial.rs"))
+        + &read(&root.join("queue-pool/src/tutorial.rs"));
     for chapter in CHAPTERS {
         assert!(
             doctests.contains(&format!("docs/tutorial/{chapter}\")")),
-            "queue-core/src/tutorial.rs does not include {chapter}, so its Rust code is not tested"
+            "neither queue-core/src/tutorial.rs nor queue-pool/src/tutorial.rs includes {chapter}, so its Rust code is not tested"
         );
     }
 }
