@@ -13,7 +13,7 @@ use crate::{capacity_for, split};
 /// `[u8; N]` travels by value (copied into the channel's slot and out, like
 /// this queue's payload); a `Vec<u8>` is allocated and filled per message,
 /// and only its pointer travels.
-pub trait CbMsg: Send + 'static {
+trait CbMsg: Send + 'static {
     fn make(template: &[u8]) -> Self;
 }
 
@@ -31,7 +31,7 @@ impl CbMsg for Vec<u8> {
     }
 }
 
-pub fn tp_crossbeam<M: CbMsg>(size: usize, p: usize, n: u64) -> Duration {
+fn tp_crossbeam<M: CbMsg>(size: usize, p: usize, n: u64) -> Duration {
     let each = split(n, p);
     let (tx, rx) = crossbeam_channel::bounded::<M>(capacity_for(size));
     let barrier = Barrier::new(2 * p + 1);
@@ -80,7 +80,7 @@ pub fn tp_crossbeam_sized(size: usize, by_value: bool, p: usize, n: u64) -> Dura
     }
 }
 
-pub fn pp_crossbeam<M: CbMsg>(plan: &PingPlan, size: usize) -> Vec<u64> {
+fn pp_crossbeam<M: CbMsg>(plan: &PingPlan, size: usize) -> Vec<u64> {
     let (ping_tx, ping_rx) = crossbeam_channel::bounded::<M>(capacity_for(size));
     let (pong_tx, pong_rx) = crossbeam_channel::bounded::<M>(capacity_for(size));
     let template = vec![0xabu8; size];

@@ -46,7 +46,7 @@ pub fn calibrate_host() {
 }
 
 /// Every cache-line round trip probed in this run, in ns.
-pub static PROBES: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+static PROBES: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
 
 /// The usual cache-line round trip between CPU 0 and CPU 1: the lower
 /// quartile of all probes so far (robust to slow spells, and to the odd
@@ -152,7 +152,7 @@ pub fn line_note(before: Option<u64>, after: Option<u64>) -> String {
 /// cache line between two threads spinning on CPU 0 and CPU 1, in ns. On a
 /// virtual machine this moves (by 4x here) as the host moves the virtual
 /// CPUs, so it is measured before and after each section.
-pub fn line_round_trip_ns() -> Option<f64> {
+fn line_round_trip_ns() -> Option<f64> {
     #[repr(align(128))]
     struct Line(std::sync::atomic::AtomicU64);
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {

@@ -159,7 +159,7 @@ pub fn pp_mq(s: &Scratch, plan: &PingPlan, size: usize) -> Vec<u64> {
 }
 
 /// Clock ticks (utime + stime) a process has used so far.
-pub fn cpu_ticks(pid: u32) -> u64 {
+fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
     // utime and stime are fields 14 and 15 of stat: 12 and 13 after the name.

@@ -17,7 +17,7 @@ pub enum Placement {
     TwoCores,
 }
 
-pub static PLACEMENT: AtomicU32 = AtomicU32::new(0);
+static PLACEMENT: AtomicU32 = AtomicU32::new(0);
 
 pub fn placement() -> Placement {
     match PLACEMENT.load(Ordering::Relaxed) {

@@ -12,7 +12,7 @@ use crate::child::{Kid, args, ready_then_wait_for_go, report_done, spawn_all};
 use crate::split;
 use crate::stats::{PingPlan, sample};
 
-pub fn frame(size: usize) -> Vec<u8> {
+fn frame(size: usize) -> Vec<u8> {
     let mut f = Vec::with_capacity(4 + size);
     f.extend_from_slice(&(size as u32).to_le_bytes());
     f.resize(4 + size, 0xab);
@@ -20,7 +20,7 @@ pub fn frame(size: usize) -> Vec<u8> {
 }
 
 /// Reads one frame into `buf`; `None` at EOF or at the empty stop frame.
-pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Option<usize> {
+fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Option<usize> {
     let mut len = [0u8; 4];
     if r.read_exact(&mut len).is_err() {
         return None;
@@ -35,7 +35,7 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Option<usize> {
 }
 
 /// Takes ownership of a descriptor the parent passed down.
-pub fn inherited(fd: RawFd) -> File {
+fn inherited(fd: RawFd) -> File {
     // SAFETY: the parent cleared FD_CLOEXEC on exactly this descriptor for
     // this child and passed its number; nothing else in this process owns it.
     File::from(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -90,7 +90,7 @@ pub enum Stream {
 }
 
 /// A connected pair of descriptors (read end, write end), close-on-exec.
-pub fn stream_pair(kind: Stream) -> (OwnedFd, OwnedFd) {
+fn stream_pair(kind: Stream) -> (OwnedFd, OwnedFd) {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` has room for the two descriptors returned.
     let r = unsafe {

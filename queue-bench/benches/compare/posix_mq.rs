@@ -10,7 +10,7 @@ use crate::child::{Kid, args, ready_then_wait_for_go, report_done, spawn_all};
 use crate::stats::{PingPlan, sample};
 use crate::{capacity_for, split};
 
-pub fn pmq_open_existing(name: &str) -> libc::mqd_t {
+fn pmq_open_existing(name: &str) -> libc::mqd_t {
     let c = std::ffi::CString::new(name).unwrap();
     // SAFETY: `c` is a valid NUL-terminated string; no attributes are passed
     // without O_CREAT.
@@ -23,7 +23,7 @@ pub fn pmq_open_existing(name: &str) -> libc::mqd_t {
     q
 }
 
-pub fn pmq_send(q: libc::mqd_t, msg: &[u8]) {
+fn pmq_send(q: libc::mqd_t, msg: &[u8]) {
     // SAFETY: `msg` is a valid buffer of `msg.len()` bytes.
     let r = unsafe { libc::mq_send(q, msg.as_ptr().cast(), msg.len(), 0) };
     assert!(r == 0, "mq_send: {}", std::io::Error::last_os_error());
@@ -31,7 +31,7 @@ pub fn pmq_send(q: libc::mqd_t, msg: &[u8]) {
 
 /// Receives into `buf` (whose length must be the queue's `mq_msgsize`);
 /// returns the message length.
-pub fn pmq_receive(q: libc::mqd_t, buf: &mut [u8]) -> usize {
+fn pmq_receive(q: libc::mqd_t, buf: &mut [u8]) -> usize {
     let mut prio = 0;
     loop {
         // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes.
@@ -136,16 +136,16 @@ pub fn pp_posix(plan: &PingPlan, size: usize) -> Vec<u64> {
 }
 
 /// A POSIX message queue created by the parent; unlinked when dropped.
-pub struct PosixQueue {
+struct PosixQueue {
     name: String,
     mqd: libc::mqd_t,
 }
 
-pub static PMQ_COUNTER: AtomicU32 = AtomicU32::new(0);
+static PMQ_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Writes `value` to a sysctl file if its current value is lower; returns
 /// the old value to restore.
-pub fn raise_sysctl(path: &str, value: i64) -> Option<String> {
+fn raise_sysctl(path: &str, value: i64) -> Option<String> {
     let old = std::fs::read_to_string(path).ok()?;
     if old.trim().parse::<i64>().ok()? >= value {
         return None;
@@ -230,7 +230,7 @@ pub fn raise_msgqueue_rlimit() {
 }
 
 /// The byte budget of POSIX queues (the soft RLIMIT_MSGQUEUE).
-pub fn msgqueue_budget() -> u64 {
+fn msgqueue_budget() -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -19,7 +19,7 @@ pub struct Row {
 }
 
 /// A figure, marked when it was measured in a slow spell.
-pub fn mark(text: String, slow: bool) -> String {
+fn mark(text: String, slow: bool) -> String {
     if slow {
         format!("{text} \u{2020}")
     } else {
@@ -46,7 +46,7 @@ pub fn fmt_rate(r: f64) -> String {
     }
 }
 
-pub fn fmt_bw(r: f64, size: usize) -> String {
+fn fmt_bw(r: f64, size: usize) -> String {
     let b = r * size as f64;
     if b >= 1e9 {
         format!("{:.2} GB/s", b / 1e9)
@@ -56,7 +56,7 @@ pub fn fmt_bw(r: f64, size: usize) -> String {
 }
 
 /// How many times better this queue is than the peer (> 1: we win).
-pub fn ratio(ours: Option<f64>, theirs: Option<f64>, higher_is_better: bool) -> String {
+fn ratio(ours: Option<f64>, theirs: Option<f64>, higher_is_better: bool) -> String {
     match (ours, theirs) {
         (Some(o), Some(t)) if o > 0.0 && t > 0.0 => {
             let x = if higher_is_better { o / t } else { t / o };
@@ -66,7 +66,7 @@ pub fn ratio(ours: Option<f64>, theirs: Option<f64>, higher_is_better: bool) -> 
     }
 }
 
-pub fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map(f).unwrap_or_else(|| "-".into())
 }
 
@@ -107,7 +107,7 @@ pub fn table(size: usize, rows: &[(&str, Row)]) -> String {
     t
 }
 
-pub fn find(all: &[(usize, Vec<(&str, Row)>)], size: usize, key: &str) -> Option<Row> {
+fn find(all: &[(usize, Vec<(&str, Row)>)], size: usize, key: &str) -> Option<Row> {
     all.iter()
         .find(|(s, _)| *s == size)
         .and_then(|(_, rows)| rows.iter().find(|(k, _)| *k == key))
