@@ -1,11 +1,13 @@
 //! Shared helpers for the teaching demos (`src/bin/`): re-starting the
 //! running program as a child process, reading a process's state from
-//! `/proc`, human-friendly sizes, and a tiny random number generator (so the
+//! `/proc`, a human-friendly transfer rate, and a tiny random number generator (so the
 //! demos need no extra crates).
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytesize::ByteSize;
 
 /// A command that runs this same program again with `args`, the way Python's
 /// `multiprocessing` *spawn* start method starts a child.
@@ -42,26 +44,11 @@ pub fn state_meaning(state: char) -> &'static str {
     }
 }
 
-/// `1536` -> `"1.5 KiB"`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// Bytes per second as `"123.4 MiB/s"`.
+/// Bytes per second as `"123.4 MiB/s"` (sizes themselves print with
+/// [`bytesize::ByteSize`], as in the `mq` CLI).
 pub fn human_rate(bytes: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(1e-9);
-    format!("{}/s", human_bytes((bytes as f64 / secs) as u64))
+    format!("{}/s", ByteSize((bytes as f64 / secs) as u64))
 }
 
 /// A small, fast pseudo-random generator (xorshift64*), good enough to make
@@ -105,10 +92,11 @@ mod tests {
 
     #[test]
     fn sizes_read_well() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+        assert_eq!(ByteSize(0).to_string(), "0 B");
+        assert_eq!(ByteSize(1023).to_string(), "1023 B");
+        assert_eq!(ByteSize(1536).to_string(), "1.5 KiB");
+        assert_eq!(ByteSize(3 << 30).to_string(), "3.0 GiB");
+        assert_eq!(human_rate(3 << 20, Duration::from_secs(2)), "1.5 MiB/s");
     }
 
     #[test]

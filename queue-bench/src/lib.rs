@@ -1,6 +1,7 @@
 //! The code behind this queue's own benchmark figures, shared by `mq bench`
-//! (queue-cli) and the comparison bench (`cargo bench -p queue-core --bench
-//! compare`), so that both measure the same loops.
+//! (queue-cli) and the comparison bench of this crate (`benches/compare/`,
+//! run with `cargo bench -p queue-bench --bench compare`), so that both
+//! measure the same loops.
 //!
 //! * [`produce`] and [`consume`]: the producer and consumer loops, one
 //!   message per call (`put` / `get_into`) or in batches (`put_many` /

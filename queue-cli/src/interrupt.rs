@@ -16,6 +16,8 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use crate::exit::Exit;
+
 /// What to undo before exiting on Ctrl-C.
 #[derive(Default)]
 struct State {
@@ -42,9 +44,6 @@ static STATE: Mutex<State> = Mutex::new(State {
 fn state() -> std::sync::MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|e| e.into_inner())
 }
-
-/// Exit code after Ctrl-C (128 + SIGINT).
-pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Installs the Ctrl-C handler (once, at start).
 pub fn install() {
@@ -75,20 +74,37 @@ fn exit_now(st: &mut State) -> ! {
             libc::write(1, reset.as_ptr().cast(), reset.len());
         }
     }
-    std::process::exit(EXIT_INTERRUPTED);
+    Exit::Interrupted.exit_now()
 }
 
 /// Runs `f` with Ctrl-C deferred until it returns; exits 130 afterwards if
-/// one came meanwhile.
+/// one came meanwhile. Also when `f` panics: the window closes as the panic
+/// unwinds through it (a drop guard), so a caught panic leaves no deferred
+/// Ctrl-C behind.
 pub fn critical<T>(f: impl FnOnce() -> T) -> T {
-    state().critical = true;
-    let r = f();
-    let mut st = state();
-    st.critical = false;
-    if st.pending {
-        exit_now(&mut st);
+    let _window = Critical::enter();
+    f()
+}
+
+/// An open write-then-ack window; dropping it (on return or unwind) closes
+/// the window and honours a Ctrl-C that came meanwhile.
+struct Critical(());
+
+impl Critical {
+    fn enter() -> Critical {
+        state().critical = true;
+        Critical(())
     }
-    r
+}
+
+impl Drop for Critical {
+    fn drop(&mut self) {
+        let mut st = state();
+        st.critical = false;
+        if st.pending {
+            exit_now(&mut st);
+        }
+    }
 }
 
 /// Kill this child on Ctrl-C.
@@ -114,4 +130,28 @@ pub fn remove_queue(name: &str) {
 /// Write this to stdout on Ctrl-C (None: nothing).
 pub fn set_terminal_reset(reset: Option<&'static str>) {
     state().terminal_reset = reset;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_critical() -> bool {
+        state().critical
+    }
+
+    #[test]
+    fn a_panic_in_a_critical_section_closes_it() {
+        let caught = std::panic::catch_unwind(|| {
+            critical(|| {
+                assert!(is_critical());
+                panic!("inside the window");
+            })
+        });
+        assert!(caught.is_err());
+        assert!(!is_critical(), "the window stayed open after a panic");
+        // The next section opens and closes normally.
+        assert!(critical(is_critical));
+        assert!(!is_critical());
+    }
 }

@@ -5,11 +5,10 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytesize::ByteSize;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 use queue_core::{Participant, SlotView, Stats};
 use serde_json::{Value, json};
-
-use crate::output::human_bytes;
 
 /// At most this many cells are drawn; bigger rings draw several slots per cell.
 pub const MAX_CELLS: usize = 1024;
@@ -358,7 +357,7 @@ pub fn inspect_text(s: &Stats, slots: &[SlotView], who: &str) -> String {
         "  sizes      {} slots x {} bytes max = {} segment",
         s.capacity,
         s.max_msg_size,
-        human_bytes(s.segment_size)
+        ByteSize(s.segment_size)
     );
     let _ = writeln!(
         out,

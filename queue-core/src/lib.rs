@@ -94,8 +94,6 @@ mod layout;
 #[cfg(not(loom))]
 mod liveness;
 #[cfg(not(loom))]
-pub mod pool;
-#[cfg(not(loom))]
 mod queue;
 #[cfg(not(loom))]
 mod segment;

@@ -1,6 +1,8 @@
 //! The tutorial for classes (`docs/tutorial/`), compiled only for doc-tests,
 //! so that every Rust program in it is built and run by
-//! `cargo test -p queue-core --doc`. The Chinese edition (`docs/tutorial/zh/`)
+//! `cargo test -p queue-core --doc`: here the chapters that use only the
+//! queue; the pool chapters (4 and 5) are doc-tested by queue-pool
+//! (`queue-pool/src/tutorial.rs`). The Chinese edition (`docs/tutorial/zh/`)
 //! has byte-identical code blocks, which `tests/tests/it/tutorial.rs` checks.
 
 #[doc = include_str!("../../docs/tutorial/README.md")]
@@ -14,9 +16,3 @@ pub struct Chapter2;
 
 #[doc = include_str!("../../docs/tutorial/03-queue-between-processes.md")]
 pub struct Chapter3;
-
-#[doc = include_str!("../../docs/tutorial/04-process-pool.md")]
-pub struct Chapter4;
-
-#[doc = include_str!("../../docs/tutorial/05-folder-copier.md")]
-pub struct Chapter5;

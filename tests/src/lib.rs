@@ -1,6 +1,15 @@
 //! Helpers shared by the end-to-end tests: unique queue directories that
 //! clean up after themselves, children that are killed if a test fails, and
-//! a watchdog for anything that could hang.
+//! a watchdog for anything that could hang; other packages' binaries and a
+//! program's peak memory ([`bins`]).
+//!
+//! Used by this crate's tests and, as a dev-dependency, by the end-to-end
+//! tests of `queue-cli` and `demos` (no cycle: this crate's library depends
+//! only on queue-core and libc).
+
+pub mod bins;
+
+pub use bins::{Measured, output_with_max_rss, workspace_bin};
 
 use std::path::{Path, PathBuf};
 use std::process::Child;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use demos::Rng;
-use queue_core::pool::{self, Pool, Registry, Task};
+use queue_pool::{Pool, Registry, Task};
 use serde::{Deserialize, Serialize};
 
 /// The article's `worker(msg)`: sleep a random time, report who ran it.
@@ -74,7 +74,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     // In a worker this runs tasks and never returns.
-    pool::run_worker_if_spawned(&registry());
+    queue_pool::run_worker_if_spawned(&registry());
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -87,7 +87,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     ctrlc::set_handler(|| {
-        pool::cleanup();
+        queue_pool::cleanup();
         eprintln!("\ninterrupted");
         std::process::exit(130);
     })

@@ -14,10 +14,10 @@
 //! (`put_many` / `get_many_into`).
 
 use std::io::Write;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
+use bytesize::ByteSize;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 use queue_bench::{Report, Tally, machine};
 use queue_core::Queue;
@@ -26,9 +26,10 @@ use serde_json::json;
 use super::Ctx;
 use super::worker::Team;
 use crate::cli::{BenchArgs, Role};
-use crate::output::{human_bytes, human_rate};
+use crate::exit::Exit;
+use crate::output::human_rate;
 
-pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<Exit> {
     if a.batch > a.capacity {
         bail!(
             "--batch {} is larger than the queue's {} slots (a get takes at most that many at once; lower --batch or raise --capacity)",
@@ -135,7 +136,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
         t.add_row([
             r(a.producers.to_string()),
             r(a.consumers.to_string()),
-            r(human_bytes(a.size)),
+            r(ByteSize(a.size).to_string()),
             r(a.capacity.to_string()),
             r(a.batch.to_string()),
             r(format!("{secs:.2}")),
@@ -157,7 +158,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<ExitCode> {
         )?;
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 fn plural(n: u64) -> &'static str {

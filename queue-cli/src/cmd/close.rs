@@ -1,15 +1,15 @@
 //! `mq close NAME`: end of stream.
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use anyhow::Result;
 use queue_core::CloseError;
 
 use super::Ctx;
 use crate::cli::CloseArgs;
+use crate::exit::Exit;
 
-pub fn run(ctx: &Ctx, a: CloseArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: CloseArgs) -> Result<Exit> {
     let q = ctx.open(&a.name)?;
     match q.close() {
         Ok(()) => {
@@ -29,5 +29,5 @@ pub fn run(ctx: &Ctx, a: CloseArgs) -> Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

@@ -2,14 +2,14 @@
 //! clap definitions in `cli.rs`, so they never drift from the real flags.
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
 
 use crate::cli::{Cli, CompletionsArgs, ManArgs};
+use crate::exit::Exit;
 
-pub fn run(a: CompletionsArgs) -> Result<ExitCode> {
+pub fn run(a: CompletionsArgs) -> Result<Exit> {
     // Some generators list hidden subcommands too: leave them out.
     let full = Cli::command();
     let mut cmd = clap::Command::new("mq")
@@ -19,12 +19,12 @@ pub fn run(a: CompletionsArgs) -> Result<ExitCode> {
     let mut out = Vec::new();
     clap_complete::generate(a.shell, &mut cmd, "mq", &mut out);
     std::io::stdout().write_all(&out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 /// `mq man` prints mq(1); `mq man get` prints mq-get(1); `mq man --out-dir D`
 /// writes all of them (the set shipped in docs/man/).
-pub fn man(a: ManArgs) -> Result<ExitCode> {
+pub fn man(a: ManArgs) -> Result<Exit> {
     let mut cmd = Cli::command().disable_help_subcommand(true);
     cmd.build();
     if let Some(dir) = a.out_dir {
@@ -32,7 +32,7 @@ pub fn man(a: ManArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
         clap_mangen::generate_to(cmd, &dir)
             .with_context(|| format!("cannot write man pages into {}", dir.display()))?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Ok);
     }
     let page = match a.subcommand {
         None => cmd,
@@ -44,5 +44,5 @@ pub fn man(a: ManArgs) -> Result<ExitCode> {
     let mut out = Vec::new();
     clap_mangen::Man::new(page).render(&mut out)?;
     std::io::stdout().write_all(&out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

@@ -1,16 +1,16 @@
 //! `mq create NAME [--capacity N] [--max-msg-size SIZE] [--mode 600] [--exist-ok]`
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use anyhow::Result;
+use bytesize::ByteSize;
 use queue_core::{OpenError, Queue};
 
 use super::Ctx;
 use crate::cli::CreateArgs;
-use crate::output::human_bytes;
+use crate::exit::Exit;
 
-pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<Exit> {
     let created = Queue::builder(&a.name)
         .capacity(usize::try_from(a.capacity).unwrap_or(usize::MAX))
         .max_msg_size(usize::try_from(a.max_msg_size).unwrap_or(usize::MAX))
@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<ExitCode> {
                     differs.join(", ")
                 ));
             }
-            return Ok(ExitCode::SUCCESS);
+            return Ok(Exit::Ok);
         }
         Err(e) => return Err(e.into()),
     };
@@ -55,9 +55,9 @@ pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<ExitCode> {
             s.capacity,
             s.max_msg_size,
             s.mode,
-            human_bytes(s.segment_size),
+            ByteSize(s.segment_size),
             s.path.display()
         )?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

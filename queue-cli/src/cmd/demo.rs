@@ -11,17 +11,18 @@
 //! 6. removes the queue - also on an error or Ctrl-C.
 
 use std::io::{self, Write};
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use bytesize::ByteSize;
 use queue_bench::Tally;
 use queue_core::Queue;
 
 use super::Ctx;
 use super::worker::{Report, Team};
 use crate::cli::{DemoArgs, Role};
-use crate::output::{human_bytes, human_rate, stdout_is_tty};
+use crate::exit::Exit;
+use crate::output::{human_rate, stdout_is_tty};
 use crate::render;
 
 const CAPACITY: usize = 16;
@@ -29,7 +30,7 @@ const MSG_SIZE: usize = 64;
 const PRODUCERS: u64 = 2;
 const CONSUMERS: u64 = 2;
 
-pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<Exit> {
     let name = format!("demo-{}", std::process::id());
     let tty = stdout_is_tty();
     let mut out = io::stdout();
@@ -65,7 +66,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<ExitCode> {
         "  created {}: {CAPACITY} slots of {MSG_SIZE} bytes = {} of shared memory.\n  \
          Any process that knows the name can open it; this one is a participant now.",
         s.path.display(),
-        human_bytes(s.segment_size)
+        ByteSize(s.segment_size)
     )?;
 
     // 2 ------------------------------------------------------------------
@@ -270,7 +271,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<ExitCode> {
          then:        mq close jobs; mq rm jobs      (docs/cli.md has more)"
     )?;
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 fn indent(out: &mut io::Stdout, text: &str) -> io::Result<()> {

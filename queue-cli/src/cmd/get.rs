@@ -7,14 +7,14 @@
 //! across write+ack (see `interrupt.rs`), so a message is either printed or
 //! still queued.
 
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use queue_core::{GetError, Lease, Queue};
 
-use super::{Ctx, NOTHING};
+use super::Ctx;
 use crate::cli::{GetArgs, WaitMode};
+use crate::exit::Exit;
 use crate::interrupt;
 use crate::output::{Format, Printer, stdout_hung_up};
 
@@ -34,7 +34,7 @@ enum Stop {
     HungUp,
 }
 
-pub fn run(ctx: &Ctx, a: GetArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: GetArgs) -> Result<Exit> {
     let q = ctx.open(&a.name)?;
     let name = a.name.as_str();
     let mut printer = Printer::new(Format::from(a.format));
@@ -49,7 +49,7 @@ pub fn run(ctx: &Ctx, a: GetArgs) -> Result<ExitCode> {
     let mut got = 0u64;
     let stop = loop {
         if limit.is_some_and(|n| got >= n) {
-            return Ok(ExitCode::SUCCESS);
+            return Ok(Exit::Ok);
         }
         let lease = match take(&q, wait) {
             Ok(lease) => lease,
@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx, a: GetArgs) -> Result<ExitCode> {
         got += 1;
     };
     let reason = match stop {
-        Stop::HungUp => return Ok(ExitCode::SUCCESS),
+        Stop::HungUp => return Ok(Exit::Ok),
         Stop::Timeout(d) => format!(
             "no message in queue {name:?} within {}",
             humantime::format_duration(d)
@@ -79,12 +79,12 @@ pub fn run(ctx: &Ctx, a: GetArgs) -> Result<ExitCode> {
     };
     if got == 0 {
         ctx.note(reason);
-        return Ok(ExitCode::from(NOTHING));
+        return Ok(Exit::Nothing);
     }
     if let Some(n) = limit {
         ctx.note(format_args!("got {got} of {n} messages: {reason}"));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 /// Takes one message under a lease, waiting as `wait` allows.

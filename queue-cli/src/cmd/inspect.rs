@@ -5,15 +5,15 @@
 //! what is shown), which also cleans up after participants that died.
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use anyhow::Result;
 
 use super::Ctx;
 use crate::cli::InspectArgs;
+use crate::exit::Exit;
 use crate::render;
 
-pub fn run(ctx: &Ctx, a: InspectArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: InspectArgs) -> Result<Exit> {
     let q = ctx.open(&a.name)?;
     let stats = q.stats();
     let slots = q.slots();
@@ -25,5 +25,5 @@ pub fn run(ctx: &Ctx, a: InspectArgs) -> Result<ExitCode> {
         write!(out, "{}", render::inspect_text(&stats, &slots, "inspect"))?;
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

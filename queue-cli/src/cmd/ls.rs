@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
@@ -13,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::cli::LsArgs;
+use crate::exit::Exit;
 use crate::render::{live_others, user_name};
 
 /// One row of the listing.
@@ -25,7 +25,7 @@ struct Row {
     error: Option<String>,
 }
 
-pub fn run(ctx: &Ctx, a: LsArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: LsArgs) -> Result<Exit> {
     let names = queue_core::list(Some(&ctx.dir)).with_context(|| {
         format!(
             "cannot read queue directory {} (set MQ_DIR or --dir to an existing directory)",
@@ -44,7 +44,7 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> Result<ExitCode> {
         writeln!(out, "{}", crate::render::table_text(&table(&rows)))?;
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 fn row(ctx: &Ctx, name: String) -> Row {

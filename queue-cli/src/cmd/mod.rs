@@ -1,6 +1,6 @@
 //! One module per subcommand; `run` dispatches. Each subcommand returns the
-//! exit code it wants (0, or 1 for "nothing received"); errors become 2 in
-//! `main`.
+//! [`Exit`] it wants (`Ok`, or `Nothing` for "nothing received"); errors
+//! become `Exit::Error` in `main` (see `exit.rs`).
 
 mod bench;
 mod close;
@@ -17,15 +17,12 @@ mod watch;
 mod worker;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Result;
 use queue_core::Queue;
 
 use crate::cli::{Cli, Command};
-
-/// Exit code: nothing was received (or a put timed out).
-pub const NOTHING: u8 = 1;
+use crate::exit::Exit;
 
 /// What every subcommand needs besides its own arguments.
 #[derive(Debug, Clone)]
@@ -49,7 +46,7 @@ impl Ctx {
 }
 
 /// Runs the subcommand.
-pub fn run(cli: Cli) -> Result<ExitCode> {
+pub fn run(cli: Cli) -> Result<Exit> {
     let ctx = Ctx {
         dir: queue_core::queue_dir(cli.dir.as_deref().filter(|d| !d.as_os_str().is_empty())),
         quiet: cli.quiet,

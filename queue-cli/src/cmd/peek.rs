@@ -1,23 +1,22 @@
 //! `mq peek NAME [--raw | --json]`: the next message, left in the queue.
 //! Another getter may take it a moment later; peek is for looking.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 
-use super::{Ctx, NOTHING};
+use super::Ctx;
 use crate::cli::PeekArgs;
+use crate::exit::Exit;
 use crate::output::{Format, Printer};
 
-pub fn run(ctx: &Ctx, a: PeekArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: PeekArgs) -> Result<Exit> {
     let q = ctx.open(&a.name)?;
     let Some(msg) = q.peek() else {
         let closed = if q.is_closed() { " (and closed)" } else { "" };
         ctx.note(format_args!("queue {:?} is empty{closed}", a.name));
-        return Ok(ExitCode::from(NOTHING));
+        return Ok(Exit::Nothing);
     };
     let mut printer = Printer::new(Format::from(a.format));
     printer.check(&a.name, &msg)?;
     printer.print(&msg)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

@@ -4,20 +4,22 @@
 //! message size before the first is put, so a bad one puts nothing. Stdin
 //! with `--lines` is streamed: each line is put as soon as it is read (so
 //! `tail -f log | mq put q --lines` works), and an oversized line stops the
-//! stream after the lines before it were put.
+//! stream after the lines before it were put. A line is read only up to one
+//! byte past the maximum message size, so a huge line without a newline
+//! fails at once instead of being read into memory.
 
 use std::io::{self, BufRead, IsTerminal, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use queue_core::{PutError, Queue};
 
-use super::{Ctx, NOTHING};
+use super::Ctx;
 use crate::cli::{PutArgs, WaitMode};
+use crate::exit::Exit;
 
-pub fn run(ctx: &Ctx, a: PutArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: PutArgs) -> Result<Exit> {
     let q = if a.create {
         Queue::builder(&a.name).dir(&ctx.dir).open_or_create()?
     } else {
@@ -63,19 +65,25 @@ pub fn run(ctx: &Ctx, a: PutArgs) -> Result<ExitCode> {
         p.put_all(std::iter::once(msg.as_slice()), Some(1))?
     };
     match outcome {
-        Outcome::Done => Ok(ExitCode::SUCCESS),
+        Outcome::Done => Ok(Exit::Ok),
         Outcome::Stopped(why) => {
             ctx.note(why);
-            Ok(ExitCode::from(NOTHING))
+            Ok(Exit::Nothing)
         }
     }
 }
 
 /// The error for a message that does not fit the queue.
 fn too_large(which: Option<String>, len: usize, name: &str, max: usize) -> anyhow::Error {
+    too_large_as(which, &format!("{len} bytes"), name, max)
+}
+
+/// [`too_large`] with the size in words (`"over 4096 bytes"` for a line
+/// whose end was not read).
+fn too_large_as(which: Option<String>, size: &str, name: &str, max: usize) -> anyhow::Error {
     let which = which.map(|w| format!("{w}: ")).unwrap_or_default();
     anyhow!(
-        "{which}message is {len} bytes, queue {name:?} takes at most {max} (create it with --max-msg-size)"
+        "{which}message is {size}, queue {name:?} takes at most {max} (create it with --max-msg-size)"
     )
 }
 
@@ -176,17 +184,21 @@ impl Putter<'_> {
         let mut line = Vec::new();
         for n in 1.. {
             line.clear();
-            if r.read_until(b'\n', &mut line)
-                .context("cannot read stdin")?
-                == 0
-            {
+            // At most `max` bytes and the newline: a longer line is known
+            // to be too large without reading (and holding) the rest of it.
+            let read = (&mut r)
+                .take(max as u64 + 1)
+                .read_until(b'\n', &mut line)
+                .context("cannot read stdin")?;
+            if read == 0 {
                 break;
             }
             if line.last() == Some(&b'\n') {
                 line.pop();
             }
             if line.len() > max {
-                let err = too_large(Some(format!("line {n}")), line.len(), self.name, max);
+                let size = format!("over {max} bytes (read no further)");
+                let err = too_large_as(Some(format!("line {n}")), &size, self.name, max);
                 if self.done > 0 {
                     bail!("{err}; the {} lines before it were put", self.done);
                 }

@@ -13,16 +13,16 @@
 //! `rm -f`). Files that are not queue segments are never removed.
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
 use queue_core::{OpenError, Queue, RemoveError};
 
 use super::Ctx;
 use crate::cli::RmArgs;
+use crate::exit::{self, Exit};
 use crate::render::describe_pid;
 
-pub fn run(ctx: &Ctx, a: RmArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: RmArgs) -> Result<Exit> {
     if a.stale {
         return remove_stale(ctx, &a.names);
     }
@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx, a: RmArgs) -> Result<ExitCode> {
                 if a.names.len() == 1 {
                     return Err(e);
                 }
-                let _ = writeln!(std::io::stderr(), "mq: {e:#}");
+                exit::print_error(&e);
                 failed.push(name.as_str());
             }
         }
@@ -52,11 +52,11 @@ pub fn run(ctx: &Ctx, a: RmArgs) -> Result<ExitCode> {
             failed.join(", ")
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 /// Removes every queue (or every named queue) without a live participant.
-fn remove_stale(ctx: &Ctx, names: &[String]) -> Result<ExitCode> {
+fn remove_stale(ctx: &Ctx, names: &[String]) -> Result<Exit> {
     let names = if names.is_empty() {
         queue_core::list(Some(&ctx.dir))
             .map_err(|e| anyhow!("cannot list queue directory {}: {e}", ctx.dir.display()))?
@@ -77,7 +77,7 @@ fn remove_stale(ctx: &Ctx, names: &[String]) -> Result<ExitCode> {
             }
             Err(e) => {
                 // Not ours to judge: corrupted, foreign or not permitted.
-                let _ = writeln!(std::io::stderr(), "mq: skipping {name:?}: {e}");
+                exit::print_error(&anyhow!(e).context(format!("skipping {name:?}")));
                 continue;
             }
         };
@@ -98,7 +98,7 @@ fn remove_stale(ctx: &Ctx, names: &[String]) -> Result<ExitCode> {
     if removed == 0 && !ctx.quiet {
         writeln!(out, "no stale queues in {}", ctx.dir.display())?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 /// Removes one queue; `Ok(false)` if it did not exist and `force` is set.

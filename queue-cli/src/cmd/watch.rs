@@ -9,7 +9,6 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
-use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
@@ -17,6 +16,7 @@ use queue_core::Stats;
 
 use super::Ctx;
 use crate::cli::WatchArgs;
+use crate::exit::Exit;
 use crate::interrupt;
 use crate::output::{human_rate, stdout_is_tty};
 use crate::render;
@@ -43,7 +43,7 @@ impl Drop for Restore {
     }
 }
 
-pub fn run(ctx: &Ctx, a: WatchArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: WatchArgs) -> Result<Exit> {
     let q = ctx.open(&a.name)?;
     let tty = stdout_is_tty();
     let interval = a.interval.unwrap_or(if tty {
@@ -97,7 +97,7 @@ pub fn run(ctx: &Ctx, a: WatchArgs) -> Result<ExitCode> {
         }
         std::thread::sleep(interval);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 /// (puts per second, gets per second) over the samples, once there are two.

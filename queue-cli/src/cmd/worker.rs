@@ -14,7 +14,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use anyhow::{Context, Result, anyhow, bail};
 use queue_bench::Mode;
@@ -24,9 +24,10 @@ use queue_core::Queue;
 
 use super::Ctx;
 use crate::cli::{Role, WorkerArgs};
+use crate::exit::Exit;
 use crate::interrupt;
 
-pub fn run(ctx: &Ctx, a: WorkerArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, a: WorkerArgs) -> Result<Exit> {
     let q = ctx.open(&a.name)?;
     let mut out = std::io::stdout();
     if a.wait_go {
@@ -55,7 +56,7 @@ pub fn run(ctx: &Ctx, a: WorkerArgs) -> Result<ExitCode> {
         }
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 /// A started worker.

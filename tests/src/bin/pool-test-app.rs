@@ -1,4 +1,4 @@
-//! A small program built on `queue_core::pool`, driven as a process by the
+//! A small program built on `queue_pool`, driven as a process by the
 //! pool tests (`tests/it/pool.rs`). It is both the parent and, re-started by
 //! the pool, the workers. Every line it prints is `key=value` pairs, so the
 //! tests can parse it; workers print `started` lines on the shared stdout.
@@ -10,10 +10,8 @@
 //!   errors                a failing task, a panicking task, a good one
 //!   crash RETRIES         a task that aborts its worker every time, and a good one
 //!   drop N                submit N long tasks, then drop the pool unjoined
-//!   sigint N              N long tasks; SIGINT runs pool::cleanup and exits 130
+//!   sigint N              N long tasks; SIGINT runs queue_pool::cleanup and exits 130
 //!   hang N                N long tasks; never returns (kill the parent)
-//!   maxrss PROGRAM ARGS   run PROGRAM, print the largest resident set of it
-//!                         and its descendants (`maxrss_kib=N`), exit with its code
 //! ```
 
 use std::io::Write;
@@ -21,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use queue_core::pool::{self, Pool, Registry, Task, TaskResult};
+use queue_pool::{Pool, Registry, Task, TaskResult};
 
 const SQUARE: Task<u64, u64> = Task::new("square");
 const SLOW: Task<u64, u32> = Task::new("slow");
@@ -77,7 +75,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 }
 
 fn main() -> ExitCode {
-    pool::run_worker_if_spawned(&registry());
+    queue_pool::run_worker_if_spawned(&registry());
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(code) => code,
@@ -187,7 +185,7 @@ fn run(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
             while !INTERRUPTED.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            pool::cleanup();
+            queue_pool::cleanup();
             println!("interrupted");
             let _ = std::io::stdout().flush();
             // Exit at once, as a Ctrl-C handler does: no destructors.
@@ -202,20 +200,6 @@ fn run(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
             loop {
                 std::thread::sleep(Duration::from_secs(1));
             }
-        }
-        "maxrss" => {
-            let program = args.get(1).ok_or("maxrss needs a program")?;
-            let status = std::process::Command::new(program)
-                .args(&args[2..])
-                .status()?;
-            // SAFETY: getrusage only fills the struct passed to it.
-            let maxrss = unsafe {
-                let mut usage: libc::rusage = std::mem::zeroed();
-                libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-                usage.ru_maxrss
-            };
-            println!("maxrss_kib={maxrss}");
-            return Ok(ExitCode::from(status.code().unwrap_or(128) as u8));
         }
         other => return Err(format!("unknown scenario {other:?}").into()),
     }

@@ -1,10 +1,11 @@
-//! End-to-end tests: one test binary, one module per area. Every test uses
-//! its own queue directory (`mq_tests::TestDir`) and a watchdog where it
-//! could hang.
+//! Cross-process tests: one test binary, one module per area. Every test
+//! uses its own queue directory (`mq_tests::TestDir`) and a watchdog where
+//! it could hang. The `mq` end-to-end tests live beside the CLI
+//! (`queue-cli/tests/it/`), the demos' beside the demos (`demos/tests/it/`);
+//! the tutorial test here needs both, and finds them in the target directory
+//! (`mq_tests::workspace_bin`).
 
-mod cli;
 mod core_mp;
-mod demos;
 mod hardening;
 mod pool;
 mod soak;

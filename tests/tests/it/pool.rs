@@ -1,4 +1,4 @@
-//! `queue_core::pool` end to end: the helper program `pool-test-app` is the
+//! `queue_pool` end to end: the helper program `pool-test-app` is the
 //! pool's parent and, re-started by the pool, its workers. Each test checks
 //! that no worker outlives it and no queue is left in its directory.
 

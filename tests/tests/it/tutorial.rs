@@ -1,6 +1,7 @@
 //! The tutorial (`docs/tutorial/`) cannot rot: every shell session in it is
 //! run here, and the English and Chinese editions are kept in step.
-//! (Its Rust programs run as doc-tests of queue-core: `queue-core/src/tutorial.rs`.)
+//! (Its Rust programs run as doc-tests of queue-core and queue-pool:
+//! `queue-core/src/tutorial.rs`, `queue-pool/src/tutorial.rs`.)
 //!
 //! # The convention for shell sessions
 //!
@@ -48,7 +49,9 @@
 //! must leave no queue behind in its queue directory.
 //!
 //! `MQ_TUTORIAL_VERBOSE=1 cargo test -p mq-tests --test it tutorial -- --nocapture`
-//! prints every command with its exit code and output as it is checked.
+//! prints every command with its exit code and output as it is checked
+//! (after `cargo build --workspace --bins`, which `cargo test --workspace`
+//! does itself: the binaries are found beside this test's executable).
 
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -58,7 +61,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mq_tests::{TestDir, Watchdog};
+use mq_tests::{TestDir, Watchdog, workspace_bin};
 
 /// The chapters, in reading order (the index is `README.md`).
 const CHAPTERS: &[&str] = &[
@@ -354,59 +357,21 @@ fn normalise(output: &str, queue_dir: &Path) -> Vec<String> {
 
 // ------------------------------------------------------------ binaries
 
-/// The directory holding `mq` and the demo binaries, built on first use.
+/// The directory holding `mq` and the demo binaries.
 ///
-/// They belong to other packages, so cargo neither builds them for this
-/// test nor tells us their paths: as in `cli.rs`, ask the cargo that runs
-/// the tests to build them into the same target directory (a no-op when up
-/// to date).
+/// They belong to other packages, so cargo tells this test nothing about
+/// them; `cargo test --workspace` builds them (every binary of a package with
+/// integration tests) into the same `target/<profile>/` as this test, where
+/// `mq_tests::workspace_bin` finds them or fails naming the missing one.
 fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current_exe");
-        // target/<profile>/deps/it-<hash>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>")
-            .to_owned();
-        let target_dir = profile_dir.parent().expect("target dir");
-        if let Some(cargo) = std::env::var_os("CARGO") {
-            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "dev",
-                Some(p) => p,
-            };
-            let out = Command::new(cargo)
-                .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "queue-cli",
-                    "-p",
-                    "demos",
-                    "--bins",
-                ])
-                .args(["--profile", profile])
-                .arg("--target-dir")
-                .arg(target_dir)
-                .stdin(Stdio::null())
-                .output()
-                .expect("run cargo build for mq and the demos");
-            assert!(
-                out.status.success(),
-                "cargo build -p queue-cli -p demos failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        let mut dir = None;
         for bin in BINARIES {
-            assert!(
-                profile_dir.join(bin).exists(),
-                "{bin} not found in {}: build it with 'cargo build -p queue-cli -p demos'",
-                profile_dir.display()
-            );
+            let path = workspace_bin(bin);
+            dir = path.parent().map(Path::to_path_buf);
         }
-        profile_dir
+        dir.expect("at least one binary")
     })
 }
 
@@ -814,13 +779,15 @@ fn tutorial_lists_every_chapter() {
             "docs/tutorial/README.md does not link to {chapter}"
         );
     }
-    // Doc-tests: queue-core includes every chapter.
-    let doctests =
-        read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../queue-core/src/tutorial.rs"));
+    // Doc-tests: queue-core includes the chapters that use only the queue,
+    // queue-pool the pool chapters; between them, every chapter.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doctests = read(&root.join("queue-core/src/tutorial.rs"))
+        + &read(&root.join("queue-pool/src/tutorial.rs"));
     for chapter in CHAPTERS {
         assert!(
             doctests.contains(&format!("docs/tutorial/{chapter}\")")),
-            "queue-core/src/tutorial.rs does not include {chapter}, so its Rust code is not tested"
+            "neither queue-core/src/tutorial.rs nor queue-pool/src/tutorial.rs includes {chapter}, so its Rust code is not tested"
         );
     }
 }

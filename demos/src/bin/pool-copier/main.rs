@@ -35,10 +35,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use bytesize::ByteSize;
 use clap::Parser;
-use demos::{human_bytes, human_rate};
+use demos::human_rate;
 use filetime::FileTime;
-use queue_core::pool::{self, Pool, TaskId, TaskResult};
+use queue_pool::{Pool, TaskId, TaskResult};
 
 use plan::{Plan, Problem};
 use progress::Progress;
@@ -81,7 +82,7 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     // Workers are this program started again: they run tasks and exit here.
-    pool::run_worker_if_spawned(&work::registry());
+    queue_pool::run_worker_if_spawned(&work::registry());
     let cli = Cli::parse();
     match run(&cli) {
         Ok(true) => ExitCode::SUCCESS,
@@ -165,7 +166,7 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         let dest = dest.clone();
         ctrlc::set_handler(move || {
             INTERRUPTED.store(true, Ordering::SeqCst);
-            pool::cleanup();
+            queue_pool::cleanup();
             eprintln!(
                 "\npool-copier: interrupted; {} is incomplete",
                 dest.display()
@@ -192,7 +193,7 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         eprintln!(
             "pool-copier: {} files ({}) in {} directories; {workers} worker processes: {}",
             plan.files.len(),
-            human_bytes(plan.bytes()),
+            ByteSize(plan.bytes()),
             plan.dirs.len(),
             pids.join(" ")
         );
@@ -207,7 +208,7 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         eprintln!(
             "pool-copier: copied {} files ({}), {} directories, {} symlinks from {} to {} in {:.2} s ({}) with {workers} worker processes",
             copied.files,
-            human_bytes(copied.bytes),
+            ByteSize(copied.bytes),
             plan.dirs.len(),
             plan.links.len(),
             src.display(),

@@ -5,7 +5,8 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use demos::{human_bytes, human_rate};
+use bytesize::ByteSize;
+use demos::human_rate;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How the copy is going.
@@ -106,8 +107,8 @@ impl Progress {
                     self.what,
                     self.files,
                     self.total_files,
-                    human_bytes(self.bytes),
-                    human_bytes(self.total_bytes),
+                    ByteSize(self.bytes),
+                    ByteSize(self.total_bytes),
                     human_rate(self.bytes, self.started.elapsed()),
                 );
             }

@@ -10,7 +10,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
-use queue_core::pool::{Registry, Task};
+use queue_pool::{Registry, Task};
 use serde::{Deserialize, Serialize};
 
 /// Copies whole files and sets their mode and times.

@@ -1,9 +1,5 @@
-//! The teaching demos (`demos/src/bin/`) end to end.
-//!
-//! The demo binaries belong to another package, so cargo does not build them
-//! for this test binary by itself: `demo()` runs `cargo build -p demos
-//! --bins` once (a no-op when `cargo test --workspace` built them already)
-//! into this build's own target directory and profile.
+//! `pool-copier` end to end: an identical copy of a tree (streaming, with
+//! its peak memory measured), refusals, an unreadable file, Ctrl-C.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -11,246 +7,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mq_tests::{ChildGuard, TestDir, Watchdog};
+use mq_tests::{ChildGuard, TestDir, Watchdog, output_with_max_rss};
 
-/// Path of demo binary `name`, built once per test run.
-fn demo(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        // target/<profile>/deps/it-<hash> -> target/<profile>
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .ok_or("no target directory")?
-            .to_path_buf();
-        let target_dir = profile_dir.parent().ok_or("no target directory")?;
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "demos", "--bins"])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().map_err(|e| format!("cannot run cargo: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "cargo build -p demos --bins failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(profile_dir)
-    });
-    match dir {
-        Ok(dir) => dir.join(name),
-        Err(e) => panic!("cannot build the demos: {e}"),
-    }
-}
-
-fn run_demo(dir: &TestDir, name: &str, args: &[&str]) -> Output {
-    Command::new(demo(name))
-        .args(args)
-        .env("MQ_DIR", dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A scratch directory tree, removed on drop (read-only parts included).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let base = if Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let path = base.join(format!(
-            "mq-demo-{}-{}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir_all(&path).unwrap();
-        Scratch(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        // Make every directory writable again so everything can go.
-        let mut stack = vec![self.0.clone()];
-        while let Some(d) = stack.pop() {
-            let _ = fs::set_permissions(&d, fs::Permissions::from_mode(0o755));
-            if let Ok(rd) = fs::read_dir(&d) {
-                for e in rd.flatten() {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        stack.push(e.path());
-                    }
-                }
-            }
-        }
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-// ------------------------------------------------------------- small demos
-
-#[test]
-fn processes_shows_two_processes_and_their_states() {
-    let _w = Watchdog::new("demo processes", Duration::from_secs(60));
-    let dir = TestDir::new("demo-proc");
-    let out = run_demo(&dir, "processes", &["--seconds", "1"]);
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{out:?}");
-    assert!(stdout.contains("1----------"), "{stdout}");
-    assert!(stdout.contains("2----------"), "{stdout}");
-    assert!(
-        stdout.contains("ps -o pid,ppid,stat,etime,cmd -p "),
-        "{stdout}"
-    );
-    // Child 1 returned at once and is not waited for yet: a zombie.
-    assert!(stdout.contains(": Z (zombie"), "{stdout}");
-    assert!(
-        stdout.contains("parent collected the exit statuses"),
-        "{stdout}"
-    );
-}
-
-#[test]
-fn downloader_analyzer_run_counts_every_item() {
-    let _w = Watchdog::new("demo downloader-analyzer", Duration::from_secs(60));
-    let dir = TestDir::new("demo-da");
-    let out = run_demo(
-        &dir,
-        "downloader-analyzer",
-        &["run", "--items", "1000", "--delay-ms", "0"],
-    );
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{out:?}");
-    // 1 + 2 + ... + 1000 = 500500
-    assert!(
-        stdout.contains("analyzed 1000 items, sum of their numbers 500500"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("end of stream"), "{stdout}");
-    assert!(stdout.contains("main: every item was analyzed"), "{stdout}");
-    assert!(dir.leftovers().is_empty(), "left: {:?}", dir.leftovers());
-}
-
-#[test]
-fn downloader_analyzer_naive_loop_stops_too_early() {
-    let _w = Watchdog::new("demo downloader-analyzer naive", Duration::from_secs(60));
-    let dir = TestDir::new("demo-da-naive");
-    // 300 ms between downloads: after item 1 the queue is empty for a while,
-    // and the article's `if q.empty(): break` stops there.
-    let out = run_demo(
-        &dir,
-        "downloader-analyzer",
-        &["run", "--naive", "--items", "3", "--delay-ms", "300"],
-    );
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{out:?}");
-    assert!(stdout.contains("analyzed 1 items"), "{stdout}");
-    assert!(
-        stdout.contains("main: 2 item(s) were never analyzed"),
-        "{stdout}"
-    );
-    assert!(dir.leftovers().is_empty(), "left: {:?}", dir.leftovers());
-}
-
-#[test]
-fn downloader_and_analyzer_meet_by_queue_name() {
-    let _w = Watchdog::new(
-        "demo downloader-analyzer terminals",
-        Duration::from_secs(60),
-    );
-    let dir = TestDir::new("demo-da-name");
-    // The analyzer starts first (as in a second terminal) and waits.
-    let analyzer = Command::new(demo("downloader-analyzer"))
-        .args(["analyze", "--queue", "lesson"])
-        .env("MQ_DIR", dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut analyzer = ChildGuard::new(analyzer);
-    let out = run_demo(
-        &dir,
-        "downloader-analyzer",
-        &[
-            "download",
-            "--queue",
-            "lesson",
-            "--items",
-            "50",
-            "--delay-ms",
-            "1",
-        ],
-    );
-    assert!(out.status.success(), "{out:?}");
-    let mut stdout = String::new();
-    analyzer
-        .child()
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    assert!(analyzer.child().wait().unwrap().success());
-    assert!(
-        stdout.contains("analyzed 50 items, sum of their numbers 1275"),
-        "{stdout}"
-    );
-    assert!(
-        dir.leftovers().is_empty(),
-        "the analyzer removes the queue: {:?}",
-        dir.leftovers()
-    );
-}
-
-#[test]
-fn pool_workers_runs_ten_tasks_on_three_reused_processes() {
-    let _w = Watchdog::new("demo pool-workers", Duration::from_secs(60));
-    let dir = TestDir::new("demo-pw");
-    let out = run_demo(&dir, "pool-workers", &["--max-ms", "100", "--seed", "7"]);
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{out:?}");
-    assert!(
-        stdout.contains("-----start-----") && stdout.contains("-----stop-----"),
-        "{stdout}"
-    );
-    let ran: Vec<&str> = stdout.lines().filter(|l| l.starts_with("task ")).collect();
-    assert_eq!(ran.len(), 10, "{stdout}");
-    let mut pids: Vec<&str> = ran
-        .iter()
-        .map(|l| {
-            l.split("process ")
-                .nth(1)
-                .unwrap()
-                .split(' ')
-                .next()
-                .unwrap()
-        })
-        .collect();
-    pids.sort_unstable();
-    pids.dedup();
-    assert!(pids.len() <= 3, "a pool of 3: {pids:?}");
-    assert!(stdout.contains("processes ran 10 tasks"), "{stdout}");
-    assert!(dir.leftovers().is_empty(), "left: {:?}", dir.leftovers());
-}
-
-// ------------------------------------------------------------- pool-copier
+use crate::support::*;
 
 /// Sets a path's modification time (never following a symlink).
 fn set_mtime(path: &Path, secs: i64, nanos: i64) {
@@ -483,19 +245,17 @@ fn pool_copier_copies_a_tree_identically() {
     let src_mtime = fs::metadata(&src).unwrap().modified().unwrap();
 
     let started = Instant::now();
-    // DEST defaults to "SRC-copy" beside SRC. The copier runs under
-    // `pool-test-app maxrss`, which reports the peak memory of the copier
-    // and its workers.
-    let copier = demo("pool-copier");
-    let out = Command::new(env!("CARGO_BIN_EXE_pool-test-app"))
-        .arg("maxrss")
-        .arg(&copier)
-        .args(["-j", "3", "--verify"])
-        .arg(&src)
-        .env("MQ_DIR", dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    // DEST defaults to "SRC-copy" beside SRC. The peak memory measured is
+    // the largest of the copier and its workers (it waits for them).
+    let m = output_with_max_rss(
+        Command::new(demo("pool-copier"))
+            .args(["-j", "3", "--verify"])
+            .arg(&src)
+            .env("MQ_DIR", dir.path())
+            .stdin(Stdio::null()),
+    )
+    .unwrap();
+    let out = m.output;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     eprintln!(
@@ -531,12 +291,8 @@ fn pool_copier_copies_a_tree_identically() {
     assert_eq!(fs::metadata(&src).unwrap().modified().unwrap(), src_mtime);
     // Streaming: no process held the big file in memory.
     let big = fs::metadata(&info.big).unwrap().len() / 1024;
-    let stdout = text(&out.stdout);
-    let rss: u64 = stdout
-        .trim()
-        .strip_prefix("maxrss_kib=")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no maxrss line: {stdout}"));
+    let rss = m.max_rss_kib;
+    assert!(rss > 0, "no peak memory measured");
     assert!(
         rss < big / 2,
         "a copier process reached {rss} KiB resident copying a {big} KiB file"

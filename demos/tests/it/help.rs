@@ -1,6 +1,7 @@
-//! Smoke test of the demo binaries: each one starts and prints its help.
-//! (Having an integration test also makes `cargo test --workspace` build the
-//! binaries, which the end-to-end tests in `tests/tests/it/demos.rs` run.)
+//! Smoke test of the demo binaries: each one starts and prints its help, and
+//! a bad argument exits 2. (This package's integration tests also make
+//! `cargo test --workspace` build the demos, which the tutorial test in
+//! `tests/tests/it/tutorial.rs` runs.)
 
 use std::process::Command;
 
