@@ -112,6 +112,15 @@ pub enum Command {
     /// Close a queue: end of stream (puts fail, gets drain what is left, then stop)
     Close(CloseArgs),
 
+    /// Move every message from SRC to DST (each a name or nats://HOST:PORT/NAME)
+    /// until SRC is closed and drained, then close DST
+    #[command(after_help = "Examples:\n  \
+        mq bridge jobs nats://hub:4222/jobs     # on the producers' machine\n  \
+        mq bridge nats://hub:4222/jobs jobs     # on each consumers' machine\n\n\
+        Safe to kill -9 and restart at any moment: nothing is lost; what may be\n\
+        delivered twice is described in docs/scale-out.md.")]
+    Bridge(BridgeArgs),
+
     /// Live view of a queue: fill level, rates, blocked processes, participants
     Watch(WatchArgs),
 
@@ -141,7 +150,8 @@ pub enum Command {
 /// `mq create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Queue name: 1-200 of letters, digits, '.', '_', '-' (not starting with '.')
+    /// Queue name: 1-200 of letters, digits, '.', '_', '-' (not starting with '.'),
+    /// or nats://HOST:PORT/NAME for a queue on a NATS JetStream server
     pub name: String,
 
     /// Number of messages the queue holds
@@ -163,6 +173,11 @@ pub struct CreateArgs {
     /// Succeed if the queue already exists (its own settings are kept)
     #[arg(long)]
     pub exist_ok: bool,
+
+    /// Remote queues: how long a taken message may stay unacked before the
+    /// server delivers it again (a getter that died)
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse::duration)]
+    pub ack_wait: Duration,
 }
 
 /// How long to wait, shared by put and get.
@@ -180,7 +195,7 @@ pub struct WaitArgs {
 /// `mq put`.
 #[derive(Debug, Args)]
 pub struct PutArgs {
-    /// Queue name
+    /// Queue name, or nats://HOST:PORT/NAME
     pub name: String,
 
     /// Messages, one per argument (with none, stdin is read)
@@ -219,7 +234,7 @@ pub struct FormatArgs {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("how_many").args(["count", "all", "follow"])))]
 pub struct GetArgs {
-    /// Queue name
+    /// Queue name, or nats://HOST:PORT/NAME
     pub name: String,
 
     /// Take this many messages
@@ -244,7 +259,7 @@ pub struct GetArgs {
 /// `mq peek`.
 #[derive(Debug, Args)]
 pub struct PeekArgs {
-    /// Queue name
+    /// Queue name, or nats://HOST:PORT/NAME
     pub name: String,
 
     #[command(flatten)]
@@ -254,7 +269,7 @@ pub struct PeekArgs {
 /// `mq inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Queue name
+    /// Queue name, or nats://HOST:PORT/NAME
     pub name: String,
 
     /// Print one JSON object instead
@@ -265,6 +280,10 @@ pub struct InspectArgs {
 /// `mq ls`.
 #[derive(Debug, Args)]
 pub struct LsArgs {
+    /// List the queues on this NATS server (nats://HOST:PORT) instead
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+
     /// Print a JSON array instead of a table
     #[arg(long)]
     pub json: bool,
@@ -273,7 +292,8 @@ pub struct LsArgs {
 /// `mq rm`.
 #[derive(Debug, Args)]
 pub struct RmArgs {
-    /// Queue names (with --stale: only these are considered; default all)
+    /// Queue names or nats://HOST:PORT/NAME URLs (with --stale: only these
+    /// are considered; default all)
     #[arg(required_unless_present = "stale", value_name = "NAME")]
     pub names: Vec<String>,
 
@@ -292,7 +312,7 @@ pub struct RmArgs {
 /// `mq close`.
 #[derive(Debug, Args)]
 pub struct CloseArgs {
-    /// Queue name
+    /// Queue name, or nats://HOST:PORT/NAME
     pub name: String,
 }
 
@@ -430,4 +450,18 @@ impl WaitArgs {
             (false, None) => default,
         }
     }
+}
+
+/// `mq bridge`.
+#[derive(Debug, Args)]
+pub struct BridgeArgs {
+    /// Source queue: a name or nats://HOST:PORT/NAME
+    pub src: String,
+
+    /// Destination queue: a name or nats://HOST:PORT/NAME
+    pub dst: String,
+
+    /// Messages moved per round trip (also the most one kill -9 can duplicate)
+    #[arg(long, value_name = "N", default_value = "256", value_parser = parse::positive_count)]
+    pub batch: u64,
 }

@@ -3,18 +3,18 @@
 use std::io::Write;
 
 use anyhow::Result;
-use queue_core::CloseError;
+use queue_net::CloseError;
 
 use super::Ctx;
 use crate::cli::CloseArgs;
 use crate::exit::Exit;
 
 pub fn run(ctx: &Ctx, a: CloseArgs) -> Result<Exit> {
-    let q = ctx.open(&a.name)?;
+    let q = ctx.open_any(&a.name)?;
     match q.close() {
         Ok(()) => {
             if !ctx.quiet {
-                let left = q.len();
+                let left = q.len()?;
                 writeln!(
                     std::io::stdout(),
                     "closed queue {:?}: puts now fail; {left} message{} left for getters, then they stop",

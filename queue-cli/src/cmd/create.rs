@@ -11,6 +11,9 @@ use crate::cli::CreateArgs;
 use crate::exit::Exit;
 
 pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<Exit> {
+    if let queue_net::Target::Remote(_) = ctx.target(&a.name)? {
+        return super::remote::create(ctx, &a);
+    }
     let created = Queue::builder(&a.name)
         .capacity(usize::try_from(a.capacity).unwrap_or(usize::MAX))
         .max_msg_size(usize::try_from(a.max_msg_size).unwrap_or(usize::MAX))

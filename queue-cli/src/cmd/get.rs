@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use queue_core::{GetError, Lease, Queue};
+use queue_net::{AnyLease, AnyQueue, GetError};
 
 use super::Ctx;
 use crate::cli::{GetArgs, WaitMode};
@@ -35,7 +35,7 @@ enum Stop {
 }
 
 pub fn run(ctx: &Ctx, a: GetArgs) -> Result<Exit> {
-    let q = ctx.open(&a.name)?;
+    let q = ctx.open_any(&a.name)?;
     let name = a.name.as_str();
     let mut printer = Printer::new(Format::from(a.format));
     let (limit, default_wait) = if a.follow {
@@ -88,7 +88,7 @@ pub fn run(ctx: &Ctx, a: GetArgs) -> Result<Exit> {
 }
 
 /// Takes one message under a lease, waiting as `wait` allows.
-fn take(q: &Queue, wait: WaitMode) -> Result<Lease<'_>, Result<Stop, GetError>> {
+fn take(q: &AnyQueue, wait: WaitMode) -> Result<AnyLease<'_>, Result<Stop, GetError>> {
     let deadline = match wait {
         WaitMode::NoWait => {
             return q.try_get_lease().map_err(|e| match e {

@@ -14,6 +14,9 @@ use crate::exit::Exit;
 use crate::render;
 
 pub fn run(ctx: &Ctx, a: InspectArgs) -> Result<Exit> {
+    if let queue_net::Target::Remote(_) = ctx.target(&a.name)? {
+        return super::remote::inspect(&a.name, a.json);
+    }
     let q = ctx.open(&a.name)?;
     let stats = q.stats();
     let slots = q.slots();

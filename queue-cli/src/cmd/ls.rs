@@ -26,6 +26,9 @@ struct Row {
 }
 
 pub fn run(ctx: &Ctx, a: LsArgs) -> Result<Exit> {
+    if let Some(server) = &a.server {
+        return super::remote::ls(server, a.json);
+    }
     let names = queue_core::list(Some(&ctx.dir)).with_context(|| {
         format!(
             "cannot read queue directory {} (set MQ_DIR or --dir to an existing directory)",

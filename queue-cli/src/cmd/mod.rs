@@ -3,6 +3,7 @@
 //! become `Exit::Error` in `main` (see `exit.rs`).
 
 mod bench;
+mod bridge;
 mod close;
 mod completions;
 mod create;
@@ -12,6 +13,7 @@ mod inspect;
 mod ls;
 mod peek;
 mod put;
+mod remote;
 mod rm;
 mod watch;
 mod worker;
@@ -20,6 +22,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use queue_core::Queue;
+use queue_net::{AnyQueue, RemoteQueue, Target};
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -37,6 +40,21 @@ impl Ctx {
     /// Opens an existing queue (attaching as a participant).
     pub fn open(&self, name: &str) -> Result<Queue> {
         Ok(Queue::open_in(&self.dir, name)?)
+    }
+
+    /// Opens an existing queue by name (in the queue directory) or by
+    /// `nats://HOST:PORT/NAME`: the one place a queue argument is told
+    /// local from remote.
+    pub fn open_any(&self, name_or_url: &str) -> Result<AnyQueue> {
+        Ok(match self.target(name_or_url)? {
+            Target::Local(name) => self.open(&name)?.into(),
+            Target::Remote(_) => RemoteQueue::open(name_or_url)?.into(),
+        })
+    }
+
+    /// Whether `name_or_url` is a local name or a remote URL (checked).
+    pub fn target(&self, name_or_url: &str) -> Result<Target> {
+        Ok(Target::parse(name_or_url)?)
     }
 
     /// Prints a note to stderr unless quiet.
@@ -60,6 +78,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Ls(a) => ls::run(&ctx, a),
         Command::Rm(a) => rm::run(&ctx, a),
         Command::Close(a) => close::run(&ctx, a),
+        Command::Bridge(a) => bridge::run(&ctx, a),
         Command::Watch(a) => watch::run(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
         Command::Demo(a) => demo::run(&ctx, a),

@@ -9,9 +9,13 @@ use crate::exit::Exit;
 use crate::output::{Format, Printer};
 
 pub fn run(ctx: &Ctx, a: PeekArgs) -> Result<Exit> {
-    let q = ctx.open(&a.name)?;
-    let Some(msg) = q.peek() else {
-        let closed = if q.is_closed() { " (and closed)" } else { "" };
+    let q = ctx.open_any(&a.name)?;
+    let Some(msg) = q.peek()? else {
+        let closed = match &q {
+            queue_net::AnyQueue::Local(l) => l.is_closed(),
+            queue_net::AnyQueue::Remote(r) => r.is_closed()?,
+        };
+        let closed = if closed { " (and closed)" } else { "" };
         ctx.note(format_args!("queue {:?} is empty{closed}", a.name));
         return Ok(Exit::Nothing);
     };

@@ -13,17 +13,28 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use queue_core::{PutError, Queue};
+use queue_core::Queue;
+use queue_net::{AnyQueue, PutError, RemoteQueue, Target};
 
 use super::Ctx;
 use crate::cli::{PutArgs, WaitMode};
 use crate::exit::Exit;
 
 pub fn run(ctx: &Ctx, a: PutArgs) -> Result<Exit> {
-    let q = if a.create {
-        Queue::builder(&a.name).dir(&ctx.dir).open_or_create()?
-    } else {
-        ctx.open(&a.name)?
+    let q: AnyQueue = match (ctx.target(&a.name)?, a.create) {
+        (Target::Local(name), true) => Queue::builder(&name).dir(&ctx.dir).open_or_create()?.into(),
+        (Target::Remote(_), true) => match RemoteQueue::open(&a.name) {
+            Err(queue_net::NetError::NotFound { .. }) => {
+                match RemoteQueue::create(&a.name, &Default::default()) {
+                    // Created by another `mq put --create` meanwhile.
+                    Err(queue_net::NetError::AlreadyExists { .. }) => RemoteQueue::open(&a.name)?,
+                    r => r?,
+                }
+            }
+            r => r?,
+        }
+        .into(),
+        (_, false) => ctx.open_any(&a.name)?,
     };
     let mut p = Putter {
         q: &q,
@@ -117,7 +128,7 @@ enum Outcome {
 }
 
 struct Putter<'a> {
-    q: &'a Queue,
+    q: &'a AnyQueue,
     name: &'a str,
     wait: WaitMode,
     done: usize,

@@ -103,6 +103,9 @@ fn remove_stale(ctx: &Ctx, names: &[String]) -> Result<Exit> {
 
 /// Removes one queue; `Ok(false)` if it did not exist and `force` is set.
 fn remove(ctx: &Ctx, name: &str, force: bool) -> Result<bool> {
+    if let queue_net::Target::Remote(_) = ctx.target(name)? {
+        return super::remote::remove(name, force);
+    }
     if !force {
         check_unused(ctx, name)?;
     }

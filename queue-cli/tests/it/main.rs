@@ -6,6 +6,7 @@ mod support;
 
 mod demo_bench_docs;
 mod errors;
+mod net;
 mod observe;
 mod put_get;
 mod put_lines;
