@@ -359,7 +359,14 @@ fn remote_to_local(
     runtime::block_on(async {
         let mut away = away_backoff();
         loop {
-            let msgs = match pull(&src.consumer, opts.batch, Some(opts.poll)).await {
+            // What is there now, up to a batch; if nothing, wait for one
+            // (a waiting pull for a whole batch would hold the first
+            // message until the batch filled or the request expired).
+            let pulled = match pull(&src.consumer, opts.batch, None).await {
+                Ok(Pulled::Nothing) => pull(&src.consumer, 1, Some(opts.poll)).await,
+                other => other,
+            };
+            let msgs = match pulled {
                 Ok(Pulled::Messages(m)) => m,
                 Ok(Pulled::Nothing) => continue,
                 Err(_) => {

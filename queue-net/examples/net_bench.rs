@@ -1,0 +1,308 @@
+//! The figures of `docs/scale-out.md`, in one run against a `nats-server -js`
+//! it starts itself on a free loopback port (binary from `$MQ_NATS_SERVER`,
+//! else `nats-server` on PATH):
+//!
+//! * remote put and get msg/s, 64 B and 4 KiB, 1 and 4 clients;
+//! * two bridges joining two local queue directories through the server:
+//!   end-to-end msg/s, and the latency of one message at a time;
+//! * beside them, plain NATS publish/subscribe of the same messages.
+//!
+//! `cargo run --release -p queue-net --example net_bench [-- --quick]`
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use queue_core::Queue;
+use queue_net::{AnyQueue, BridgeOptions, CreateOptions, RemoteQueue, bridge};
+use support::{NatsServer, TempDir, unique};
+
+fn rate(n: u64, d: Duration) -> String {
+    let r = n as f64 / d.as_secs_f64();
+    if r >= 1e6 {
+        format!("{:.2}M msg/s", r / 1e6)
+    } else {
+        format!("{:.1}k msg/s", r / 1e3)
+    }
+}
+
+fn remote(server: &NatsServer, size: usize) -> String {
+    let url = server.queue_url(&unique("bench"));
+    RemoteQueue::create(
+        &url,
+        &CreateOptions::default()
+            .capacity(1_000_000)
+            .max_msg_size(size),
+    )
+    .expect("create");
+    url
+}
+
+/// `clients` threads, each with its own connection, `n` messages in all.
+fn put_get(server: &NatsServer, size: usize, clients: usize, n: u64) -> (Duration, Duration) {
+    let url = remote(server, size);
+    let per = n / clients as u64;
+    let msg = vec![b'x'; size];
+    let run = |put: bool| {
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..clients {
+                let (url, msg) = (&url, &msg);
+                s.spawn(move || {
+                    let q = RemoteQueue::open(url).unwrap();
+                    for _ in 0..per {
+                        if put {
+                            q.put(msg).unwrap();
+                        } else {
+                            q.get().unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        start.elapsed()
+    };
+    let put = run(true);
+    let get = run(false);
+    RemoteQueue::remove(&url).unwrap();
+    (put, get)
+}
+
+/// A/src -> remote -> B/dst, two bridges in threads; returns the time from
+/// the first put to the last get of `n` messages.
+fn bridged(server: &NatsServer, n: u64, size: usize) -> Duration {
+    let (a, b) = (TempDir::new("bench-a"), TempDir::new("bench-b"));
+    let url = remote(server, size);
+    for (d, name) in [(&a, "src"), (&b, "dst")] {
+        Queue::builder(name)
+            .dir(&d.0)
+            .capacity(4096)
+            .max_msg_size(size)
+            .create()
+            .unwrap();
+    }
+    let opts = BridgeOptions::default();
+    std::thread::scope(|s| {
+        let (src, dst) = (
+            AnyQueue::from(Queue::open_in(&a.0, "src").unwrap()),
+            AnyQueue::open(&url).unwrap(),
+        );
+        let o = &opts;
+        s.spawn(move || bridge(&src, &dst, o).unwrap());
+        let (src2, dst2) = (
+            AnyQueue::open(&url).unwrap(),
+            AnyQueue::from(Queue::open_in(&b.0, "dst").unwrap()),
+        );
+        s.spawn(move || bridge(&src2, &dst2, o).unwrap());
+        let start = Instant::now();
+        let producer = Queue::open_in(&a.0, "src").unwrap();
+        let consumer = Queue::open_in(&b.0, "dst").unwrap();
+        let msg = vec![b'x'; size];
+        s.spawn(move || {
+            for _ in 0..n {
+                producer.put(&msg).unwrap();
+            }
+            producer.close().unwrap();
+        });
+        let mut got = 0;
+        while consumer.get().is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, n);
+        start.elapsed()
+    })
+}
+
+/// One message at a time through the two bridges: put in A, get in B.
+fn bridge_latency(server: &NatsServer, rounds: usize) -> Vec<Duration> {
+    let (a, b) = (TempDir::new("lat-a"), TempDir::new("lat-b"));
+    let url = remote(server, 64);
+    for (d, name) in [(&a, "src"), (&b, "dst")] {
+        Queue::builder(name).dir(&d.0).create().unwrap();
+    }
+    let opts = BridgeOptions::default();
+    std::thread::scope(|s| {
+        let o = &opts;
+        let (src, dst) = (
+            AnyQueue::from(Queue::open_in(&a.0, "src").unwrap()),
+            AnyQueue::open(&url).unwrap(),
+        );
+        s.spawn(move || bridge(&src, &dst, o).unwrap());
+        let (src2, dst2) = (
+            AnyQueue::open(&url).unwrap(),
+            AnyQueue::from(Queue::open_in(&b.0, "dst").unwrap()),
+        );
+        s.spawn(move || bridge(&src2, &dst2, o).unwrap());
+        let producer = Queue::open_in(&a.0, "src").unwrap();
+        let consumer = Queue::open_in(&b.0, "dst").unwrap();
+        let mut lat = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let t = Instant::now();
+            producer.put(&[b'x'; 64]).unwrap();
+            consumer.get().unwrap();
+            lat.push(t.elapsed());
+        }
+        producer.close().unwrap();
+        while consumer.get().is_ok() {}
+        lat.sort();
+        lat
+    })
+}
+
+/// Plain NATS: one publisher, one subscriber, `n` messages of `size`.
+fn plain_nats(server: &NatsServer, n: u64, size: usize) -> Duration {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = format!("127.0.0.1:{}", server.port);
+    rt.block_on(async {
+        let sub_client = async_nats::connect(&addr).await.unwrap();
+        let pub_client = async_nats::connect(&addr).await.unwrap();
+        let subject = unique("plain");
+        let mut sub = sub_client.subscribe(subject.clone()).await.unwrap();
+        sub_client.flush().await.unwrap();
+        let payload = bytes::Bytes::from(vec![b'x'; size]);
+        let start = Instant::now();
+        let receiver = tokio::spawn(async move {
+            let mut got = 0;
+            while got < n {
+                if sub.next().await.is_none() {
+                    break;
+                }
+                got += 1;
+            }
+            got
+        });
+        for _ in 0..n {
+            pub_client
+                .publish(subject.clone(), payload.clone())
+                .await
+                .unwrap();
+        }
+        pub_client.flush().await.unwrap();
+        let got = receiver.await.unwrap();
+        let took = start.elapsed();
+        assert_eq!(got, n, "plain NATS dropped messages (slow consumer)");
+        took
+    })
+}
+
+/// Plain JetStream, no queue semantics: a file stream, publishes pipelined
+/// 1000 at a time, one pull consumer fetching batches of 256, acking each.
+fn plain_jetstream(server: &NatsServer, n: u64, size: usize) -> Duration {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = format!("127.0.0.1:{}", server.port);
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(&addr).await.unwrap());
+        let name = unique("plainjs").replace('-', "_");
+        let stream = js
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: name.clone(),
+                subjects: vec![format!("{name}.x")],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some("c".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let payload = bytes::Bytes::from(vec![b'x'; size]);
+        let start = Instant::now();
+        let getter = tokio::spawn(async move {
+            let mut got = 0;
+            while got < n {
+                let mut b = consumer
+                    .batch()
+                    .max_messages(256)
+                    .expires(Duration::from_millis(100))
+                    .messages()
+                    .await
+                    .unwrap();
+                while let Some(Ok(m)) = b.next().await {
+                    m.ack().await.unwrap();
+                    got += 1;
+                }
+            }
+        });
+        let mut sent = 0;
+        while sent < n {
+            let mut acks = Vec::new();
+            for _ in 0..1000.min(n - sent) {
+                acks.push(
+                    js.publish(format!("{name}.x"), payload.clone())
+                        .await
+                        .unwrap(),
+                );
+                sent += 1;
+            }
+            for a in acks {
+                a.await.unwrap();
+            }
+        }
+        getter.await.unwrap();
+        let took = start.elapsed();
+        js.delete_stream(&name).await.unwrap();
+        took
+    })
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = if quick { 10 } else { 1 };
+    let server = NatsServer::start();
+    println!(
+        "nats-server {} on 127.0.0.1:{}, {} cores",
+        support::server_binary().display(),
+        server.port,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "\nremote queue, one message per call (put waits for the stream's ack; get for a pull + confirmed ack):"
+    );
+    println!("| size | clients | put | get |\n|---|---|---|---|");
+    for size in [64, 4096] {
+        for clients in [1, 4] {
+            let n = 20_000 / scale;
+            let (p, g) = put_get(&server, size, clients, n);
+            println!("| {size} B | {clients} | {} | {} |", rate(n, p), rate(n, g));
+        }
+    }
+    let n = 200_000 / scale;
+    println!("\nbetween two queue directories through the server ({n} messages, 64 B):");
+    let plain = plain_nats(&server, n, 64);
+    println!("| path | msg/s |\n|---|---|");
+    let b = bridged(&server, n, 64);
+    println!(
+        "| local -> bridge -> NATS -> bridge -> local | {} |",
+        rate(n, b)
+    );
+    println!(
+        "| plain NATS publish -> subscribe (core, no JetStream) | {} |",
+        rate(n, plain)
+    );
+    let n4 = 50_000 / scale;
+    let b4 = bridged(&server, n4, 4096);
+    let plain4 = plain_nats(&server, n4, 4096);
+    println!("| same, 4 KiB ({n4} messages) | {} |", rate(n4, b4));
+    println!("| plain NATS, 4 KiB | {} |", rate(n4, plain4));
+    let lat = bridge_latency(&server, 500 / scale as usize);
+    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
+    println!(
+        "\nbridge latency, one 64 B message at a time (put in A -> get in B): p50 {:?}, p99 {:?}, max {:?}",
+        pct(0.5),
+        pct(0.99),
+        lat[lat.len() - 1]
+    );
+}
