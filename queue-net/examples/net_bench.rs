@@ -5,7 +5,8 @@
 //! * remote put and get msg/s, 64 B and 4 KiB, 1 and 4 clients;
 //! * two bridges joining two local queue directories through the server:
 //!   end-to-end msg/s, and the latency of one message at a time;
-//! * beside them, plain NATS publish/subscribe of the same messages.
+//! * beside them, plain NATS publish/subscribe of the same messages, and
+//!   plain JetStream publish -> pull + ack.
 //!
 //! `cargo run --release -p queue-net --example net_bench [-- --quick]`
 
@@ -291,6 +292,11 @@ fn main() {
     println!(
         "| plain NATS publish -> subscribe (core, no JetStream) | {} |",
         rate(n, plain)
+    );
+    let pjs = plain_jetstream(&server, n, 64);
+    println!(
+        "| plain JetStream publish -> pull + ack (no queue, no bridge) | {} |",
+        rate(n, pjs)
     );
     let n4 = 50_000 / scale;
     let b4 = bridged(&server, n4, 4096);
