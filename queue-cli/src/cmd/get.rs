@@ -3,7 +3,8 @@
 //! Every message is taken under a lease, written out and flushed, and only
 //! then acked: if writing fails (a closed pipe, a full disk, binary refused
 //! on a terminal) the lease is dropped and the message goes back to the
-//! queue; if the process dies, queue-core re-queues it. Ctrl-C is deferred
+//! queue; if the process dies, queue-core re-queues it (a remote queue's
+//! server redelivers it after the ack wait). Ctrl-C is deferred
 //! across write+ack (see `interrupt.rs`), so a message is either printed or
 //! still queued.
 
