@@ -251,6 +251,7 @@ fn local_to_remote(
         dst.url().to_string(),
     ))?;
     let mut seq = runtime::block_on(checkpoint.load());
+    let mut room = 0;
     let mut report = BridgeReport::default();
     let src_err = |error: queue_core::GetError| BridgeError::Source {
         src: src.name().to_owned(),
@@ -279,9 +280,11 @@ fn local_to_remote(
                 (format!("{key}.{s}.{hash:016x}"), Bytes::copy_from_slice(l))
             })
             .collect();
-        runtime::block_on(publish_all(dst, &msgs)).map_err(|error| BridgeError::Destination {
-            dst: dst.url().to_string(),
-            error,
+        runtime::block_on(publish_all(dst, &msgs, &mut room)).map_err(|error| {
+            BridgeError::Destination {
+                dst: dst.url().to_string(),
+                error,
+            }
         })?;
         seq += msgs.len() as u64;
         // Checkpoint before the local acks: a crash between the two
@@ -301,26 +304,37 @@ fn local_to_remote(
 /// Publishes `msgs` in order, pipelined, and returns once every one is
 /// stored. Only as many as there is room for are sent at once, so a full
 /// queue does not reorder them; failed ones are re-sent with the same id.
-async fn publish_all(dst: &RemoteQueue, msgs: &[(String, Bytes)]) -> Result<(), PutError> {
+///
+/// `room` is a lower bound on the free room, carried from batch to batch:
+/// getters only add room, so the server is asked again only when it does
+/// not cover what is left to send (or a publish found the queue full).
+async fn publish_all(
+    dst: &RemoteQueue,
+    msgs: &[(String, Bytes)],
+    room: &mut usize,
+) -> Result<(), PutError> {
     let mut done = 0;
     let mut away = away_backoff();
     while done < msgs.len() {
-        let room = match crate::admin::room(dst).await {
-            Ok(0) => {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-                continue;
+        if *room < msgs.len() - done {
+            match crate::admin::room(dst).await {
+                Ok(0) => {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+                Ok(r) => *room = r,
+                Err(_) => {
+                    away.pause(Deadline::Never).await;
+                    continue;
+                }
             }
-            Ok(room) => room,
-            Err(_) => {
-                away.pause(Deadline::Never).await;
-                continue;
-            }
-        };
-        let end = msgs.len().min(done + room);
+        }
+        let end = msgs.len().min(done + *room);
         let results = publish_pipelined(&dst.js, &dst.subject, &msgs[done..end]).await;
         // Everything up to the first failure is stored, in order.
         let ok = results.iter().take_while(|r| r.is_ok()).count();
         done += ok;
+        *room -= ok;
         match results.into_iter().nth(ok) {
             None => away = away_backoff(),
             Some(Err(PublishFailure::TooLarge)) => {
@@ -337,6 +351,7 @@ async fn publish_all(dst: &RemoteQueue, msgs: &[(String, Bytes)]) -> Result<(), 
                 }
             },
             Some(Err(PublishFailure::Full)) => {
+                *room = 0;
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             Some(_) => {
