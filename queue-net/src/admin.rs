@@ -428,6 +428,15 @@ impl RemoteQueue {
         runtime::block_on(self.is_closed_async())
     }
 
+    /// `Err(NotFound)` if the queue was removed; other failures (the server
+    /// away) count as "still there", for callers that then retry.
+    pub(crate) async fn gone_async(&self) -> Option<NetError> {
+        match stream_info(&self.js, &self.url).await {
+            Err(e @ NetError::NotFound { .. }) => Some(e),
+            _ => None,
+        }
+    }
+
     pub(crate) async fn is_closed_async(&self) -> Result<bool, NetError> {
         let info = stream_info(&self.js, &self.url).await?;
         Ok(info.config.metadata.contains_key(META_CLOSED))

@@ -22,8 +22,8 @@ use thiserror::Error;
 use crate::any::AnyQueue;
 use crate::error::{AckError, CloseError, GetError, NetError, PutError};
 use crate::remote::{
-    Deadline, PublishFailure, Pulled, RemoteQueue, away_backoff, pass_on_marker, publish_pipelined,
-    pull,
+    Deadline, GoneCheck, PublishFailure, Pulled, RemoteQueue, away_backoff, pass_on_marker,
+    publish_pipelined, pull,
 };
 use crate::runtime;
 
@@ -315,6 +315,7 @@ async fn publish_all(
 ) -> Result<(), PutError> {
     let mut done = 0;
     let mut away = away_backoff();
+    let mut gone = GoneCheck::new();
     while done < msgs.len() {
         if *room < msgs.len() - done {
             match crate::admin::room(dst).await {
@@ -345,7 +346,12 @@ async fn publish_all(
             }
             Some(Err(PublishFailure::NoStream)) => match dst.is_closed_async().await {
                 Ok(true) => return Err(PutError::Closed),
-                Err(e @ NetError::NotFound { .. }) => return Err(PutError::Net(e)),
+                Err(e @ NetError::NotFound { .. }) => {
+                    if let Some(e) = gone.judge(Some(e)) {
+                        return Err(PutError::Net(e));
+                    }
+                    away.pause(Deadline::Never).await;
+                }
                 _ => {
                     away.pause(Deadline::Never).await;
                 }
@@ -373,6 +379,7 @@ fn remote_to_local(
     let progress_every = (src.ack_wait / 3).max(Duration::from_millis(1));
     runtime::block_on(async {
         let mut away = away_backoff();
+        let mut gone = GoneCheck::new();
         loop {
             // What is there now, up to a batch; if nothing, wait for one
             // (a waiting pull for a whole batch would hold the first
@@ -385,6 +392,12 @@ fn remote_to_local(
                 Ok(Pulled::Messages(m)) => m,
                 Ok(Pulled::Nothing) => continue,
                 Err(_) => {
+                    if let Some(e) = gone.judge(src.gone_async().await) {
+                        return Err(BridgeError::Source {
+                            src: src.url().to_string(),
+                            error: GetError::Net(e),
+                        });
+                    }
                     away.pause(Deadline::Never).await;
                     continue;
                 }

@@ -129,6 +129,32 @@ pub(crate) fn away_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(50), Duration::from_secs(1))
 }
 
+/// How long "stream not found" must persist before a queue counts as removed.
+const GONE_GRACE: Duration = Duration::from_secs(3);
+
+/// Tells a removed queue from a server that is still loading its streams
+/// after a restart (it answers "not found" for a moment then too): the queue
+/// counts as removed only once "not found" has persisted for `GONE_GRACE`.
+pub(crate) struct GoneCheck {
+    since: Option<Instant>,
+}
+
+impl GoneCheck {
+    pub(crate) fn new() -> GoneCheck {
+        GoneCheck { since: None }
+    }
+
+    /// `Some(not_found)` if the queue is gone for good; `None`: retry.
+    pub(crate) fn judge(&mut self, not_found: Option<NetError>) -> Option<NetError> {
+        let Some(e) = not_found else {
+            self.since = None;
+            return None;
+        };
+        let since = *self.since.get_or_insert_with(Instant::now);
+        (since.elapsed() >= GONE_GRACE).then_some(e)
+    }
+}
+
 /// How one publish attempt ended, when it did not store the message.
 pub(crate) enum PublishFailure {
     /// `max_msgs` reached (`discard: new`).
@@ -340,6 +366,7 @@ impl RemoteQueue {
         let payload = Bytes::copy_from_slice(msg);
         let mut full = full_backoff();
         let mut away = away_backoff();
+        let mut gone = GoneCheck::new();
         loop {
             let failure = match publish_once(&self.js, &self.subject, &id, payload.clone()).await {
                 Ok(()) => return Ok(()),
@@ -361,8 +388,11 @@ impl RemoteQueue {
                 }
                 PublishFailure::NoStream => match self.is_closed_async().await {
                     Ok(true) => return Err(PutError::Closed),
-                    Err(e @ NetError::NotFound { .. }) => return Err(PutError::Net(e)),
-                    // Open, or unknown: the server is (re)starting.
+                    // Removed, or the server is (re)starting.
+                    Err(e @ NetError::NotFound { .. }) => match gone.judge(Some(e)) {
+                        Some(e) => return Err(PutError::Net(e)),
+                        None => away.pause(deadline).await,
+                    },
                     _ => away.pause(deadline).await,
                 },
                 PublishFailure::Transient(detail) => {
@@ -435,6 +465,7 @@ impl RemoteQueue {
     /// The one get path: a pull request for one message.
     async fn lease_until(&self, deadline: Deadline) -> Result<jetstream::Message, GetError> {
         let mut away = away_backoff();
+        let mut gone = GoneCheck::new();
         loop {
             let wait = match deadline {
                 Deadline::Now => None,
@@ -461,6 +492,9 @@ impl RemoteQueue {
                 Err(detail) => {
                     if matches!(deadline, Deadline::Now) {
                         return Err(GetError::Net(self.server_error("get from", detail)));
+                    }
+                    if let Some(e) = gone.judge(self.gone_async().await) {
+                        return Err(GetError::Net(e));
                     }
                     if !away.pause(deadline).await {
                         return Err(GetError::Timeout);

@@ -253,6 +253,16 @@ fn bridges_survive_kill_9_of_either_bridge_and_of_the_server() {
             server_kills += 1;
         }
     }
+    // A bridge that stops with an error would leave the stream stuck: fail
+    // with its exit status instead of waiting for the watchdog.
+    while !consumer.is_finished() {
+        for (what, child) in [("out", &mut out), ("back", &mut back)] {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "bridge {what} failed: {status}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     producer.join().unwrap();
     let tally = consumer.join().unwrap();
     assert!(out.wait().unwrap().success());

@@ -76,6 +76,15 @@ fn the_verbs_work_on_a_remote_queue() {
     assert_eq!(s.total_put, 3);
 
     RemoteQueue::remove(&url).unwrap();
+    // A handle on a removed queue says so instead of waiting.
+    assert!(matches!(
+        q.get_timeout(Duration::from_secs(10)),
+        Err(GetError::Net(NetError::NotFound { .. }))
+    ));
+    assert!(matches!(
+        q.put(b"x"),
+        Err(PutError::Net(NetError::NotFound { .. }))
+    ));
     assert!(matches!(
         RemoteQueue::open(&url),
         Err(NetError::NotFound { .. })
