@@ -178,33 +178,47 @@ fn bridge_key(src: &Queue, dst: &RemoteQueue) -> String {
 struct Checkpoint {
     kv: kv::Store,
     key: String,
-    dst: String,
 }
 
+/// How long a starting bridge waits for the checkpoint bucket.
+const OPEN_PATIENCE: Duration = Duration::from_secs(30);
+
 impl Checkpoint {
+    /// Opens (or creates) the bucket, retrying for a while: a bridge
+    /// restarted together with the server finds it still loading.
     async fn open(js: &jetstream::Context, key: String, dst: String) -> Result<Self, BridgeError> {
-        let err = |e: &dyn std::fmt::Display| BridgeError::Checkpoint {
-            dst: dst.clone(),
-            error: NetError::Server {
-                action: "open the checkpoint bucket on",
-                url: dst.clone(),
-                detail: e.to_string(),
-            },
-        };
-        let kv = match js.get_key_value(CHECKPOINT_BUCKET).await {
-            Ok(kv) => kv,
-            Err(_) => js
-                .create_or_update_key_value(kv::Config {
-                    bucket: CHECKPOINT_BUCKET.to_owned(),
-                    description: "mq bridge checkpoints (docs/scale-out.md)".to_owned(),
-                    history: 1,
-                    storage: jetstream::stream::StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| err(&e))?,
-        };
-        Ok(Checkpoint { kv, key, dst })
+        let deadline = Deadline::after(OPEN_PATIENCE);
+        let mut away = away_backoff();
+        loop {
+            let kv = match js.get_key_value(CHECKPOINT_BUCKET).await {
+                Ok(kv) => Ok(kv),
+                Err(_) => js
+                    .create_or_update_key_value(kv::Config {
+                        bucket: CHECKPOINT_BUCKET.to_owned(),
+                        description: "mq bridge checkpoints (docs/scale-out.md)".to_owned(),
+                        history: 1,
+                        storage: jetstream::stream::StorageType::File,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            match kv {
+                Ok(kv) => return Ok(Checkpoint { kv, key }),
+                Err(detail) => {
+                    if !away.pause(deadline).await {
+                        return Err(BridgeError::Checkpoint {
+                            dst: dst.clone(),
+                            error: NetError::Server {
+                                action: "open the checkpoint bucket on",
+                                url: dst,
+                                detail,
+                            },
+                        });
+                    }
+                }
+            }
+        }
     }
 
     /// Reads the checkpoint, retrying while the server is away.
@@ -235,7 +249,6 @@ impl Checkpoint {
         {
             away.pause(Deadline::Never).await;
         }
-        let _ = &self.dst;
     }
 }
 

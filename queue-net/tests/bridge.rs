@@ -226,8 +226,32 @@ fn bridges_survive_kill_9_of_either_bridge_and_of_the_server() {
     // Ten kills, alternating, spread over the stream (each once some
     // messages moved since the last), and the server once in the middle.
     let mut last_total = 0;
+    let src = Queue::open_in(&m.a.0, "src").unwrap();
+    let mid = RemoteQueue::open(&m.remote).unwrap();
+    let mut progress = (0, Instant::now());
+    // A bridge that stops with an error, or a stream that stops moving for
+    // 60 s, fails the test with what each queue holds (not the watchdog).
+    let mut check_alive = |out: &mut Child, back: &mut Child| {
+        for (what, child) in [("out", out), ("back", back)] {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "bridge {what} failed: {status}");
+            }
+        }
+        let moved = dst.stats().total_put;
+        if moved != progress.0 {
+            progress = (moved, Instant::now());
+        }
+        assert!(
+            progress.1.elapsed() < Duration::from_secs(60),
+            "stalled at {moved}: src {:?}\nremote {:?}\ndst {:?}",
+            src.stats(),
+            mid.stats(),
+            dst.stats()
+        );
+    };
     while bridge_kills < 10 && !consumer.is_finished() {
         std::thread::sleep(Duration::from_millis(150 + 37 * bridge_kills));
+        check_alive(&mut out, &mut back);
         let total = dst.stats().total_put;
         if total == last_total {
             continue;
@@ -253,14 +277,8 @@ fn bridges_survive_kill_9_of_either_bridge_and_of_the_server() {
             server_kills += 1;
         }
     }
-    // A bridge that stops with an error would leave the stream stuck: fail
-    // with its exit status instead of waiting for the watchdog.
     while !consumer.is_finished() {
-        for (what, child) in [("out", &mut out), ("back", &mut back)] {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "bridge {what} failed: {status}");
-            }
-        }
+        check_alive(&mut out, &mut back);
         std::thread::sleep(Duration::from_millis(50));
     }
     producer.join().unwrap();
