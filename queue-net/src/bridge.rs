@@ -462,12 +462,8 @@ fn remote_to_local(
 /// Acks `msg` with the confirmed form, retrying while the server is away: once
 /// it returns, every earlier ack of this connection was processed too.
 async fn confirm(msg: Option<&jetstream::Message>) {
-    let Some(msg) = msg else { return };
-    for _ in 0..20 {
-        if msg.double_ack().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if let Some(msg) = msg {
+        crate::remote::confirm_ack(msg).await;
     }
 }
 

@@ -266,20 +266,36 @@ pub(crate) async fn pull(
     max: usize,
     wait: Option<Duration>,
 ) -> Result<Pulled, String> {
-    let batch = match wait {
-        None => consumer.fetch().max_messages(max).messages().await,
-        Some(w) => {
-            consumer
-                .batch()
-                .max_messages(max)
-                .expires(w.max(Duration::from_millis(10)))
-                .messages()
-                .await
+    // The client has no timer of its own on a no-wait fetch: a request lost
+    // in a reconnect would hang it. Stop at the deadline, keeping what came.
+    let deadline = tokio::time::Instant::now() + wait.unwrap_or_default() + ROUND_TRIP;
+    let batch = async {
+        match wait {
+            None => consumer.fetch().max_messages(max).messages().await,
+            Some(w) => {
+                consumer
+                    .batch()
+                    .max_messages(max)
+                    .expires(w.max(Duration::from_millis(10)))
+                    .messages()
+                    .await
+            }
         }
     };
-    let mut batch = batch.map_err(|e| e.to_string())?;
+    let mut batch = tokio::time::timeout_at(deadline, batch)
+        .await
+        .map_err(|_| "no answer to the pull request".to_owned())?
+        .map_err(|e| e.to_string())?;
     let mut got = Vec::new();
-    while let Some(next) = batch.next().await {
+    loop {
+        let next = match tokio::time::timeout_at(deadline, batch.next()).await {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(_) if got.is_empty() => {
+                return Err("no answer to the pull request".to_owned());
+            }
+            Err(_) => break,
+        };
         match next {
             Ok(m) => {
                 let marker = is_close_marker(&m);
@@ -298,6 +314,21 @@ pub(crate) async fn pull(
     } else {
         Pulled::Messages(got)
     })
+}
+
+/// Acks `msg` with the confirmed form: a few tries of at most 2 s each. A
+/// server restarted since the delivery may never answer an ack for it (it
+/// redelivers the message instead), so this gives up rather than wait:
+/// `false` means the message may come again.
+pub(crate) async fn confirm_ack(msg: &jetstream::Message) -> bool {
+    for _ in 0..3 {
+        let ack = tokio::time::timeout(Duration::from_secs(2), msg.double_ack());
+        if let Ok(Ok(())) = ack.await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 /// Puts the close marker back at once for the next getter (it is never
@@ -437,13 +468,7 @@ impl RemoteQueue {
     /// the ack cannot be confirmed (then it may come again, never lost).
     async fn get_until(&self, deadline: Deadline) -> Result<Vec<u8>, GetError> {
         let msg = self.lease_until(deadline).await?;
-        let mut away = away_backoff();
-        for _ in 0..5 {
-            if msg.double_ack().await.is_ok() {
-                break;
-            }
-            away.pause(Deadline::Never).await;
-        }
+        confirm_ack(&msg).await;
         Ok(msg.message.payload.to_vec())
     }
 
