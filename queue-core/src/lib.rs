@@ -94,6 +94,10 @@ mod layout;
 #[cfg(not(loom))]
 mod liveness;
 #[cfg(not(loom))]
+mod observe;
+// The pool encodes its tasks with serde + postcard (it moves to its own
+// crate); built with the `serde` feature.
+#[cfg(all(feature = "serde", not(loom)))]
 pub mod pool;
 #[cfg(not(loom))]
 mod queue;
@@ -105,7 +109,7 @@ mod stats;
 mod sys;
 #[cfg(all(doctest, not(loom)))]
 mod tutorial;
-#[cfg(not(loom))]
+#[cfg(all(feature = "serde", not(loom)))]
 mod typed;
 #[cfg(not(loom))]
 mod wait;
@@ -113,7 +117,9 @@ mod wait;
 #[cfg(not(loom))]
 pub use batch::{Batch, Iter as BatchIter};
 #[cfg(not(loom))]
-pub use error::{AckError, CloseError, GetError, OpenError, PutError, RemoveError};
+pub use error::{AckError, CloseError, Corruption, GetError, OpenError, PutError, RemoveError};
+#[cfg(not(loom))]
+pub use observe::Observer;
 #[cfg(not(loom))]
 pub use queue::{
     Builder, DEFAULT_CAPACITY, DEFAULT_MAX_MSG_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Lease,
@@ -123,7 +129,7 @@ pub use queue::{
 pub use segment::{FILE_PREFIX, MAX_NAME_LEN, list, queue_dir, segment_path, validate_name};
 #[cfg(not(loom))]
 pub use stats::{Participant, SlotView, Stats};
-#[cfg(not(loom))]
+#[cfg(all(feature = "serde", not(loom)))]
 pub use typed::{TypedGetError, TypedLease, TypedPutError, TypedQueue};
 
 /// The on-segment layout constants, for tools that inspect segments.

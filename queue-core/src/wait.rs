@@ -232,7 +232,19 @@ impl WaitPoint<'_> {
 
     /// Wakes every sleeper (close, recovery).
     pub(crate) fn notify_all(&self) {
-        self.seq.fetch_add(1, SeqCst); // a new value, whatever the bit was
+        // SYNC: a SeqCst load (the failed update) or RMW after the caller's
+        // SeqCst change (the `closed` swap, a recovery CAS); pairs with the
+        // SeqCst `fetch_or` in `register` (Dekker), as in `notify_one`.
+        // Only a marked word is bumped ({ seq + 1 }: the bit clears): a
+        // sleeper between `register` and its futex wait holds the marked
+        // value as its ticket, so the bump makes that wait return at once.
+        // An unmarked word differs from every such ticket already, and
+        // stays as it is - bumping it would set the bit with nobody asleep
+        // and cost the next `notify_one` a needless wake-up.
+        let _ = self.seq.fetch_update(SeqCst, SeqCst, |seq| {
+            (seq & SLEEPERS != 0).then(|| seq.wrapping_add(1))
+        });
+        // Sleepers already in the kernel sleep whatever the word now says.
         sys::futex_wake(self.seq, i32::MAX as u32);
     }
 
@@ -241,7 +253,9 @@ impl WaitPoint<'_> {
     /// returns at once.
     fn register(&self) -> u32 {
         // SYNC: SeqCst RMW before the caller's re-check of the ring; pairs
-        // with the waker's SeqCst load in `notify` (Dekker).
+        // with the waker's SeqCst load of `seq` in `notify_one` (after its
+        // publish or release) and in `notify_all` (after a close or a
+        // recovery) (Dekker).
         let ticket = self.seq.fetch_or(SLEEPERS, SeqCst) | SLEEPERS;
         self.mine.fetch_add(1, Relaxed);
         self.waiters.fetch_add(1, Relaxed);
@@ -254,13 +268,38 @@ impl WaitPoint<'_> {
     }
 }
 
+/// How long a blocking call may wait: the one deadline behind every public
+/// wait mode. Each public verb is a shorthand that picks one: `try_*` is
+/// [`Now`](Deadline::Now), `*_timeout` is [`Until`](Deadline::Until), the
+/// plain verb is [`Forever`](Deadline::Forever) (as crossbeam-channel's
+/// `try_recv`/`recv_timeout`/`recv` over one `recv(deadline)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deadline {
+    /// One attempt, no waiting.
+    Now,
+    /// Wait until this instant at most.
+    Until(Instant),
+    /// Wait as long as it takes.
+    Forever,
+}
+
+impl Deadline {
+    /// `timeout` from now (a timeout too long to represent waits forever).
+    pub(crate) fn after(timeout: Duration) -> Deadline {
+        match Instant::now().checked_add(timeout) {
+            Some(t) => Deadline::Until(t),
+            None => Deadline::Forever,
+        }
+    }
+}
+
 /// Calls `attempt` until it returns `Some`, polling first (spin, then yield;
 /// see the module docs) and then sleeping on `wp` between attempts; `idle`
 /// runs after every sleep (recovery). Returns `None` when `deadline` passes
-/// first.
+/// first ([`Deadline::Now`]: after the first attempt).
 pub(crate) fn wait_until<T>(
     wp: WaitPoint<'_>,
-    deadline: Option<Instant>,
+    deadline: Deadline,
     mut attempt: impl FnMut() -> Option<T>,
     mut idle: impl FnMut(),
 ) -> Option<T> {
@@ -268,6 +307,11 @@ pub(crate) fn wait_until<T>(
     if let Some(v) = attempt() {
         return Some(v);
     }
+    let deadline = match deadline {
+        Deadline::Now => return None,
+        Deadline::Until(t) => Some(t),
+        Deadline::Forever => None,
+    };
     if let Some(v) = poll(wp, deadline, &mut attempt) {
         return Some(v);
     }
@@ -463,7 +507,7 @@ mod tests {
             let mut tries = 0;
             wait_until(
                 p.wp(),
-                None,
+                Deadline::Forever,
                 || {
                     tries += 1;
                     (tries > 2).then_some(())
@@ -503,7 +547,7 @@ mod tests {
                 let mut calls = 0;
                 let r = wait_until(
                     wp,
-                    None,
+                    Deadline::Forever,
                     || {
                         calls += 1;
                         (calls == 2).then_some(())
@@ -530,7 +574,10 @@ mod tests {
     #[test]
     fn the_fast_path_needs_no_waiting_and_no_wake() {
         let p = Point::default();
-        assert_eq!(wait_until(p.wp(), None, || Some(7), || {}), Some(7));
+        assert_eq!(
+            wait_until(p.wp(), Deadline::Forever, || Some(7), || {}),
+            Some(7)
+        );
         // Nobody registered, so a notify finds nothing to do.
         p.wp().notify_one();
         assert_eq!(p.seq.load(SeqCst), 0);
@@ -539,7 +586,7 @@ mod tests {
     #[test]
     fn a_deadline_in_the_past_returns_none_and_leaves_no_registration() {
         let p = Point::default();
-        let r: Option<()> = wait_until(p.wp(), Some(Instant::now()), || None, || {});
+        let r: Option<()> = wait_until(p.wp(), Deadline::Until(Instant::now()), || None, || {});
         assert_eq!(r, None);
         assert_eq!(p.waiters.load(SeqCst), 0);
         assert_eq!(p.mine.load(SeqCst), 0);
@@ -549,7 +596,12 @@ mod tests {
     fn a_timed_wait_expires() {
         let p = Point::default();
         let t = Instant::now();
-        let r: Option<()> = wait_until(p.wp(), Some(t + Duration::from_millis(30)), || None, || {});
+        let r: Option<()> = wait_until(
+            p.wp(),
+            Deadline::Until(t + Duration::from_millis(30)),
+            || None,
+            || {},
+        );
         assert_eq!(r, None);
         assert!(t.elapsed() >= Duration::from_millis(30));
         assert_eq!(p.waiters.load(SeqCst), 0);
@@ -585,7 +637,7 @@ mod tests {
                             }
                             take_one(&items).then_some(true)
                         };
-                        match wait_until(p.wp(), None, take, || {}) {
+                        match wait_until(p.wp(), Deadline::Forever, take, || {}) {
                             Some(true) => {
                                 let at = *published.lock().unwrap();
                                 latencies.lock().unwrap().push(at.elapsed());
@@ -648,7 +700,8 @@ mod tests {
                             let r = round.load(SeqCst);
                             take_one(&items).then_some(Some(r))
                         };
-                        let Some(Some(r)) = wait_until(p.wp(), None, take, || {}) else {
+                        let Some(Some(r)) = wait_until(p.wp(), Deadline::Forever, take, || {})
+                        else {
                             return;
                         };
                         let took = published.lock().unwrap().elapsed();
@@ -703,5 +756,48 @@ mod tests {
         assert_eq!(p.seq.load(SeqCst), after);
         wp.unregister();
         assert_eq!(p.waiters.load(SeqCst), 0);
+    }
+
+    /// A notify_all with nobody asleep leaves the word unmarked, so the next
+    /// notify_one stays on its syscall-free fast path; with a sleeper
+    /// registered it bumps the word, so a sleeper on its way to the futex
+    /// returns at once.
+    #[test]
+    fn notify_all_without_sleepers_leaves_the_bit_clear() {
+        let p = Point::default();
+        let wp = p.wp();
+        wp.notify_all();
+        assert_eq!(
+            p.seq.load(SeqCst),
+            0,
+            "nobody sleeps: the word is unchanged"
+        );
+        wp.notify_one();
+        assert_eq!(p.seq.load(SeqCst), 0, "and notify_one has nothing to do");
+        let ticket = wp.register();
+        wp.notify_all();
+        let after = p.seq.load(SeqCst);
+        assert_ne!(after, ticket, "a registered sleeper's ticket is stale");
+        assert_eq!(after & SLEEPERS, 0, "the bump clears the bit");
+        wp.unregister();
+        wp.notify_all();
+        assert_eq!(p.seq.load(SeqCst), after);
+    }
+
+    #[test]
+    fn deadline_now_makes_one_attempt() {
+        let p = Point::default();
+        let mut tries = 0;
+        let r: Option<()> = wait_until(
+            p.wp(),
+            Deadline::Now,
+            || {
+                tries += 1;
+                None
+            },
+            || {},
+        );
+        assert_eq!((r, tries), (None, 1));
+        assert_eq!(p.seq.load(SeqCst), 0, "no registration");
     }
 }

@@ -281,7 +281,7 @@ fn stats_and_slots_tell_the_story() {
     assert!(s.participants[0].is_self && s.participants[0].alive);
     assert_eq!(s.path, d.0.join("mq.q"));
     assert_eq!(
-        std::fs::metadata(&s.path).unwrap().len(),
+        std::fs::metadata(&s.path).unwrap().len() as usize,
         s.segment_size,
         "segment size is the file size"
     );
