@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<ExitCode> {
             s.capacity,
             s.max_msg_size,
             s.mode,
-            human_bytes(s.segment_size),
+            human_bytes(s.segment_size as u64),
             s.path.display()
         )?;
     }

@@ -65,7 +65,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<ExitCode> {
         "  created {}: {CAPACITY} slots of {MSG_SIZE} bytes = {} of shared memory.\n  \
          Any process that knows the name can open it; this one is a participant now.",
         s.path.display(),
-        human_bytes(s.segment_size)
+        human_bytes(s.segment_size as u64)
     )?;
 
     // 2 ------------------------------------------------------------------

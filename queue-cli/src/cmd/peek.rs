@@ -1,5 +1,6 @@
 //! `mq peek NAME [--raw | --json]`: the next message, left in the queue.
-//! Another getter may take it a moment later; peek is for looking.
+//! Another getter may take it a moment later; peek is for looking, through
+//! a read-only observer (see `inspect::observe`): read permission suffices.
 
 use std::process::ExitCode;
 
@@ -10,7 +11,7 @@ use crate::cli::PeekArgs;
 use crate::output::{Format, Printer};
 
 pub fn run(ctx: &Ctx, a: PeekArgs) -> Result<ExitCode> {
-    let q = ctx.open(&a.name)?;
+    let q = super::inspect::observe(ctx, &a.name)?;
     let Some(msg) = q.peek() else {
         let closed = if q.is_closed() { " (and closed)" } else { "" };
         ctx.note(format_args!("queue {:?} is empty{closed}", a.name));
