@@ -107,7 +107,8 @@ mod segment;
 mod stats;
 #[cfg(not(loom))]
 mod sys;
-#[cfg(all(doctest, not(loom)))]
+// The tutorial's programs use `TypedQueue` and the pool.
+#[cfg(all(doctest, feature = "serde", not(loom)))]
 mod tutorial;
 #[cfg(all(feature = "serde", not(loom)))]
 mod typed;
