@@ -73,6 +73,15 @@
 //! are in `docs/design.md`; the tutorial for classes (processes, queues, pools) starts at
 //! [`docs/tutorial/README.md`](https://example.invalid/mq/blob/main/docs/tutorial/README.md).
 //!
+//! # Looking without taking part
+//! [`Queue::observe`] gives a read-only [`Observer`] (stats, slots, peek):
+//! it needs only read permission, takes no participant entry and never
+//! writes a byte. `mq inspect`, `ls`, `watch` and `peek` use it.
+//!
+//! # Cargo features
+//! * `serde` (on by default): `TypedQueue`, serde values encoded with
+//!   postcard (and, for now, the process pool).
+//!
 //! # Where queues live
 //! Queue `jobs` is the file `mq.jobs` in the queue directory: the builder's
 //! [`Builder::dir`], else the `MQ_DIR` environment variable, else `/dev/shm`.
