@@ -103,6 +103,23 @@ pub fn list(dir: Option<&Path>) -> io::Result<Vec<String>> {
     Ok(names)
 }
 
+/// Who owns a segment file, and its permission bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileOwner {
+    /// Permission bits (`& 0o7777`).
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u32,
+}
+
+/// What `wait_until_published` saw of a published file.
+struct Published {
+    /// The file's length when it was measured.
+    len: u64,
+    /// Its first eight bytes (the magic, if it is a queue).
+    first: [u8; 8],
+}
+
 /// How a segment is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
@@ -293,7 +310,7 @@ impl Segment {
                 },
                 _ => io_err("open", &path, e),
             })?;
-        let (len, first) = Self::wait_until_published(name, &path, &file)?;
+        let Published { len, first } = Self::wait_until_published(name, &path, &file)?;
         let magic = u64::from_le_bytes(first);
         if magic != MAGIC {
             if first[..6] == MAGIC.to_le_bytes()[..6] {
@@ -434,11 +451,7 @@ impl Segment {
 
     /// Waits (bounded) until the file's magic is published. Returns the file
     /// length and its first eight bytes.
-    fn wait_until_published(
-        name: &str,
-        path: &Path,
-        file: &File,
-    ) -> Result<(u64, [u8; 8]), OpenError> {
+    fn wait_until_published(name: &str, path: &Path, file: &File) -> Result<Published, OpenError> {
         let started = Instant::now();
         loop {
             let meta = file.metadata().map_err(|e| io_err("inspect", path, e))?;
@@ -455,7 +468,7 @@ impl Segment {
                 .read_at(&mut first, 0)
                 .map_err(|e| io_err("read", path, e))?;
             if first[..n].iter().any(|&b| b != 0) {
-                return Ok((len, first));
+                return Ok(Published { len, first });
             }
             let creator_alive = sys::byte_is_locked(file, INIT_LOCK_BYTE).unwrap_or(false);
             let waited = started.elapsed();
@@ -656,12 +669,19 @@ impl Segment {
         true
     }
 
-    /// File metadata: (mode bits, owner uid).
-    pub(crate) fn mode_and_owner(&self) -> (u32, u32) {
+    /// The segment file's permission bits and owner (mode 0 and uid
+    /// `u32::MAX` if they cannot be read).
+    pub(crate) fn file_owner(&self) -> FileOwner {
         self.file
             .metadata()
-            .map(|m| (m.permissions().mode() & 0o7777, m.uid()))
-            .unwrap_or((0, u32::MAX))
+            .map(|m| FileOwner {
+                mode: m.permissions().mode() & 0o7777,
+                uid: m.uid(),
+            })
+            .unwrap_or(FileOwner {
+                mode: 0,
+                uid: u32::MAX,
+            })
     }
 }
 

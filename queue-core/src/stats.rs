@@ -169,7 +169,7 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
         .iter()
         .filter(|s| matches!(s, SlotView::Reading(_)))
         .count();
-    let (mode, owner_uid) = seg.mode_and_owner();
+    let owner = seg.file_owner();
     Stats {
         name: seg.name.clone(),
         path: seg.path.clone(),
@@ -189,8 +189,8 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
         closed: h.closed.load(Relaxed) != 0,
         created: time_of(h.created_unix_ns.load(Relaxed)),
         creator_pid: h.creator_pid.load(Relaxed) as u32,
-        mode,
-        owner_uid,
+        mode: owner.mode,
+        owner_uid: owner.uid,
         max_participants: count(seg.geometry.max_participants),
         participants,
     }

@@ -209,8 +209,9 @@ impl<'a, S: Slots> Ring<'a, S> {
                     if closed.load(SeqCst) != 0 {
                         return Err(PutBlocked::Closed);
                     }
-                    // SYNC: Acquire pairs with the Release of the previous
-                    // reader's `release` (or the initial zeroed state), so our
+                    // SYNC: the Acquire load of `s` above pairs with the
+                    // Release of the previous reader's `release_read` (or the
+                    // creator's publication of the zeroed segment), so our
                     // payload writes come after its payload reads.
                     let claimed = pack(lap, WRITING, me); // { lap, WRITING, me }
                     if slot.compare_exchange(s, claimed, SeqCst, Relaxed).is_err() {
@@ -421,7 +422,10 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// Whether slot `idx` still holds the state word `seen`.
     pub(crate) fn unchanged(&self, idx: u64, seen: u64) -> bool {
         // SYNC: the Acquire fence orders the caller's payload reads before
-        // this re-load (the seqlock read pattern).
+        // this re-load (the seqlock read pattern); its partner is the SeqCst
+        // claim CAS in `try_claim_write` (or `try_claim_read` / `take_requeued`),
+        // which changes the word before anyone may touch the payload, so a
+        // copy that overlapped a new owner sees a changed word here.
         crate::sync::atomic::fence(Acquire);
         self.slots.state(idx).load(Relaxed) == seen
     }
