@@ -25,10 +25,10 @@ pub const LAYOUT_VERSION: u64 = 2;
 /// Cache line size used for padding (x86_64 and most aarch64 parts).
 pub const CACHE_LINE: u64 = 64;
 
-/// Size of [`Header`] in bytes.
+/// Size of `Header` in bytes.
 pub const HEADER_SIZE: u64 = 512;
 
-/// Size of one [`ParticipantEntry`] in bytes.
+/// Size of one `ParticipantEntry` in bytes.
 pub const PARTICIPANT_SIZE: u64 = 64;
 
 /// Bytes at the start of every slot before the payload: the state word and the length.

@@ -298,8 +298,8 @@ impl Queue {
         self.seg.header().closed.load(SeqCst) != 0
     }
 
-    /// Marks end of stream: later puts fail with [`PutError::Closed`], gets
-    /// drain what is left and then fail with [`GetError::Closed`], and every
+    /// Marks end of stream: later puts fail with [`PutError::Closed`](crate::PutError::Closed), gets
+    /// drain what is left and then fail with [`GetError::Closed`](crate::GetError::Closed), and every
     /// sleeper wakes up. Closing is permanent.
     pub fn close(&self) -> Result<(), CloseError> {
         let h = self.seg.header();
