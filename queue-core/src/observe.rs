@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering::*;
 
 use crate::error::OpenError;
-use crate::queue::Queue;
+use crate::queue::{Queue, check_name};
 use crate::segment::{self, Segment};
 use crate::stats::{self, SlotView, Stats, count};
 
@@ -59,10 +59,7 @@ impl Queue {
     /// A read-only, non-participating view of queue `name` in `dir`; see
     /// [`observe`](Self::observe).
     pub fn observe_in(dir: impl AsRef<Path>, name: &str) -> Result<Observer, OpenError> {
-        segment::validate_name(name).map_err(|reason| OpenError::InvalidName {
-            name: name.to_owned(),
-            reason,
-        })?;
+        check_name(name)?;
         Ok(Observer {
             seg: Segment::open_read_only(name, dir.as_ref())?,
         })

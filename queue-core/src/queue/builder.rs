@@ -128,7 +128,8 @@ impl Builder {
     }
 }
 
-pub(super) fn check_name(name: &str) -> Result<(), OpenError> {
+/// Checks a queue name before anything touches the file system.
+pub(crate) fn check_name(name: &str) -> Result<(), OpenError> {
     segment::validate_name(name).map_err(|reason| OpenError::InvalidName {
         name: name.to_owned(),
         reason,

@@ -31,7 +31,7 @@ use crate::ring::Ring;
 use crate::segment::{self, Segment};
 use crate::stats::{self, count};
 use crate::wait::{self, Adapt, Deadline, WaitPoint};
-use builder::check_name;
+pub(crate) use builder::check_name;
 
 /// How often a blocked or idle handle looks for dead participants (and for
 /// re-queued messages, and for other producers).
