@@ -9,5 +9,6 @@ mod errors;
 mod observe;
 mod put_get;
 mod put_lines;
+mod read_only;
 mod rm;
 mod signals;
