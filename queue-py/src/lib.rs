@@ -68,5 +68,23 @@ fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(remove, m)?)?;
     m.add_function(wrap_pyfunction!(_reopen, m)?)?;
+    // maturin wraps the extension in a package (`mq/__init__.py` does
+    // `from .mq import *`, for the type stubs): `_reopen`, which pickles
+    // name, must be in `__all__` to reach the package.
+    let all = [
+        "Queue",
+        "Lease",
+        "LeaseContext",
+        "Error",
+        "ShutDown",
+        "Full",
+        "Empty",
+        "DEFAULT_MAXSIZE",
+        "DEFAULT_MAX_MSG_SIZE",
+        "remove",
+        "_reopen",
+        "__version__",
+    ];
+    m.add("__all__", all.to_vec())?;
     Ok(())
 }

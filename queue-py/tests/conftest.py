@@ -30,7 +30,8 @@ def qdir(monkeypatch):
 
 
 def _shm_queues():
-    return [n for n in os.listdir("/dev/shm") if n.startswith("mq.")]
+    # Only this run's names: other programs on the machine use /dev/shm too.
+    return [n for n in os.listdir("/dev/shm") if n.startswith(f"mq.py-{os.getpid()}-")]
 
 
 @pytest.fixture
