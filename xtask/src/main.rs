@@ -40,7 +40,7 @@ Sets up what the tests need under target/ and runs them all:
 
 Options:
   --only rust   steps 1 and 2 only
-  --only py     steps 1, 3 and 4 (plus `cargo build --workspace --bins` for MQ_BIN)
+  --only py     steps 1, 3 and 4 (and `cargo build --workspace --bins`, for MQ_BIN)
   -h, --help    this text
 Arguments after `--` go to pytest (e.g. `-- -k lease -x`).
 
@@ -216,17 +216,10 @@ fn run_step(step: &str, cmd: &mut Command, hint: &'static str) -> Result<(), Ste
 fn run(opts: &Opts) -> Result<(), StepError> {
     let env = Env::new();
     setup_venv(&env)?;
+    // The binaries: the Rust tests and MQ_BIN of the Python tests use them.
+    build_bins(&env)?;
     if opts.only != Only::Py {
         rust_tests(&env)?;
-    } else {
-        let step = "cargo build --workspace --bins";
-        header(step);
-        run_step(
-            step,
-            env.command(cargo())
-                .args(["build", "--workspace", "--bins"]),
-            "fix the build error above",
-        )?;
     }
     if opts.only != Only::Rust {
         python_module(&env)?;
@@ -302,8 +295,8 @@ fn setup_venv(env: &Env) -> Result<(), StepError> {
     Ok(())
 }
 
-/// Step 2: the Rust build and tests.
-fn rust_tests(env: &Env) -> Result<(), StepError> {
+/// Step 2a: every binary of the workspace.
+fn build_bins(env: &Env) -> Result<(), StepError> {
     let step = "cargo build --workspace --bins";
     header(step);
     run_step(
@@ -311,7 +304,11 @@ fn rust_tests(env: &Env) -> Result<(), StepError> {
         env.command(cargo())
             .args(["build", "--workspace", "--bins"]),
         "fix the build error above",
-    )?;
+    )
+}
+
+/// Step 2b: the Rust tests.
+fn rust_tests(env: &Env) -> Result<(), StepError> {
     let step = "cargo test --workspace";
     header(step);
     run_step(
