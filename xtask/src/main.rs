@@ -257,7 +257,10 @@ fn setup_venv(env: &Env) -> Result<(), StepError> {
             ));
         }
     }
+    let stamp = env.venv.join(".xtask-requirements");
     if !env.bin("python").exists() || !env.bin("pip").exists() {
+        // A new (or repaired) venv: install everything again.
+        let _ = fs::remove_file(&stamp);
         run_step(
             step,
             Command::new(&python).args(["-m", "venv"]).arg(&env.venv),
@@ -272,7 +275,6 @@ fn setup_venv(env: &Env) -> Result<(), StepError> {
         )
     })?;
     // Reuse: skip pip when the venv already holds exactly these pins.
-    let stamp = env.venv.join(".xtask-requirements");
     if fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str())
         && env.bin("maturin").exists()
     {
