@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -219,20 +220,15 @@ impl PyQueue {
             wait,
             |e: &(usize, PutError)| is_full(&e.1),
             |slice| {
-                let (n, err) = put_now(&q, &msgs[done..]);
-                done += n;
-                match (err, slice) {
-                    (None, _) => Ok(()),
-                    (Some(PutError::Full), Some(d)) => {
-                        // Wait (GIL released) for room for the next one.
-                        q.put_timeout(msgs[done], d).map_err(|e| (done, e))?;
-                        done += 1;
-                        let (n, err) = put_now(&q, &msgs[done..]);
-                        done += n;
-                        err.map_or(Ok(()), |e| Err((done, e)))
-                    }
-                    (Some(e), _) => Err((done, e)),
-                }
+                let rest = &msgs[done..];
+                let r = match slice {
+                    None => try_put_many(&q, rest),
+                    Some(d) => put_many_timeout(&q, rest, d),
+                };
+                r.map_err(|(n, e)| {
+                    done += n;
+                    (done, e)
+                })
             },
         )?;
         result.map_err(|(n, e)| {
@@ -272,18 +268,29 @@ impl PyQueue {
     }
 }
 
-/// Puts as many of `msgs` as fit now, in order, without waiting; returns
-/// how many went in and the error that stopped it.
-fn put_now(q: &Queue, msgs: &[&[u8]]) -> (usize, Option<PutError>) {
-    // queue-core's `put_many` waits (unboundedly, deaf to Ctrl-C) when the
-    // queue is full, so until it has a non-blocking form this loops `try_put`.
-    // TODO(merge): `q.try_put_many(msgs)` once queue-core has it.
+// TODO(merge): queue-core's own `Queue::try_put_many` and
+// `Queue::put_many_timeout` (same signatures, one deadline per batch) replace
+// these two: call them on `q` and delete the shims. queue-core's `put_many`
+// alone cannot serve: it waits without a deadline, deaf to Ctrl-C.
+
+/// Puts as many of `msgs` as fit now, in order, without waiting; on a full
+/// queue returns `Full` with how many went in.
+fn try_put_many(q: &Queue, msgs: &[&[u8]]) -> Result<(), (usize, PutError)> {
     for (done, m) in msgs.iter().enumerate() {
-        if let Err(e) = q.try_put(m) {
-            return (done, Some(e));
-        }
+        q.try_put(m).map_err(|e| (done, e))?;
     }
-    (msgs.len(), None)
+    Ok(())
+}
+
+/// Puts `msgs` in order, waiting at most `timeout` in all for free slots;
+/// when it passes, returns `Timeout` with how many went in.
+fn put_many_timeout(q: &Queue, msgs: &[&[u8]], timeout: Duration) -> Result<(), (usize, PutError)> {
+    let deadline = Instant::now() + timeout;
+    for (done, m) in msgs.iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        q.put_timeout(m, left).map_err(|e| (done, e))?;
+    }
+    Ok(())
 }
 
 /// Drops a handle, unless it was inherited through fork: then it is the
