@@ -192,6 +192,8 @@ impl Drop for PyLease {
 #[pyclass(module = "mq", name = "LeaseContext")]
 pub(crate) struct LeaseContext {
     queue: Arc<Queue>,
+    /// The fork generation `queue` belongs to (see `fork.rs`).
+    generation: u64,
     name: String,
     wait: Wait,
     lease: Option<PyLease>,
@@ -201,6 +203,7 @@ impl LeaseContext {
     pub(crate) fn new(queue: Arc<Queue>, name: String, wait: Wait) -> LeaseContext {
         LeaseContext {
             queue,
+            generation: fork::generation(),
             name,
             wait,
             lease: None,
@@ -216,6 +219,12 @@ impl LeaseContext {
         if self.lease.is_some() {
             return Err(PyValueError::new_err(format!(
                 "this lease context on queue {:?} is already entered (call q.lease() again for another message)",
+                self.name
+            )));
+        }
+        if self.generation != fork::generation() {
+            return Err(PyValueError::new_err(format!(
+                "this lease context on queue {:?} was made before a fork (call q.lease() in this process)",
                 self.name
             )));
         }
@@ -243,6 +252,15 @@ impl LeaseContext {
         match self.lease.take() {
             Some(mut lease) => lease.settle_on_exit(exc_type),
             None => Ok(false),
+        }
+    }
+}
+
+impl Drop for LeaseContext {
+    fn drop(&mut self) {
+        if self.generation != fork::generation() {
+            // The parent's handle: never the one to drop it (see `fork.rs`).
+            std::mem::forget(Arc::clone(&self.queue));
         }
     }
 }

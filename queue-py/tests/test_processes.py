@@ -206,3 +206,40 @@ def test_permission_denied_for_another_user(qdir, name):
     finally:
         q.close()
         mq.remove(name, dir=qdir)
+
+
+def test_a_forked_child_leaves_the_parents_handle_and_lease_alone(q):
+    q.put_many(["held by the parent", "second"])
+    lease = q.lease_bytes()
+    ctx = q.lease()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            os.close(r)
+            try:
+                lease.ack()
+                verdict = "acked the parent's lease"
+            except ValueError:
+                verdict = "refused"
+            try:
+                ctx.__enter__()
+                verdict += ", entered the parent's lease context"
+            except ValueError:
+                verdict += ", refused"
+            q.put("from the child")  # its own fresh handle
+            del lease, ctx
+            q.close()  # closes the child's handle only
+            os.write(w, verdict.encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        verdict = f.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert verdict == "refused, refused"
+    lease.ack()  # still the parent's: its entry was not freed by the child
+    assert sorted(q.get_many(timeout=5)) == ["from the child", "second"]
