@@ -135,6 +135,7 @@ def test_a_lease_comes_back_when_its_holder_is_killed(pair):
         "q.get_many()",
         "q.lease_bytes()",
         "q.put_bytes(b'x') or q.put(1)",  # maxsize=1: the second put blocks
+        "q.put_many([1, 2])",  # maxsize=1: waits for room for the second
     ],
 )
 def test_ctrl_c_while_blocked_raises_keyboard_interrupt(blocked_in, q, qdir):
