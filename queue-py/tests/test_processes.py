@@ -177,7 +177,13 @@ def test_ctrl_c_while_blocked_raises_keyboard_interrupt(blocked_in, q, qdir):
 def test_permission_denied_for_another_user(qdir, name):
     if os.geteuid() != 0:
         pytest.skip("needs root to become user nobody")
-    nobody = pwd.getpwnam("nobody")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.fail("this test needs the user 'nobody' (add it: 'useradd -r nobody')")
+    # The child forks from this process (the module is loaded already), so
+    # nobody needs no access to the venv; it does need to reach the queue
+    # directory, to be refused by the queue file's own mode.
     os.chmod(qdir, 0o755)  # nobody may look in the directory, not open the queue
     q = mq.Queue(name, dir=qdir, mode=0o600)
     try:
