@@ -297,16 +297,30 @@ impl Deadline {
 /// see the module docs) and then sleeping on `wp` between attempts; `idle`
 /// runs after every sleep (recovery). Returns `None` when `deadline` passes
 /// first ([`Deadline::Now`]: after the first attempt).
+#[inline(always)]
 pub(crate) fn wait_until<T>(
+    wp: WaitPoint<'_>,
+    deadline: Deadline,
+    mut attempt: impl FnMut() -> Option<T>,
+    idle: impl FnMut(),
+) -> Option<T> {
+    // The fast path: no clock read, no thread-local access, no call.
+    if let Some(v) = attempt() {
+        return Some(v);
+    }
+    wait_slow(wp, deadline, attempt, idle)
+}
+
+/// [`wait_until`] after its first attempt failed: poll, then sleep. Kept out
+/// of line so that the fast path stays small enough to inline into put/get.
+#[cold]
+#[inline(never)]
+fn wait_slow<T>(
     wp: WaitPoint<'_>,
     deadline: Deadline,
     mut attempt: impl FnMut() -> Option<T>,
     mut idle: impl FnMut(),
 ) -> Option<T> {
-    // The fast path: no clock read, no thread-local access.
-    if let Some(v) = attempt() {
-        return Some(v);
-    }
     let deadline = match deadline {
         Deadline::Now => return None,
         Deadline::Until(t) => Some(t),
