@@ -22,13 +22,15 @@
 //! exit status: 0 copied, 1 some paths not copied (listed), 2 refused or failed, 130 interrupted
 //! ```
 
+mod data;
 mod plan;
 mod progress;
+mod verify;
 mod work;
 
 use std::collections::HashMap;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,12 +39,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use demos::{human_bytes, human_rate};
-use filetime::FileTime;
 use queue_core::pool::{self, Pool, TaskId, TaskResult};
 
 use plan::{Plan, Problem};
 use progress::Progress;
-use work::{COMPARE, COPY_FILES, COPY_RANGE, FileJob, RangeJob, to_bytes};
+use work::{COPY_FILES, COPY_RANGE, FileJob, RangeJob, to_bytes};
 
 #[derive(Parser)]
 #[command(
@@ -200,12 +201,20 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
 
     let copied = copy(cli, &plan, &dest, chunk, &pool, &mut problems)?;
     phase("copy", started);
+    // Further names of hard-linked files, now that their copies are complete.
+    let (linked, link_problems) = plan::link_names(&plan, src, &dest, &copied.failed);
+    problems.extend(link_problems);
     problems.extend(plan::finish_dirs(&plan, &dest));
     phase("dirs", started);
     let elapsed = started.elapsed();
     if !cli.quiet {
+        // Hard links are named only when there are some (older outputs stay).
+        let hard = match linked {
+            0 => String::new(),
+            n => format!(", {n} hard links"),
+        };
         eprintln!(
-            "pool-copier: copied {} files ({}), {} directories, {} symlinks from {} to {} in {:.2} s ({}) with {workers} worker processes",
+            "pool-copier: copied {} files ({}), {} directories, {} symlinks{hard} from {} to {} in {:.2} s ({}) with {workers} worker processes",
             copied.files,
             human_bytes(copied.bytes),
             plan.dirs.len(),
@@ -218,7 +227,7 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     }
     if cli.verify {
         let before = problems.len();
-        verify(
+        verify::verify(
             cli,
             &plan,
             &dest,
@@ -308,7 +317,8 @@ fn copy(
     for i in large {
         let f = &plan.files[i];
         let to = dest.join(&f.entry.rel);
-        // The parent makes the file full-size; workers fill in their ranges.
+        // The parent makes the file full-size (one hole); workers fill in
+        // their ranges, and the holes of a sparse source stay holes.
         let made = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -338,6 +348,7 @@ fn copy(
                 dst: to_bytes(&to),
                 offset,
                 len: Some(chunk.min(f.size - offset)),
+                sparse: f.sparse,
             };
             jobs.insert(pool.submit(COPY_RANGE, &job)?, Job::Range { file: i });
         }
@@ -351,6 +362,8 @@ fn copy(
                     src: to_bytes(&src.join(&f.entry.rel)),
                     dst: to_bytes(&dest.join(&f.entry.rel)),
                     meta: f.entry.meta,
+                    size: f.size,
+                    sparse: f.sparse,
                 }
             })
             .collect();
@@ -419,8 +432,15 @@ fn copy(
                     }
                 }
                 if state.ranges_left == 0 && !state.failed {
-                    // Content complete: now mode and times.
                     let f = &plan.files[file];
+                    // The ranges copied the size listed: a source that grew
+                    // or was rewritten meanwhile is reported, not trusted.
+                    if let Some(e) = plan::changed_since_scan(&src.join(&f.entry.rel), f) {
+                        failed[file] = true;
+                        problem(file, e, &progress);
+                        continue;
+                    }
+                    // Content complete: now mode and times.
                     let to = dest.join(&f.entry.rel);
                     let done = fs::OpenOptions::new()
                         .write(true)
@@ -459,157 +479,4 @@ fn phase(what: &str, started: Instant) {
 
 fn range_outcome(r: &TaskResult) -> Result<u64, String> {
     r.output::<u64>().map_err(|e| e.to_string())
-}
-
-fn verify(
-    cli: &Cli,
-    plan: &Plan,
-    dest: &Path,
-    chunk: u64,
-    pool: &Pool,
-    failed: &[bool],
-    problems: &mut Vec<Problem>,
-) -> anyhow::Result<()> {
-    let src = &cli.src;
-    let mut differ = |path: PathBuf, message: String| {
-        problems.push(Problem {
-            path,
-            message: format!("verify: {message}"),
-        });
-    };
-    // Metadata, in this process: cheap.
-    let check_meta = |rel: &Path, meta: &work::Meta, is_link: bool| -> Option<String> {
-        let to = dest.join(rel);
-        let md = match fs::symlink_metadata(&to) {
-            Ok(md) => md,
-            Err(e) => return Some(format!("cannot stat the copy {}: {e}", to.display())),
-        };
-        let mtime: work::Time = FileTime::from_last_modification_time(&md).into();
-        if mtime != meta.mtime {
-            return Some(format!(
-                "modification times differ ({:?} vs {:?})",
-                meta.mtime, mtime
-            ));
-        }
-        if !is_link && md.mode() & 0o7777 != meta.mode {
-            return Some(format!(
-                "modes differ ({:o} vs {:o})",
-                meta.mode,
-                md.mode() & 0o7777
-            ));
-        }
-        None
-    };
-    for d in &plan.dirs {
-        if let Some(m) = check_meta(&d.rel, &d.meta, false) {
-            differ(dest.join(&d.rel), m);
-        }
-    }
-    for l in &plan.links {
-        let to = dest.join(&l.entry.rel);
-        match fs::read_link(&to) {
-            Ok(t) if t == l.target => {
-                if let Some(m) = check_meta(&l.entry.rel, &l.entry.meta, true) {
-                    differ(to, m);
-                }
-            }
-            Ok(t) => differ(
-                to,
-                format!("link points to {}, not {}", t.display(), l.target.display()),
-            ),
-            Err(e) => differ(to, format!("not a symlink: {e}")),
-        }
-    }
-    let mut checks: Vec<RangeJob> = Vec::new();
-    let mut range_files: Vec<usize> = Vec::new();
-    for (i, f) in plan.files.iter().enumerate() {
-        if failed[i] {
-            continue;
-        }
-        if let Some(m) = check_meta(&f.entry.rel, &f.entry.meta, false) {
-            differ(dest.join(&f.entry.rel), m);
-        }
-        let (a, b) = (
-            to_bytes(&src.join(&f.entry.rel)),
-            to_bytes(&dest.join(&f.entry.rel)),
-        );
-        if f.size > chunk {
-            for r in 0..f.size.div_ceil(chunk) {
-                checks.push(RangeJob {
-                    src: a.clone(),
-                    dst: b.clone(),
-                    offset: r * chunk,
-                    len: Some(chunk.min(f.size - r * chunk)),
-                });
-                range_files.push(i);
-            }
-            // Ranges compare bytes, not sizes: check those here.
-            let len = fs::metadata(dest.join(&f.entry.rel))
-                .map(|m| m.len())
-                .unwrap_or(u64::MAX);
-            if len != f.size {
-                differ(
-                    dest.join(&f.entry.rel),
-                    format!("sizes differ: source {} bytes, copy {len} bytes", f.size),
-                );
-            }
-        } else {
-            checks.push(RangeJob {
-                src: a,
-                dst: b,
-                offset: 0,
-                len: None,
-            });
-            range_files.push(i);
-        }
-    }
-    // Content, in the pool: ranges one per task, whole small files in batches.
-    let mut jobs: HashMap<TaskId, Vec<usize>> = HashMap::new();
-    let mut cur: Vec<usize> = Vec::new();
-    let per_batch =
-        (checks.len() / (pool.worker_pids().len().max(1) * 4)).clamp(1, MAX_BATCH_FILES);
-    let mut flush = |cur: &mut Vec<usize>| -> anyhow::Result<()> {
-        if !cur.is_empty() {
-            let batch: Vec<RangeJob> = cur.iter().map(|&k| checks[k].clone()).collect();
-            jobs.insert(pool.submit(COMPARE, &batch)?, std::mem::take(cur));
-        }
-        Ok(())
-    };
-    for (k, check) in checks.iter().enumerate() {
-        if check.len.is_some() {
-            flush(&mut vec![k])?;
-        } else {
-            cur.push(k);
-            if cur.len() >= per_batch {
-                flush(&mut cur)?;
-            }
-        }
-    }
-    flush(&mut cur)?;
-    let mut progress = Progress::new("verified", 0, checks.len() as u64, cli.quiet);
-    while let Some(r) = pool.next_result() {
-        let Some(batch) = jobs.remove(&r.id) else {
-            continue;
-        };
-        match r.output::<Vec<Option<String>>>() {
-            Ok(outcomes) => {
-                for (&k, outcome) in batch.iter().zip(outcomes) {
-                    if let Some(m) = outcome {
-                        differ(dest.join(&plan.files[range_files[k]].entry.rel), m);
-                    }
-                }
-            }
-            Err(e) => {
-                for &k in &batch {
-                    differ(
-                        dest.join(&plan.files[range_files[k]].entry.rel),
-                        format!("not compared: {e}"),
-                    );
-                }
-            }
-        }
-        progress.add(0, batch.len() as u64);
-    }
-    progress.finish();
-    Ok(())
 }
