@@ -10,12 +10,17 @@
 #
 # Fair play, stated: the sources are written once and stay in the page
 # cache (nothing drops caches; every tool reads warm data); before each
-# timed copy the previous destination is removed and `sync` flushes ext4,
-# so no tool pays for another's writeback; the copy itself is timed without
-# a final sync, as a user runs these commands. On a shared machine the load
+# timed copy `sync` flushes ext4, so no tool pays for another's writeback;
+# the copy itself is timed without a final sync, as a user runs these
+# commands. Deleted inodes: ext4 skips inodes deleted in the last minutes
+# when it allocates new ones (recently_deleted() in its inode allocator),
+# and after 5,000 deletions that search costs whoever creates files next
+# several seconds of system time - so the copies of the tree are all kept
+# until the case is over, and nothing is deleted between two timed runs. On a shared machine the load
 # average is printed with the table: treat the figures as provisional.
 #
 # usage: demos/bench/copier-vs-cp.sh [REPS]     (default 5)
+#        (space: about 4 x REPS x 160 MiB plus 2 GiB on each file system)
 # env:   TMPFS_DIR (default /dev/shm), EXT4_DIR (default /var/tmp),
 #        COPIER (default target/release/pool-copier), CASES ("tree big")
 # needs: a release build (cargo build --release -p demos), python3, rsync
@@ -92,14 +97,17 @@ for fs in tmpfs ext4; do
         for ((r = 0; r < reps; r++)); do
             for ((k = 0; k < ${#tools[@]}; k++)); do
                 t=${tools[$(((k + r) % ${#tools[@]}))]}
-                rm -rf "$dir/dest"
+                dest="$dir/dest-$r-$k"
+                # One big file may go at once; a tree stays until the case
+                # is over (see "deleted inodes" above).
+                [ "$c" = big ] && rm -rf "$dir"/dest-*
                 sync
-                read -r w u < <(run_tool "$t" "$src" "$dir/dest")
+                read -r w u < <(run_tool "$t" "$src" "$dest")
                 walls[$t]+="$w "
                 cpus[$t]+="$u "
             done
         done
-        rm -rf "$dir/dest" "$src"
+        rm -rf "$dir"/dest-* "$src"
         cp_median=$(tr ' ' '\n' <<<"${walls["cp -a"]}" | grep . | median)
         for t in "${tools[@]}"; do
             w=$(tr ' ' '\n' <<<"${walls[$t]}" | grep . | median)

@@ -6,12 +6,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
 use queue_core::pool::{Registry, Task};
+use rustix::fs::{Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::data;
@@ -20,6 +22,9 @@ use crate::data;
 pub const COPY_FILES: Task<Vec<FileJob>, Vec<Result<u64, String>>> = Task::new("copy-files");
 /// Copies one byte range of a big file into an existing destination.
 pub const COPY_RANGE: Task<RangeJob, u64> = Task::new("copy-range");
+/// Does nothing; its result wakes the pool's supervisor at `join` (see
+/// `stop_pool` in main.rs).
+pub const NOTHING: Task<(), ()> = Task::new("nothing");
 /// Compares byte ranges (or whole files) of source and copy.
 pub const COMPARE: Task<Vec<RangeJob>, Vec<Option<String>>> = Task::new("compare");
 
@@ -30,12 +35,18 @@ const BUF: usize = 1 << 20;
 pub fn registry() -> Registry {
     Registry::new()
         .register(COPY_FILES, |jobs: Vec<FileJob>| {
-            Ok::<_, String>(jobs.iter().map(copy_file).collect::<Vec<_>>())
+            let (mut from, mut to) = (Folder::default(), Folder::default());
+            Ok::<_, String>(
+                jobs.iter()
+                    .map(|job| copy_file(job, &mut from, &mut to))
+                    .collect::<Vec<_>>(),
+            )
         })
         .register(COPY_RANGE, |job: RangeJob| copy_range(&job))
         .register(COMPARE, |jobs: Vec<RangeJob>| {
             Ok::<_, String>(jobs.iter().map(compare).collect::<Vec<_>>())
         })
+        .register(NOTHING, |()| Ok::<_, String>(()))
 }
 
 /// A timestamp that survives serialisation.
@@ -134,19 +145,57 @@ fn umask() -> u32 {
     })
 }
 
-fn copy_file(job: &FileJob) -> Result<u64, String> {
-    let src = File::open(to_path(&job.src)).map_err(|e| format!("cannot read: {e}"))?;
+/// The folder of the last file opened on one side, kept open: the files of
+/// a batch are neighbours in the walk, so most opens then resolve one name
+/// (`openat`) instead of every component of a long path.
+#[derive(Default)]
+struct Folder {
+    /// The folder's path bytes and an `O_PATH` descriptor of it.
+    open: Option<(Vec<u8>, OwnedFd)>,
+}
+
+impl Folder {
+    /// Opens `path` (bytes) with `flags` relative to its folder.
+    fn openat(&mut self, path: &[u8], flags: OFlags, mode: u32) -> io::Result<File> {
+        let path = to_path(path);
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        };
+        let parent_bytes = parent.as_os_str().as_bytes();
+        let (_, dir) = match self.open.take() {
+            Some((p, fd)) if p == parent_bytes => self.open.insert((p, fd)),
+            _ => {
+                let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                let fd = rustix::fs::open(parent, flags, Mode::empty())?;
+                self.open.insert((parent_bytes.to_vec(), fd))
+            }
+        };
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            flags | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )?;
+        Ok(File::from(fd))
+    }
+}
+
+fn copy_file(job: &FileJob, from: &mut Folder, to: &mut Folder) -> Result<u64, String> {
+    let src = from
+        .openat(&job.src, OFlags::RDONLY, 0)
+        .map_err(|e| format!("cannot read: {e}"))?;
     let mode = job.meta.mode & 0o7777;
-    // create_new: never write through a symlink or over a file that appeared
+    // O_EXCL: never write through a symlink or over a file that appeared
     // meanwhile; the parent removed what --force allowed it to. The file is
     // made with its final mode when the umask leaves that mode alone (a
     // read-only mode is fine: it applies to later opens, not to this one).
     let exact = mode & 0o7000 == 0 && mode & umask() == 0;
-    let dst = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(if exact { mode } else { 0o600 })
-        .open(to_path(&job.dst))
+    let dst = to
+        .openat(
+            &job.dst,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
+            if exact { mode } else { 0o600 },
+        )
         .map_err(|e| format!("cannot create the copy: {e}"))?;
     // In the kernel (copy_file_range), never through more than one buffer:
     // memory does not grow with the file.
