@@ -22,7 +22,10 @@
 # usage: demos/bench/copier-vs-cp.sh [REPS]     (default 5)
 #        (space: about 4 x REPS x 160 MiB plus 2 GiB on each file system)
 # env:   TMPFS_DIR (default /dev/shm), EXT4_DIR (default /var/tmp),
-#        COPIER (default target/release/pool-copier), CASES ("tree big")
+#        COPIER (default target/release/pool-copier), CASES ("tree big"),
+#        EXT4_FRESH=1: measure ext4 on a new 8 GiB image made with mkfs.ext4
+#        in EXT4_DIR and loop-mounted (root only), removed at the end - so
+#        that no earlier deletions (see "deleted inodes") weigh on the run
 # needs: a release build (cargo build --release -p demos), python3, rsync
 #        (installed separately: apt-get install rsync); this script installs
 #        nothing.
@@ -44,12 +47,26 @@ for tool in "$copier" cp rsync python3; do
 done
 
 work_dirs=()
+mounted=""
 cleanup() {
     for d in "${work_dirs[@]}"; do
         rm -rf "$d"
     done
+    if [ -n "$mounted" ]; then
+        umount "$mounted" && rmdir "$mounted" && rm -f "$mounted.img"
+    fi
 }
 trap cleanup EXIT INT TERM
+
+ext4_note="$ext4_dir ($(df -T "$ext4_dir" | awk 'NR == 2 { print $2 }'))"
+if [ "${EXT4_FRESH:-}" = 1 ]; then
+    mounted=$(mktemp -d "$ext4_dir/copier-ext4-XXXXXX")
+    truncate -s 8G "$mounted.img"
+    mkfs.ext4 -q -F "$mounted.img"
+    mount -o loop "$mounted.img" "$mounted"
+    ext4_dir=$mounted
+    ext4_note="a fresh ext4 image, loop-mounted"
+fi
 
 # Prints "wall_seconds cpu_seconds" for one run of "$@".
 timed() {
@@ -76,6 +93,7 @@ run_tool() { # tool src dest
 
 echo "# copier-vs-cp: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r), $reps repetitions"
 echo "# $(cp --version | head -1); $(rsync --version | head -1)"
+echo "# tmpfs: $tmpfs_dir; ext4: $ext4_note"
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| file system | case | tool | wall s (median) | min-max | CPU s (median) | wall vs cp -a |"

@@ -3,74 +3,44 @@
 //! a big file), and a file that changes size while it is copied is reported
 //! instead of silently copied wrong.
 //!
-//! Each test works in its own scratch directory (removed at the end, the
-//! pool's queues included: `MQ_DIR` points inside it) under a watchdog.
+//! Each test works in its own scratch directories (removed at the end; the
+//! pool's queues go to one of them through `MQ_DIR`, checked empty at the
+//! end) under a watchdog.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
+
+use mq_tests::{TestDir, Watchdog};
 
 const COPIER: &str = env!("CARGO_BIN_EXE_pool-copier");
 
-/// Aborts the test process if the test is still running after `limit`.
-struct Watchdog(Option<mpsc::Sender<()>>);
-
-impl Watchdog {
-    fn new(what: &'static str, limit: Duration) -> Watchdog {
-        let (tx, rx) = mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-                eprintln!("watchdog: {what} still running after {limit:?}; aborting");
-                std::process::abort();
-            }
-        });
-        Watchdog(Some(tx))
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// A scratch directory on tmpfs when there is one (sparse files and hard
-/// links work there), removed on drop; `queues` is the pool's `MQ_DIR`.
+/// A source tree, its copy and the pool's queues (`MQ_DIR`), all on tmpfs
+/// (sparse files and hard links work there) and removed on drop.
 struct Scratch {
-    root: PathBuf,
+    files: TestDir,
+    queues: TestDir,
 }
 
 impl Scratch {
     fn new(tag: &str) -> Scratch {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let base = if Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let root = base.join(format!(
-            "mq-copier-{}-{}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir_all(root.join("src")).unwrap();
-        fs::create_dir_all(root.join("queues")).unwrap();
-        Scratch { root }
+        let files = TestDir::new(&format!("copier-{tag}"));
+        fs::create_dir_all(files.path().join("src")).unwrap();
+        Scratch {
+            files,
+            queues: TestDir::new(&format!("copier-{tag}-queues")),
+        }
     }
 
     fn src(&self) -> PathBuf {
-        self.root.join("src")
+        self.files.path().join("src")
     }
 
     fn dest(&self) -> PathBuf {
-        self.root.join("dest")
+        self.files.path().join("dest")
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -78,7 +48,7 @@ impl Scratch {
         cmd.args(args)
             .arg(self.src())
             .arg(self.dest())
-            .env("MQ_DIR", self.root.join("queues"))
+            .env("MQ_DIR", self.queues.path())
             .stdin(Stdio::null());
         cmd
     }
@@ -89,17 +59,8 @@ impl Scratch {
 
     /// The pool removed its queues.
     fn assert_no_leftovers(&self) {
-        let left: Vec<_> = fs::read_dir(self.root.join("queues"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let left = self.queues.leftovers();
         assert!(left.is_empty(), "queues left behind: {left:?}");
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.root);
     }
 }
 

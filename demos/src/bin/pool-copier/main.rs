@@ -8,12 +8,18 @@
 //! * a progress bar fed by the results as they come back, the article's
 //!   second version, but without counting on a separate queue: each result
 //!   says how many bytes and files it finished;
+//! * letting the kernel move the bytes (`copy_file_range`, with reflinks
+//!   where the file system has them, `read`/`write` where it refuses), and
+//!   copying what a file is beyond its bytes: holes of sparse files stay
+//!   holes (`SEEK_DATA`/`SEEK_HOLE`), names of one hard-linked file stay
+//!   names of one file (linked in the parent once the copy is complete);
 //! * what "copy" has to mean to be trusted: the whole tree (nested folders,
 //!   empty files, any file name), permissions and modification times kept,
-//!   symlinks copied as links, memory bounded whatever the file size, no
-//!   silent overwrite (`--force`), no copy into itself, every failure reported
-//!   by path at the end with a non-zero exit code while the rest is copied,
-//!   and `--verify` to read both sides back and compare them;
+//!   symlinks copied as links, memory bounded whatever the file size, a file
+//!   that changes while it is copied reported, no silent overwrite
+//!   (`--force`), no copy into itself, every failure reported by path at the
+//!   end with a non-zero exit code while the rest is copied, and `--verify`
+//!   to read both sides back and compare them;
 //! * cleaning up on Ctrl-C: the pool's workers and queues go away (exit 130).
 //!
 //! ```text
