@@ -142,32 +142,6 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     }
     let chunk = cli.chunk_mib << 20;
 
-    let plan = plan::scan(src);
-    phase("scan", started);
-    if plan.dirs.is_empty() {
-        let why = plan.problems.first().map_or("", |p| p.message.as_str());
-        bail!("cannot read SRC {}: {why}", src.display());
-    }
-    let mut problems: Vec<Problem> = Vec::new();
-    if dest_existed {
-        let existing = plan::conflicts(&plan, &dest);
-        if !existing.is_empty() && !cli.force {
-            let shown: Vec<String> = existing
-                .iter()
-                .take(5)
-                .map(|p| format!("  {}", p.display()))
-                .collect();
-            bail!(
-                "refusing to overwrite {} existing path(s) in {} (use --force to overwrite):\n{}{}",
-                existing.len(),
-                dest.display(),
-                shown.join("\n"),
-                if existing.len() > 5 { "\n  ..." } else { "" }
-            );
-        }
-        problems.extend(plan::clear_conflicts(&existing));
-    }
-
     {
         let dest = dest.clone();
         ctrlc::set_handler(move || {
@@ -182,18 +156,33 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         .context("cannot install the Ctrl-C handler")?;
     }
 
-    problems.extend(plan::make_tree(&plan, &dest));
+    // The walk of SRC (in a thread) and the start of the workers overlap:
+    // each takes 10-25 ms for 5,000 files, and neither needs the other.
+    let (plan, pool) = std::thread::scope(|s| {
+        let walk = s.spawn(|| plan::scan(src));
+        let pool = Pool::builder(&work::registry())
+            .workers(workers)
+            .max_task_size(512 << 10)
+            // One task waiting per worker: no idle round trip to the parent
+            // between two ranges, and tasks are small enough to balance anyway.
+            .prefetch(1)
+            .on_worker_death(|d| eprintln!("pool-copier: {d}; a new worker took its place"))
+            .spawn();
+        let plan = walk
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (plan, pool)
+    });
+    let pool = pool.context("cannot start the worker pool")?;
+    phase("scan and pool", started);
+    let mut problems = match prepare(cli, &plan, &dest, dest_existed) {
+        Ok(problems) => problems,
+        Err(e) => {
+            let _ = stop_pool(pool);
+            return Err(e);
+        }
+    };
     phase("tree", started);
-    let pool = Pool::builder(&work::registry())
-        .workers(workers)
-        .max_task_size(512 << 10)
-        // One task waiting per worker: no idle round trip to the parent
-        // between two ranges, and tasks are small enough to balance anyway.
-        .prefetch(1)
-        .on_worker_death(|d| eprintln!("pool-copier: {d}; a new worker took its place"))
-        .spawn()
-        .context("cannot start the worker pool")?;
-    phase("pool", started);
     if !cli.quiet {
         let pids: Vec<String> = pool.worker_pids().iter().map(u32::to_string).collect();
         eprintln!(
@@ -262,6 +251,42 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         bad.len()
     );
     Ok(false)
+}
+
+/// Checks the walk and DEST (refusing to overwrite without `--force`),
+/// clears what `--force` allows, and makes the folders and symlinks.
+fn prepare(
+    cli: &Cli,
+    plan: &Plan,
+    dest: &Path,
+    dest_existed: bool,
+) -> anyhow::Result<Vec<Problem>> {
+    let src = &cli.src;
+    if plan.dirs.is_empty() {
+        let why = plan.problems.first().map_or("", |p| p.message.as_str());
+        bail!("cannot read SRC {}: {why}", src.display());
+    }
+    let mut problems: Vec<Problem> = Vec::new();
+    if dest_existed {
+        let existing = plan::conflicts(plan, dest);
+        if !existing.is_empty() && !cli.force {
+            let shown: Vec<String> = existing
+                .iter()
+                .take(5)
+                .map(|p| format!("  {}", p.display()))
+                .collect();
+            bail!(
+                "refusing to overwrite {} existing path(s) in {} (use --force to overwrite):\n{}{}",
+                existing.len(),
+                dest.display(),
+                shown.join("\n"),
+                if existing.len() > 5 { "\n  ..." } else { "" }
+            );
+        }
+        problems.extend(plan::clear_conflicts(&existing));
+    }
+    problems.extend(plan::make_tree(plan, dest));
+    Ok(problems)
 }
 
 /// What the copy did.
