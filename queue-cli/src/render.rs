@@ -37,7 +37,7 @@ pub fn slot_name(s: SlotView) -> &'static str {
     }
 }
 
-fn owner_of(s: SlotView) -> Option<u16> {
+fn owner_of(s: SlotView) -> Option<usize> {
     match s {
         SlotView::Writing(o) | SlotView::Reading(o) => Some(o),
         _ => None,
@@ -87,8 +87,8 @@ pub fn ring(s: &Stats, slots: &[SlotView]) -> String {
     let per_cell = cap.div_ceil(MAX_CELLS);
     let cells: Vec<char> = slots.chunks(per_cell).map(cell_char).collect();
     let width = cells.len().min(64);
-    let head_slot = (s.head % cap as u64) as usize;
-    let tail_slot = (s.tail % cap as u64) as usize;
+    let head_slot = s.head % cap;
+    let tail_slot = s.tail % cap;
     let (head_cell, tail_cell) = (head_slot / per_cell, tail_slot / per_cell);
     let mut out = String::new();
     let unit = if per_cell == 1 {
@@ -207,7 +207,7 @@ pub fn describe_pid(p: &Participant) -> String {
 
 /// Processes blocked in put and in get, as text.
 pub fn blocked(s: &Stats) -> (String, String) {
-    let list = |f: fn(&Participant) -> u32| {
+    let list = |f: fn(&Participant) -> usize| {
         let v: Vec<String> = s
             .participants
             .iter()
@@ -237,7 +237,7 @@ pub fn live_others(s: &Stats) -> usize {
 }
 
 /// What each participant holds: slots it is writing or reading.
-fn holdings(slots: &[SlotView], index: u16) -> String {
+fn holdings(slots: &[SlotView], index: usize) -> String {
     let mut writing = Vec::new();
     let mut reading = Vec::new();
     for (i, s) in slots.iter().enumerate() {
@@ -357,7 +357,7 @@ pub fn inspect_text(s: &Stats, slots: &[SlotView], who: &str) -> String {
         "  sizes      {} slots x {} bytes max = {} segment",
         s.capacity,
         s.max_msg_size,
-        ByteSize(s.segment_size)
+        ByteSize(s.segment_size as u64)
     );
     let _ = writeln!(
         out,
@@ -430,7 +430,7 @@ pub fn inspect_json(s: &Stats, slots: &[SlotView]) -> Value {
             })
         })
         .collect();
-    let pid_of = |o: u16| s.participants.iter().find(|p| p.index == o).map(|p| p.pid);
+    let pid_of = |o: usize| s.participants.iter().find(|p| p.index == o).map(|p| p.pid);
     let held: Vec<Value> = slots
         .iter()
         .enumerate()

@@ -117,7 +117,7 @@ pub enum OpenError {
         /// The queue directory.
         dir: PathBuf,
         /// Size of the segment that did not fit.
-        needed: u64,
+        needed: usize,
     },
     /// Every participant entry is held by a live process.
     #[error(
@@ -127,7 +127,7 @@ pub enum OpenError {
         /// The queue name.
         name: String,
         /// Size of the participant table.
-        limit: u64,
+        limit: usize,
     },
     /// Any other system error, with what was being done.
     #[error("cannot {action} {path}")]
@@ -167,7 +167,7 @@ pub enum PutError {
     Closed,
     /// The segment holds states the protocol never writes.
     #[error("queue segment is corrupted: {0}")]
-    Corrupted(String),
+    Corrupted(Corruption),
 }
 
 /// Errors of the `get` family.
@@ -185,7 +185,75 @@ pub enum GetError {
     Closed,
     /// The segment holds states or lengths the protocol never writes.
     #[error("queue segment is corrupted: {0}")]
-    Corrupted(String),
+    Corrupted(Corruption),
+}
+
+/// What a put or get found in the segment that the protocol never writes:
+/// the damage a foreign (buggy or hostile) writer left. Carried by
+/// [`PutError::Corrupted`] and [`GetError::Corrupted`]; its `Display` names
+/// the slot and the values found.
+///
+/// ```
+/// use queue_core::Corruption;
+/// let c = Corruption::TakenOver { slot: 3 };
+/// assert_eq!(c.to_string(), "slot 3 was taken over by another process while being read");
+/// ```
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Corruption {
+    /// A slot under a cursor holds a state word no lap or kind allows there.
+    #[error("slot {slot} holds state {state:#018x} where lap {expected_lap} was expected")]
+    BadSlotState {
+        /// Slot index.
+        slot: usize,
+        /// The raw state word found.
+        state: u64,
+        /// The lap the cursor pointed at.
+        expected_lap: u32,
+    },
+    /// A claimed slot says its message is longer than a slot holds (the
+    /// message is dropped).
+    #[error(
+        "slot {slot} claims a {len}-byte message, more than the {max}-byte maximum (message dropped)"
+    )]
+    OversizedLength {
+        /// Slot index.
+        slot: usize,
+        /// The length found (raw: it may exceed `usize` on a 32-bit target).
+        len: u64,
+        /// The queue's maximum message size.
+        max: usize,
+    },
+    /// The queue is closed and a slot holds a message (or an unknown state)
+    /// that no getter can ever reach.
+    #[error(
+        "the queue is closed and slot {slot} holds state {state:#018x}, which no getter can ever reach (the head waits at lap {head_lap})"
+    )]
+    Stranded {
+        /// Slot index.
+        slot: usize,
+        /// The raw state word found.
+        state: u64,
+        /// The lap the head waits at.
+        head_lap: u32,
+    },
+    /// The slot being read was rewritten by another process before the
+    /// hand-over.
+    #[error("slot {slot} was taken over by another process while being read")]
+    TakenOver {
+        /// Slot index.
+        slot: usize,
+    },
+}
+
+impl From<crate::ring::Damage> for Corruption {
+    fn from(d: crate::ring::Damage) -> Self {
+        Corruption::BadSlotState {
+            slot: d.idx as usize,
+            state: d.found,
+            expected_lap: d.expected_lap,
+        }
+    }
 }
 
 /// Errors of [`Lease::ack`](crate::Lease::ack).
@@ -196,7 +264,7 @@ pub enum AckError {
     #[error("lease on slot {slot} was lost: the slot was changed by another process")]
     Lost {
         /// The slot index.
-        slot: u64,
+        slot: usize,
     },
 }
 

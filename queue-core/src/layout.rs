@@ -25,10 +25,10 @@ pub const LAYOUT_VERSION: u64 = 2;
 /// Cache line size used for padding (x86_64 and most aarch64 parts).
 pub const CACHE_LINE: u64 = 64;
 
-/// Size of [`Header`] in bytes.
+/// Size of `Header` in bytes.
 pub const HEADER_SIZE: u64 = 512;
 
-/// Size of one [`ParticipantEntry`] in bytes.
+/// Size of one `ParticipantEntry` in bytes.
 pub const PARTICIPANT_SIZE: u64 = 64;
 
 /// Bytes at the start of every slot before the payload: the state word and the length.
@@ -50,33 +50,39 @@ pub const MAX_PARTICIPANTS_LIMIT: u64 = 4096;
 /// The segment header. Lines 0-1 are written once by the creator and only read
 /// afterwards; every mutable field sits on its own cache line so that
 /// producers and consumers do not invalidate each other's lines needlessly.
+///
+/// Every field that is ever read is an atomic, even the ones that never
+/// change after publication: a hostile process that maps the segment may
+/// write any of them at any time, and a plain read through `&Header` would
+/// then be a data race. (Atomics have the size and alignment of the plain
+/// integers, so the layout is the same.)
 #[repr(C)]
 pub struct Header {
     // ---- line 0: identity and geometry (immutable after publication) ----
     /// [`MAGIC`] once the segment is fully initialised; 0 while it is being built.
     pub magic: AtomicU64,
     /// [`LAYOUT_VERSION`] of the creator.
-    pub layout_version: u64,
+    pub layout_version: AtomicU64,
     /// Number of slots (messages the queue holds).
-    pub capacity: u64,
+    pub capacity: AtomicU64,
     /// Largest payload a slot holds, in bytes.
-    pub max_msg_size: u64,
+    pub max_msg_size: AtomicU64,
     /// Distance between two slots: `SLOT_HEADER_SIZE + max_msg_size` rounded up to [`SLOT_ALIGN`].
-    pub slot_stride: u64,
+    pub slot_stride: AtomicU64,
     /// Number of entries in the participant table.
-    pub max_participants: u64,
+    pub max_participants: AtomicU64,
     /// Byte offset of the participant table (always [`HEADER_SIZE`]).
-    pub participants_offset: u64,
+    pub participants_offset: AtomicU64,
     /// Byte offset of slot 0.
-    pub slots_offset: u64,
+    pub slots_offset: AtomicU64,
 
     // ---- line 1: more immutable facts ----
     /// Total size of the segment file in bytes.
-    pub total_size: u64,
+    pub total_size: AtomicU64,
     /// Creation time, nanoseconds since the Unix epoch.
-    pub created_unix_ns: u64,
+    pub created_unix_ns: AtomicU64,
     /// Pid of the creating process (informational only: pids are reused).
-    pub creator_pid: u64,
+    pub creator_pid: AtomicU64,
     _reserved1: [u64; 5],
 
     // ---- line 2: producer cursor ----

@@ -73,6 +73,15 @@
 //! are in `docs/design.md`; the tutorial for classes (processes, queues, pools) starts at
 //! [`docs/tutorial/README.md`](https://example.invalid/mq/blob/main/docs/tutorial/README.md).
 //!
+//! # Looking without taking part
+//! [`Queue::observe`] gives a read-only [`Observer`] (stats, slots, peek):
+//! it needs only read permission, takes no participant entry and never
+//! writes a byte. `mq inspect`, `ls`, `watch` and `peek` use it.
+//!
+//! # Cargo features
+//! * `serde` (on by default): `TypedQueue`, serde values encoded with
+//!   postcard (and, for now, the process pool).
+//!
 //! # Where queues live
 //! Queue `jobs` is the file `mq.jobs` in the queue directory: the builder's
 //! [`Builder::dir`], else the `MQ_DIR` environment variable, else `/dev/shm`.
@@ -94,6 +103,8 @@ mod layout;
 #[cfg(not(loom))]
 mod liveness;
 #[cfg(not(loom))]
+mod observe;
+#[cfg(not(loom))]
 mod queue;
 #[cfg(not(loom))]
 mod segment;
@@ -101,9 +112,10 @@ mod segment;
 mod stats;
 #[cfg(not(loom))]
 mod sys;
-#[cfg(all(doctest, not(loom)))]
+// The tutorial's programs use `TypedQueue` and the pool.
+#[cfg(all(doctest, feature = "serde", not(loom)))]
 mod tutorial;
-#[cfg(not(loom))]
+#[cfg(all(feature = "serde", not(loom)))]
 mod typed;
 #[cfg(not(loom))]
 mod wait;
@@ -111,7 +123,9 @@ mod wait;
 #[cfg(not(loom))]
 pub use batch::{Batch, Iter as BatchIter};
 #[cfg(not(loom))]
-pub use error::{AckError, CloseError, GetError, OpenError, PutError, RemoveError};
+pub use error::{AckError, CloseError, Corruption, GetError, OpenError, PutError, RemoveError};
+#[cfg(not(loom))]
+pub use observe::Observer;
 #[cfg(not(loom))]
 pub use queue::{
     Builder, DEFAULT_CAPACITY, DEFAULT_MAX_MSG_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Lease,
@@ -121,7 +135,7 @@ pub use queue::{
 pub use segment::{FILE_PREFIX, MAX_NAME_LEN, list, queue_dir, segment_path, validate_name};
 #[cfg(not(loom))]
 pub use stats::{Participant, SlotView, Stats};
-#[cfg(not(loom))]
+#[cfg(all(feature = "serde", not(loom)))]
 pub use typed::{TypedGetError, TypedLease, TypedPutError, TypedQueue};
 
 /// The on-segment layout constants, for tools that inspect segments.

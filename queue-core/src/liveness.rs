@@ -5,26 +5,22 @@
 //! record lock on byte `1 + i` of the segment file. The kernel drops that lock
 //! when the holder's descriptor goes away, whatever kills the process.
 //!
-//! A slot whose owner field names entry `i` is only ever repaired by a process
+//! A slot whose owner field names entry `i` is only ever recovered by a process
 //! that holds entry `i`'s lock *and* found the entry still marked in use: the
 //! lock makes "the owner is dead" and "nobody reuses the entry meanwhile" one
-//! fact, so a repair can never hit a slot of a live participant.
+//! fact, so a recovery can never hit a slot of a live participant.
 
 use std::sync::atomic::{AtomicU32, Ordering::*};
 
 use crate::error::OpenError;
 use crate::layout::{ENTRY_FREE, ENTRY_IN_USE};
-use crate::ring::{READING, Repair, Ring, WRITING};
+use crate::ring::{READING, Recovered, WRITING};
 use crate::segment::Segment;
 use crate::sys;
 
 /// The file byte whose lock stands for participant `i`.
 fn lock_byte(i: u16) -> u64 {
     1 + u64::from(i)
-}
-
-fn ring_of(seg: &Segment) -> Ring<'_, Segment> {
-    crate::queue::ring(seg)
 }
 
 /// Takes a free (or dead) participant entry for this handle and returns its index.
@@ -45,14 +41,14 @@ pub(crate) fn attach(seg: &Segment) -> Result<u16, OpenError> {
         }
         let entry = seg.participant(i);
         if entry.state.load(Acquire) == ENTRY_IN_USE {
-            // Its previous holder died: repair before reusing the index.
-            retire(seg, i);
+            // Its previous holder died: recover before reusing the index.
+            recover_entry(seg, i);
         } else {
             // Free: nobody following the protocol left a slot under this
             // index, but a damaged segment may have. Once the entry is ours
-            // no one else would repair such a slot (it names a live owner),
+            // no one else would recover such a slot (it names a live owner),
             // so clear it now, while we hold the lock and own nothing yet.
-            repair_slots(seg, i);
+            recover_slots(seg, i);
         }
         entry.pid.store(u64::from(sys::current_pid()), Relaxed);
         entry.attached_unix_ns.store(now, Relaxed);
@@ -65,30 +61,30 @@ pub(crate) fn attach(seg: &Segment) -> Result<u16, OpenError> {
     }
     Err(OpenError::TooManyParticipants {
         name: seg.name.clone(),
-        limit: seg.geometry.max_participants,
+        limit: seg.geometry.max_participants as usize, // at most MAX_PARTICIPANTS_LIMIT
     })
 }
 
-/// Gives entry `me` back: anything it still holds is repaired first.
-pub(crate) fn detach(seg: &Segment, me: u16) -> Repair {
-    let repair = retire(seg, me);
+/// Gives entry `me` back: anything it still holds is recovered first.
+pub(crate) fn detach(seg: &Segment, me: u16) -> Recovered {
+    let done = recover_entry(seg, me);
     let _ = sys::unlock_byte(&seg.file, lock_byte(me));
-    repair
+    done
 }
 
-/// Whether participant `i` is alive, as seen from `me`.
-pub(crate) fn is_alive(seg: &Segment, me: u16, i: u16) -> bool {
-    i == me || sys::byte_is_locked(&seg.file, lock_byte(i)).unwrap_or(true)
+/// Whether participant `i` is alive, as seen from `me` (`None`: a read-only
+/// observer, which holds no entry). Asks the kernel with `F_OFD_GETLK`, which
+/// needs no write access, so it works on an observer's `O_RDONLY` descriptor.
+pub(crate) fn is_alive(seg: &Segment, me: Option<u16>, i: u16) -> bool {
+    me == Some(i) || sys::byte_is_locked(&seg.file, lock_byte(i)).unwrap_or(true)
 }
 
-/// Finds participants that died and repairs what they held, then slots held
-/// by owners that are not attached at all (see [`reap_orphans`]). Returns the
-/// total repaired; callers wake sleepers when anything changed.
-pub(crate) fn reap(seg: &Segment, me: u16) -> Repair {
-    let mut total = reap_dead(seg, me);
-    let r = reap_orphans(seg, me);
-    total.discarded += r.discarded;
-    total.requeued += r.requeued;
+/// Finds participants that died and recovers what they held, then slots held
+/// by owners that are not attached at all (see [`recover_orphans`]). Returns the
+/// total recovered; callers wake sleepers when anything changed.
+pub(crate) fn recover(seg: &Segment, me: u16) -> Recovered {
+    let mut total = recover_dead(seg, me);
+    total += recover_orphans(seg, me);
     total
 }
 
@@ -101,22 +97,20 @@ pub(crate) fn other_producers(seg: &Segment, me: u16) -> bool {
     })
 }
 
-fn reap_dead(seg: &Segment, me: u16) -> Repair {
-    let mut total = Repair::default();
+fn recover_dead(seg: &Segment, me: u16) -> Recovered {
+    let mut total = Recovered::default();
     for i in 0..seg.geometry.max_participants as u16 {
         if i == me || seg.participant(i).state.load(Acquire) != ENTRY_IN_USE {
             continue;
         }
-        if is_alive(seg, me, i) {
+        if is_alive(seg, Some(me), i) {
             continue;
         }
         // Taking the lock makes us the only cleaner and keeps the entry
         // from being reused until we are done.
         if let Ok(true) = sys::try_lock_byte(&seg.file, lock_byte(i)) {
             if seg.participant(i).state.load(Acquire) == ENTRY_IN_USE {
-                let r = retire(seg, i);
-                total.discarded += r.discarded;
-                total.requeued += r.requeued;
+                total += recover_entry(seg, i);
             }
             let _ = sys::unlock_byte(&seg.file, lock_byte(i));
         }
@@ -146,25 +140,25 @@ impl OwnerSet {
     }
 }
 
-/// Repairs slots left WRITING or READING by an owner index that no attached
+/// Recovers slots left WRITING or READING by an owner index that no attached
 /// participant has: an entry marked free (or holding garbage), or an index
 /// outside the participant table. The protocol never leaves such slots - a
-/// participant repairs its own before it frees its entry - but a damaged or
+/// participant recovers its own before it frees its entry - but a damaged or
 /// hostile segment can, and without this a writer-less WRITING slot at the
 /// head would block getters forever, and reader-less READING slots would
 /// keep the queue full for good.
 ///
 /// An entry that is not in use may be being attached right now: `attach`
-/// takes the entry's lock first and marks it in use after. So the repair
+/// takes the entry's lock first and marks it in use after. So the recovery
 /// takes each suspect entry's lock and re-reads the entry under it; holding
-/// the lock keeps anyone from attaching there until the repair is done, so no
+/// the lock keeps anyone from attaching there until the recovery is done, so no
 /// live participant can own a slot under that index meanwhile. All suspects
-/// are locked first and the ring is then repaired in one pass (so a segment
+/// are locked first and the ring is then recovered in one pass (so a segment
 /// full of distinct bogus owners costs one scan, not one per owner).
-fn reap_orphans(seg: &Segment, me: u16) -> Repair {
+fn recover_orphans(seg: &Segment, me: u16) -> Recovered {
     let table = seg.geometry.max_participants;
     let mut suspects = OwnerSet::new();
-    let ring = ring_of(seg);
+    let ring = seg.ring();
     for idx in 0..seg.geometry.capacity {
         let s = crate::ring::Slots::state(seg, idx).load(Relaxed);
         if !matches!(crate::ring::kind_of(s), WRITING | READING) {
@@ -181,11 +175,11 @@ fn reap_orphans(seg: &Segment, me: u16) -> Repair {
         }
     }
     if suspects.is_empty() {
-        return Repair::default();
+        return Recovered::default();
     }
     let mut orphaned = OwnerSet::new();
     let mut locked = Vec::new();
-    let mut total = Repair::default();
+    let mut total = Recovered::default();
     for owner in suspects.iter() {
         if u64::from(owner) >= table {
             // No participant can ever have this index, and there is no lock.
@@ -195,33 +189,30 @@ fn reap_orphans(seg: &Segment, me: u16) -> Repair {
         if let Ok(true) = sys::try_lock_byte(&seg.file, lock_byte(owner)) {
             locked.push(owner);
             if seg.participant(owner).state.load(Acquire) == ENTRY_IN_USE {
-                // Attached and died since the scan: the ordinary repair.
-                let r = retire(seg, owner);
-                total.discarded += r.discarded;
-                total.requeued += r.requeued;
+                // Attached and died since the scan: the ordinary recovery.
+                total += recover_entry(seg, owner);
             }
             orphaned.insert(owner);
         }
-        // Locked by someone else: attached and alive (or being repaired).
+        // Locked by someone else: attached and alive (or being recovered).
     }
-    let repair = ring.repair_owned_by(|owner| orphaned.contains(owner));
+    let done = ring.recover_owned_by(|owner| orphaned.contains(owner));
     let h = seg.header();
-    h.discarded_partial.fetch_add(repair.discarded, Relaxed);
-    h.redelivered.fetch_add(repair.requeued, Relaxed);
+    h.discarded_partial.fetch_add(done.discarded, Relaxed);
+    h.redelivered.fetch_add(done.requeued, Relaxed);
     for owner in locked {
         let _ = sys::unlock_byte(&seg.file, lock_byte(owner));
     }
-    total.discarded += repair.discarded;
-    total.requeued += repair.requeued;
+    total += done;
     total
 }
 
-/// Repairs entry `i`'s slots, folds its counters into the header and frees
+/// Recovers entry `i`'s slots, folds its counters into the header and frees
 /// the entry. The caller holds entry `i`'s lock.
-fn retire(seg: &Segment, i: u16) -> Repair {
+fn recover_entry(seg: &Segment, i: u16) -> Recovered {
     let h = seg.header();
     let entry = seg.participant(i);
-    let repair = repair_slots(seg, i);
+    let done = recover_slots(seg, i);
     h.retired_puts
         .fetch_add(entry.puts.swap(0, Relaxed), Relaxed);
     h.retired_gets
@@ -230,17 +221,17 @@ fn retire(seg: &Segment, i: u16) -> Repair {
     take_away(&h.get_waiters, entry.waiting_get.swap(0, Relaxed));
     take_away(&h.put_waiters, entry.waiting_put.swap(0, Relaxed));
     entry.state.store(ENTRY_FREE, Release);
-    repair
+    done
 }
 
-/// Repairs the slots that name `i` as their owner and counts what was done.
+/// Recovers the slots that name `i` as their owner and counts what was done.
 /// The caller holds entry `i`'s lock.
-fn repair_slots(seg: &Segment, i: u16) -> Repair {
+fn recover_slots(seg: &Segment, i: u16) -> Recovered {
     let h = seg.header();
-    let repair = ring_of(seg).repair(i);
-    h.discarded_partial.fetch_add(repair.discarded, Relaxed);
-    h.redelivered.fetch_add(repair.requeued, Relaxed);
-    repair
+    let done = seg.ring().recover_owner(i);
+    h.discarded_partial.fetch_add(done.discarded, Relaxed);
+    h.redelivered.fetch_add(done.requeued, Relaxed);
+    done
 }
 
 fn take_away(counter: &AtomicU32, n: u32) {

@@ -22,7 +22,7 @@ use crate::layout::{
     Geometry, GeometryError, HEADER_SIZE, Header, LAYOUT_VERSION, MAGIC, ParticipantEntry,
     SlotHeader,
 };
-use crate::ring::Slots;
+use crate::ring::{Cursors, Ring, Slots};
 use crate::sys;
 
 /// Prefix of every segment file name, so `mq ls` can find queues.
@@ -101,6 +101,32 @@ pub fn list(dir: Option<&Path>) -> io::Result<Vec<String>> {
     }
     names.sort();
     Ok(names)
+}
+
+/// Who owns a segment file, and its permission bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileOwner {
+    /// Permission bits (`& 0o7777`).
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u32,
+}
+
+/// What `wait_until_published` saw of a published file.
+struct Published {
+    /// The file's length when it was measured.
+    len: u64,
+    /// Its first eight bytes (the magic, if it is a queue).
+    first: [u8; 8],
+}
+
+/// How a segment is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// `O_RDWR` and a shared writable mapping: a participant.
+    ReadWrite,
+    /// `O_RDONLY` and `PROT_READ`: an observer.
+    ReadOnly,
 }
 
 /// A mapped, validated segment.
@@ -192,7 +218,7 @@ impl Segment {
                 _ if is_out_of_space(&e) => OpenError::OutOfSpace {
                     name: name.to_owned(),
                     dir: dir.to_path_buf(),
-                    needed: geometry.total_size,
+                    needed: geometry.total_size as usize,
                 },
                 _ => io_err("create", &path, e),
             })?;
@@ -205,7 +231,7 @@ impl Segment {
                 OpenError::OutOfSpace {
                     name: name.to_owned(),
                     dir: dir.to_path_buf(),
-                    needed: geometry.total_size,
+                    needed: geometry.total_size as usize,
                 }
             } else {
                 io_err("allocate space for", &path, e)
@@ -222,33 +248,45 @@ impl Segment {
             geometry,
             map,
         };
-        // SAFETY: the file was just created by us and is not yet published
-        // (magic is 0), so no other process reads these plain fields; the
-        // mapping is at least HEADER_SIZE bytes (geometry.total_size).
-        unsafe {
-            let h = seg.map.as_mut_ptr() as *mut Header;
-            (*h).layout_version = LAYOUT_VERSION;
-            (*h).capacity = geometry.capacity;
-            (*h).max_msg_size = geometry.max_msg_size;
-            (*h).slot_stride = geometry.slot_stride;
-            (*h).max_participants = geometry.max_participants;
-            (*h).participants_offset = geometry.participants_offset;
-            (*h).slots_offset = geometry.slots_offset;
-            (*h).total_size = geometry.total_size;
-            (*h).created_unix_ns = now_unix_ns();
-            (*h).creator_pid = sys::current_pid() as u64;
-        }
+        // The file was just created by us and is not yet published (magic is
+        // 0), so nobody else reads these yet; the Release store of the magic
+        // below publishes them.
+        let h = seg.header();
+        h.layout_version.store(LAYOUT_VERSION, Relaxed);
+        h.capacity.store(geometry.capacity, Relaxed);
+        h.max_msg_size.store(geometry.max_msg_size, Relaxed);
+        h.slot_stride.store(geometry.slot_stride, Relaxed);
+        h.max_participants.store(geometry.max_participants, Relaxed);
+        h.participants_offset
+            .store(geometry.participants_offset, Relaxed);
+        h.slots_offset.store(geometry.slots_offset, Relaxed);
+        h.total_size.store(geometry.total_size, Relaxed);
+        h.created_unix_ns.store(now_unix_ns(), Relaxed);
+        h.creator_pid.store(u64::from(sys::current_pid()), Relaxed);
         // Everything else (cursors, counters, participant table, slot states)
         // starts as the zeros fallocate gave us: zero is a valid empty ring.
-        // SYNC: Release pairs with the Acquire load of the magic in `open`.
+        // SYNC: Release pairs with the Acquire load of the magic in `validate`.
         seg.header().magic.store(MAGIC, Release);
         let _ = sys::unlock_byte(&seg.file, INIT_LOCK_BYTE);
         cleanup.0 = None;
         Ok(seg)
     }
 
-    /// Opens and validates an existing segment.
+    /// Opens and validates an existing segment for reading and writing.
     pub(crate) fn open(name: &str, dir: &Path) -> Result<Segment, OpenError> {
+        Self::open_with(name, dir, Access::ReadWrite)
+    }
+
+    /// Opens and validates an existing segment read-only (`O_RDONLY`,
+    /// `PROT_READ`): needs only read permission, and nothing done through the
+    /// result can write a byte (a store would fault). Validation is the same
+    /// as [`Segment::open`]'s, without its one step that needs write access
+    /// (reserving storage for a sparse file).
+    pub(crate) fn open_read_only(name: &str, dir: &Path) -> Result<Segment, OpenError> {
+        Self::open_with(name, dir, Access::ReadOnly)
+    }
+
+    fn open_with(name: &str, dir: &Path, access: Access) -> Result<Segment, OpenError> {
         let path = segment_path(dir, name);
         // O_NONBLOCK: anyone who may create files in the directory (all
         // users, in /dev/shm) could put a FIFO there under a queue's name;
@@ -256,7 +294,7 @@ impl Segment {
         // regular files.
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(access == Access::ReadWrite)
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
             .map_err(|e| match e.kind() {
@@ -272,12 +310,7 @@ impl Segment {
                 },
                 _ => io_err("open", &path, e),
             })?;
-        let corrupted = |what: String| OpenError::Corrupted {
-            name: name.to_owned(),
-            path: path.clone(),
-            what,
-        };
-        let (len, first) = Self::wait_until_published(name, &path, &file)?;
+        let Published { len, first } = Self::wait_until_published(name, &path, &file)?;
         let magic = u64::from_le_bytes(first);
         if magic != MAGIC {
             if first[..6] == MAGIC.to_le_bytes()[..6] {
@@ -293,34 +326,76 @@ impl Segment {
                 what: format!("its first bytes are {first:02x?}"),
             });
         }
+        let corrupted = |what: String| OpenError::Corrupted {
+            name: name.to_owned(),
+            path: path.clone(),
+            what,
+        };
         if len < HEADER_SIZE {
             return Err(corrupted(format!("the file is only {len} bytes")));
         }
-        let map = MmapRaw::map_raw(&file).map_err(|e| io_err("map", &path, e))?;
+        let map = match access {
+            Access::ReadWrite => MmapRaw::map_raw(&file),
+            Access::ReadOnly => memmap2::MmapOptions::new().map_raw_read_only(&file),
+        }
+        .map_err(|e| io_err("map", &path, e))?;
+        let geometry = Self::validate(name, &map, corrupted)?;
+        // Make sure every page has storage behind it. A segment we created
+        // has (`create` allocates it all), but a file made by someone else
+        // may be sparse: touching a hole in a full tmpfs kills the process
+        // with SIGBUS. Allocating never changes the contents or the length.
+        // (A read-only opener cannot and need not: reading a hole maps the
+        // zero page, it never needs new storage.)
+        if access == Access::ReadWrite {
+            if let Err(e) = sys::allocate(&file, geometry.total_size) {
+                if is_out_of_space(&e) {
+                    return Err(OpenError::OutOfSpace {
+                        name: name.to_owned(),
+                        dir: dir.to_path_buf(),
+                        needed: geometry.total_size as usize,
+                    });
+                }
+                // Not supported by this file system (or similar): go on, as
+                // `create` could not have reserved space here either.
+            }
+        }
+        Ok(Segment {
+            name: name.to_owned(),
+            path,
+            file,
+            geometry,
+            map,
+        })
+    }
+
+    /// Checks a mapped header field by field against itself and the mapping's
+    /// length, and returns the geometry it describes. Reads only: shared by
+    /// the writable and the read-only open.
+    fn validate(
+        name: &str,
+        map: &MmapRaw,
+        corrupted: impl Fn(String) -> OpenError,
+    ) -> Result<Geometry, OpenError> {
         // From here on only the mapping's own length counts: the file may
-        // have changed size since it was measured above.
+        // have changed size since it was measured.
         let mapped = map.len() as u64;
         if mapped < HEADER_SIZE {
             return Err(corrupted(format!("the file is only {mapped} bytes")));
         }
-        // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned.
+        // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned;
+        // `Header` is all atomics (and padding), valid for any bit pattern.
         let h = unsafe { &*(map.as_ptr() as *const Header) };
-        // SYNC: Acquire pairs with the creator's Release store of the magic,
-        // so the geometry fields read below are the initialised ones.
+        // SYNC: Acquire pairs with the creator's Release store of the magic
+        // in `create`, so the geometry fields read below are the initialised
+        // ones.
         if h.magic.load(Acquire) != MAGIC {
             return Err(corrupted("the magic changed while opening".into()));
         }
-        // The geometry fields are plain integers that nobody following the
-        // protocol writes after publication, but a hostile process may write
-        // them at any time: read each exactly once, as a volatile load, and
-        // use only the values read (never the fields again).
-        let field = |offset: usize| -> u64 {
-            // SAFETY: every offset below is that of a naturally aligned u64
-            // inside the header, and the mapping holds the whole header.
-            unsafe { std::ptr::read_volatile(map.as_ptr().add(offset) as *const u64) }
-        };
-        use std::mem::offset_of;
-        let layout_version = field(offset_of!(Header, layout_version));
+        // Nobody following the protocol writes the geometry fields after
+        // publication, but a hostile process may write them at any time:
+        // read each exactly once and use only the values read (never the
+        // fields again).
+        let layout_version = h.layout_version.load(Relaxed);
         if layout_version != LAYOUT_VERSION {
             return Err(OpenError::Incompatible {
                 name: name.to_owned(),
@@ -328,9 +403,9 @@ impl Segment {
                 expected: LAYOUT_VERSION,
             });
         }
-        let capacity = field(offset_of!(Header, capacity));
-        let max_msg_size = field(offset_of!(Header, max_msg_size));
-        let max_participants = field(offset_of!(Header, max_participants));
+        let capacity = h.capacity.load(Relaxed);
+        let max_msg_size = h.max_msg_size.load(Relaxed);
+        let max_participants = h.max_participants.load(Relaxed);
         let geometry = Geometry::new(capacity, max_msg_size, max_participants).map_err(|e| {
             corrupted(format!(
                 "impossible sizes in the header (capacity {capacity}, max message size {max_msg_size}, participants {max_participants}: {})",
@@ -344,22 +419,22 @@ impl Segment {
         let stored = [
             (
                 "slot stride",
-                field(offset_of!(Header, slot_stride)),
+                h.slot_stride.load(Relaxed),
                 geometry.slot_stride,
             ),
             (
                 "participant table offset",
-                field(offset_of!(Header, participants_offset)),
+                h.participants_offset.load(Relaxed),
                 geometry.participants_offset,
             ),
             (
                 "slot offset",
-                field(offset_of!(Header, slots_offset)),
+                h.slots_offset.load(Relaxed),
                 geometry.slots_offset,
             ),
             (
                 "total size",
-                field(offset_of!(Header, total_size)),
+                h.total_size.load(Relaxed),
                 geometry.total_size,
             ),
             ("file length", mapped, geometry.total_size),
@@ -371,37 +446,12 @@ impl Segment {
                 )));
             }
         }
-        // Make sure every page has storage behind it. A segment we created
-        // has (`create` allocates it all), but a file made by someone else
-        // may be sparse: touching a hole in a full tmpfs kills the process
-        // with SIGBUS. Allocating never changes the contents or the length.
-        if let Err(e) = sys::allocate(&file, geometry.total_size) {
-            if is_out_of_space(&e) {
-                return Err(OpenError::OutOfSpace {
-                    name: name.to_owned(),
-                    dir: dir.to_path_buf(),
-                    needed: geometry.total_size,
-                });
-            }
-            // Not supported by this file system (or similar): go on, as
-            // `create` could not have reserved space here either.
-        }
-        Ok(Segment {
-            name: name.to_owned(),
-            path,
-            file,
-            geometry,
-            map,
-        })
+        Ok(geometry)
     }
 
     /// Waits (bounded) until the file's magic is published. Returns the file
     /// length and its first eight bytes.
-    fn wait_until_published(
-        name: &str,
-        path: &Path,
-        file: &File,
-    ) -> Result<(u64, [u8; 8]), OpenError> {
+    fn wait_until_published(name: &str, path: &Path, file: &File) -> Result<Published, OpenError> {
         let started = Instant::now();
         loop {
             let meta = file.metadata().map_err(|e| io_err("inspect", path, e))?;
@@ -418,7 +468,7 @@ impl Segment {
                 .read_at(&mut first, 0)
                 .map_err(|e| io_err("read", path, e))?;
             if first[..n].iter().any(|&b| b != 0) {
-                return Ok((len, first));
+                return Ok(Published { len, first });
             }
             let creator_alive = sys::byte_is_locked(file, INIT_LOCK_BYTE).unwrap_or(false);
             let waited = started.elapsed();
@@ -494,11 +544,25 @@ impl Segment {
         })
     }
 
+    /// The slot protocol bound to this segment's cursors and slots.
+    pub(crate) fn ring(&self) -> Ring<'_, Segment> {
+        let h = self.header();
+        Ring::new(
+            Cursors {
+                head: &h.head,
+                tail: &h.tail,
+                requeued: &h.requeued,
+                closed: &h.closed,
+            },
+            self,
+        )
+    }
+
     /// The header.
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the mapping is at least `total_size >= HEADER_SIZE` bytes,
         // page aligned, and lives as long as `self`; `Header` is all atomics
-        // and plain integers, valid for any bit pattern.
+        // (and padding never read), valid for any bit pattern.
         unsafe { &*(self.map.as_ptr() as *const Header) }
     }
 
@@ -605,12 +669,19 @@ impl Segment {
         true
     }
 
-    /// File metadata: (mode bits, owner uid).
-    pub(crate) fn mode_and_owner(&self) -> (u32, u32) {
+    /// The segment file's permission bits and owner (mode 0 and uid
+    /// `u32::MAX` if they cannot be read).
+    pub(crate) fn file_owner(&self) -> FileOwner {
         self.file
             .metadata()
-            .map(|m| (m.permissions().mode() & 0o7777, m.uid()))
-            .unwrap_or((0, u32::MAX))
+            .map(|m| FileOwner {
+                mode: m.permissions().mode() & 0o7777,
+                uid: m.uid(),
+            })
+            .unwrap_or(FileOwner {
+                mode: 0,
+                uid: u32::MAX,
+            })
     }
 }
 

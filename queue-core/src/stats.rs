@@ -1,4 +1,10 @@
-//! Snapshots of a queue for `mq inspect`, `mq ls` and `mq watch`.
+//! Snapshots of a queue for `mq inspect`, `mq ls` and `mq watch`: one
+//! [`collect`] and one [`slots`] for both a participating [`Queue`](crate::Queue)
+//! and a read-only [`Observer`](crate::Observer). Loads only, never a store:
+//! safe on a read-only mapping.
+//!
+//! Sizes and counts are `usize` here, as everywhere in the public API; the
+//! segment stores fixed-width `u64`s, converted with [`count`].
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::*;
@@ -19,31 +25,31 @@ pub struct Stats {
     /// Segment file.
     pub path: PathBuf,
     /// Segment size in bytes.
-    pub segment_size: u64,
+    pub segment_size: usize,
     /// Number of slots.
-    pub capacity: u64,
+    pub capacity: usize,
     /// Largest message in bytes.
-    pub max_msg_size: u64,
+    pub max_msg_size: usize,
     /// Messages waiting now.
-    pub len: u64,
+    pub len: usize,
     /// Next position to read (messages ever taken or skipped from the front).
-    pub head: u64,
+    pub head: usize,
     /// Next position to write (slots ever claimed by producers).
-    pub tail: u64,
+    pub tail: usize,
     /// Messages put, by live and departed participants.
-    pub total_put: u64,
+    pub total_put: usize,
     /// Messages taken (plain gets and acked leases).
-    pub total_got: u64,
+    pub total_got: usize,
     /// Producers blocked in put right now.
-    pub producers_waiting: u32,
+    pub producers_waiting: usize,
     /// Consumers blocked in get right now.
-    pub consumers_waiting: u32,
+    pub consumers_waiting: usize,
     /// Messages put back for another consumer after a reader died or a lease was dropped.
-    pub redelivered: u64,
+    pub redelivered: usize,
     /// Half-written messages of dead producers that were discarded.
-    pub discarded_partial: u64,
+    pub discarded_partial: usize,
     /// Slots held by leases or readers right now.
-    pub in_flight: u64,
+    pub in_flight: usize,
     /// Whether the queue was closed.
     pub closed: bool,
     /// Creation time.
@@ -55,8 +61,9 @@ pub struct Stats {
     /// Owner of the segment file.
     pub owner_uid: u32,
     /// Size of the participant table.
-    pub max_participants: u64,
-    /// Attached participants (including the handle that asked).
+    pub max_participants: usize,
+    /// Attached participants (including the handle that asked, unless an
+    /// observer asked).
     pub participants: Vec<Participant>,
 }
 
@@ -65,23 +72,24 @@ pub struct Stats {
 #[non_exhaustive]
 pub struct Participant {
     /// Index in the participant table (what slot owners refer to).
-    pub index: u16,
+    pub index: usize,
     /// Process id when it attached.
     pub pid: u32,
     /// Whether it still holds its kernel lock (false: crashed, awaiting cleanup).
     pub alive: bool,
-    /// Whether this is the handle `stats()` was called on.
+    /// Whether this is the handle `stats()` was called on (always false
+    /// for an [`Observer`](crate::Observer), which is no participant).
     pub is_self: bool,
     /// When it attached.
     pub attached: SystemTime,
     /// Messages it put.
-    pub puts: u64,
+    pub puts: usize,
     /// Messages it took.
-    pub gets: u64,
+    pub gets: usize,
     /// Its threads blocked in put.
-    pub waiting_put: u32,
+    pub waiting_put: usize,
     /// Its threads blocked in get.
-    pub waiting_get: u32,
+    pub waiting_get: usize,
 }
 
 /// The state of one slot.
@@ -91,30 +99,37 @@ pub enum SlotView {
     /// Free.
     Empty,
     /// A producer (participant index) is writing a message.
-    Writing(u16),
+    Writing(usize),
     /// A message waits.
     Ready,
     /// A consumer (participant index) is reading, or holds a lease.
-    Reading(u16),
+    Reading(usize),
     /// A message waits to be delivered again.
     Requeued,
-    /// A state the protocol never writes.
+    /// A state the protocol never writes (the raw state word).
     Invalid(u64),
+}
+
+/// A size or count stored as `u64` in the segment, as the public API's
+/// `usize` (saturating: a hostile segment may hold anything).
+pub(crate) fn count(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
 }
 
 fn time_of(ns: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
+/// The state of every slot.
 pub(crate) fn slots(seg: &Segment) -> Vec<SlotView> {
     (0..seg.capacity())
         .map(|i| {
             let s = seg.state(i).load(Acquire);
             match ring::kind_of(s) {
                 ring::EMPTY => SlotView::Empty,
-                ring::WRITING => SlotView::Writing(ring::owner_of(s)),
+                ring::WRITING => SlotView::Writing(usize::from(ring::owner_of(s))),
                 ring::READY => SlotView::Ready,
-                ring::READING => SlotView::Reading(ring::owner_of(s)),
+                ring::READING => SlotView::Reading(usize::from(ring::owner_of(s))),
                 ring::REQUEUED => SlotView::Requeued,
                 _ => SlotView::Invalid(s),
             }
@@ -122,10 +137,12 @@ pub(crate) fn slots(seg: &Segment) -> Vec<SlotView> {
         .collect()
 }
 
-pub(crate) fn collect(seg: &Segment, me: u16) -> Stats {
+/// Everything known about the queue, as seen by participant `me` (`None`:
+/// an observer).
+pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
     let h = seg.header();
-    let mut total_put = h.retired_puts.load(Relaxed);
-    let mut total_got = h.retired_gets.load(Relaxed);
+    let mut total_put = count(h.retired_puts.load(Relaxed));
+    let mut total_got = count(h.retired_gets.load(Relaxed));
     let mut participants = Vec::new();
     for i in 0..seg.geometry.max_participants as u16 {
         let e = seg.participant(i);
@@ -133,15 +150,15 @@ pub(crate) fn collect(seg: &Segment, me: u16) -> Stats {
             continue;
         }
         let p = Participant {
-            index: i,
+            index: usize::from(i),
             pid: e.pid.load(Relaxed) as u32,
             alive: liveness::is_alive(seg, me, i),
-            is_self: i == me,
+            is_self: me == Some(i),
             attached: time_of(e.attached_unix_ns.load(Relaxed)),
-            puts: e.puts.load(Relaxed),
-            gets: e.gets.load(Relaxed),
-            waiting_put: e.waiting_put.load(Relaxed),
-            waiting_get: e.waiting_get.load(Relaxed),
+            puts: count(e.puts.load(Relaxed)),
+            gets: count(e.gets.load(Relaxed)),
+            waiting_put: e.waiting_put.load(Relaxed) as usize,
+            waiting_get: e.waiting_get.load(Relaxed) as usize,
         };
         // Saturating: the counters are shared memory, any value is possible.
         total_put = total_put.saturating_add(p.puts);
@@ -151,30 +168,44 @@ pub(crate) fn collect(seg: &Segment, me: u16) -> Stats {
     let in_flight = slots(seg)
         .iter()
         .filter(|s| matches!(s, SlotView::Reading(_)))
-        .count() as u64;
-    let (mode, owner_uid) = seg.mode_and_owner();
+        .count();
+    let owner = seg.file_owner();
     Stats {
         name: seg.name.clone(),
         path: seg.path.clone(),
-        segment_size: seg.geometry.total_size,
-        capacity: seg.geometry.capacity,
-        max_msg_size: seg.geometry.max_msg_size,
-        len: crate::queue::ring(seg).len(),
-        head: h.head.load(Relaxed),
-        tail: h.tail.load(Relaxed),
+        segment_size: count(seg.geometry.total_size),
+        capacity: count(seg.geometry.capacity),
+        max_msg_size: count(seg.geometry.max_msg_size),
+        len: count(seg.ring().len()),
+        head: count(h.head.load(Relaxed)),
+        tail: count(h.tail.load(Relaxed)),
         total_put,
         total_got,
-        producers_waiting: h.put_waiters.load(Relaxed),
-        consumers_waiting: h.get_waiters.load(Relaxed),
-        redelivered: h.redelivered.load(Relaxed),
-        discarded_partial: h.discarded_partial.load(Relaxed),
+        producers_waiting: h.put_waiters.load(Relaxed) as usize,
+        consumers_waiting: h.get_waiters.load(Relaxed) as usize,
+        redelivered: count(h.redelivered.load(Relaxed)),
+        discarded_partial: count(h.discarded_partial.load(Relaxed)),
         in_flight,
         closed: h.closed.load(Relaxed) != 0,
-        created: time_of(h.created_unix_ns),
-        creator_pid: h.creator_pid as u32,
-        mode,
-        owner_uid,
-        max_participants: seg.geometry.max_participants,
+        created: time_of(h.created_unix_ns.load(Relaxed)),
+        creator_pid: h.creator_pid.load(Relaxed) as u32,
+        mode: owner.mode,
+        owner_uid: owner.uid,
+        max_participants: count(seg.geometry.max_participants),
         participants,
     }
+}
+
+/// A copy of the message a getter would take next, without taking it: loads
+/// and a validated copy only (see `Ring::peek` and `Segment::peek_payload`).
+pub(crate) fn peek(seg: &Segment) -> Option<Vec<u8>> {
+    let ring = seg.ring();
+    let mut buf = Vec::new();
+    for _ in 0..100 {
+        let found = ring.peek()?;
+        if seg.peek_payload(found.idx, &mut buf) && ring.unchanged(found.idx, found.seen) {
+            return Some(buf);
+        }
+    }
+    None
 }

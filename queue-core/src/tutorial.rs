@@ -16,3 +16,9 @@ pub struct Chapter2;
 
 #[doc = include_str!("../../docs/tutorial/03-queue-between-processes.md")]
 pub struct Chapter3;
+
+/// Chapter 6 is Python: its programs are run by pytest
+/// (`queue-py/tests/test_tutorial.py`); included here so that every chapter
+/// is listed in one place.
+#[doc = include_str!("../../docs/tutorial/06-python.md")]
+pub struct Chapter6;

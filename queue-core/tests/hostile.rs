@@ -401,7 +401,7 @@ fn a_locked_entry_that_reads_free_is_left_alone() {
         .find(|p| p.is_self)
         .unwrap()
         .index;
-    let theirs = u64::from(1 - me);
+    let theirs = (1 - me) as u64;
     s.write(s.entry(theirs), 0); // ENTRY_FREE, while its lock is held
     s.set_slot(0, pack(0, WRITING, theirs as u16));
     // Several looks for dead peers happen in 350 ms; none may repair it.
@@ -409,7 +409,7 @@ fn a_locked_entry_that_reads_free_is_left_alone() {
         q.get_timeout(Duration::from_millis(350)),
         Err(GetError::Timeout)
     );
-    assert_eq!(q.slots()[0], SlotView::Writing(theirs as u16));
+    assert_eq!(q.slots()[0], SlotView::Writing(theirs as usize));
     assert_eq!(q.stats().discarded_partial, 0);
     // Its holder leaving repairs it (detach repairs its own slots).
     drop(other);
@@ -498,10 +498,10 @@ fn counters_at_their_maximum_are_harmless() {
         .index;
     s.write(at::REQUEUED, u64::MAX);
     s.write(at::RETIRED_PUTS, u64::MAX);
-    s.write(s.entry(u64::from(me)) + at::ENTRY_PUTS, u64::MAX);
+    s.write(s.entry(me as u64) + at::ENTRY_PUTS, u64::MAX);
     assert_eq!(q.len(), 4);
     let st = q.stats();
-    assert_eq!(st.total_put, u64::MAX);
+    assert_eq!(st.total_put, usize::MAX);
     assert_eq!(q.try_get(), Err(GetError::Empty));
     assert_eq!(s.read(at::REQUEUED), 0, "the hint healed");
     assert_eq!(q.len(), 0);

@@ -5,5 +5,6 @@
 mod support;
 
 mod copier;
+mod copier_keeps;
 mod help;
 mod small;

@@ -58,7 +58,7 @@ pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<Exit> {
             s.capacity,
             s.max_msg_size,
             s.mode,
-            ByteSize(s.segment_size),
+            ByteSize(s.segment_size as u64),
             s.path.display()
         )?;
     }

@@ -66,7 +66,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<Exit> {
         "  created {}: {CAPACITY} slots of {MSG_SIZE} bytes = {} of shared memory.\n  \
          Any process that knows the name can open it; this one is a participant now.",
         s.path.display(),
-        ByteSize(s.segment_size)
+        ByteSize(s.segment_size as u64)
     )?;
 
     // 2 ------------------------------------------------------------------

@@ -1,13 +1,15 @@
 //! `mq ls [--json]`: every queue file in the queue directory. A queue that
-//! cannot be opened (another user's, corrupted, unfinished, not a queue at
-//! all) is still listed, with the reason; it never stops the listing.
+//! cannot be looked at (unreadable, corrupted, unfinished, not a queue at
+//! all) is still listed, with the reason; it never stops the listing. Each
+//! queue is read through a read-only observer (see `Ctx::observe`), so
+//! read permission suffices and a full participant table does not matter.
 
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 
 use anyhow::{Context, Result};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
-use queue_core::{Queue, segment_path};
+use queue_core::segment_path;
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -15,13 +17,24 @@ use crate::cli::LsArgs;
 use crate::exit::Exit;
 use crate::render::{live_others, user_name};
 
+/// What a row shows of a queue that could be read.
+struct Summary {
+    len: usize,
+    capacity: usize,
+    max_msg_size: usize,
+    closed: bool,
+    /// Live participants.
+    live: usize,
+    /// Their pids.
+    pids: Vec<u32>,
+}
+
 /// One row of the listing.
 struct Row {
     name: String,
     mode: Option<u32>,
     owner_uid: Option<u32>,
-    /// (len, capacity, max_msg_size, closed, live participants, their pids)
-    stats: Option<(u64, u64, u64, bool, usize, Vec<u32>)>,
+    stats: Option<Summary>,
     error: Option<String>,
 }
 
@@ -59,7 +72,7 @@ fn row(ctx: &Ctx, name: String) -> Row {
         stats: None,
         error: None,
     };
-    match Queue::open_in(&ctx.dir, &r.name) {
+    match ctx.observe(&r.name) {
         Ok(q) => {
             let s = q.stats();
             let pids = s
@@ -68,14 +81,14 @@ fn row(ctx: &Ctx, name: String) -> Row {
                 .filter(|p| p.alive && !p.is_self)
                 .map(|p| p.pid)
                 .collect();
-            r.stats = Some((
-                s.len,
-                s.capacity,
-                s.max_msg_size,
-                s.closed,
-                live_others(&s),
+            r.stats = Some(Summary {
+                len: s.len,
+                capacity: s.capacity,
+                max_msg_size: s.max_msg_size,
+                closed: s.closed,
+                live: live_others(&s),
                 pids,
-            ));
+            });
             r.mode = Some(s.mode);
             r.owner_uid = Some(s.owner_uid);
         }
@@ -99,14 +112,14 @@ fn table(rows: &[Row]) -> Table {
         let owner = r.owner_uid.map(user_name).unwrap_or_else(|| "?".into());
         let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
         match &r.stats {
-            Some((len, cap, max, closed, live, _)) => t.add_row([
+            Some(s) => t.add_row([
                 Cell::new(&r.name),
-                right(format!("{len}/{cap}")),
-                right(max.to_string()),
+                right(format!("{}/{}", s.len, s.capacity)),
+                right(s.max_msg_size.to_string()),
                 Cell::new(mode),
                 Cell::new(owner),
-                Cell::new(if *closed { "yes" } else { "no" }),
-                right(live.to_string()),
+                Cell::new(if s.closed { "yes" } else { "no" }),
+                right(s.live.to_string()),
                 Cell::new(""),
             ]),
             None => t.add_row([
@@ -130,12 +143,12 @@ fn row_json(r: &Row) -> Value {
         "name": r.name,
         "ok": r.error.is_none(),
         "error": r.error,
-        "len": s.map(|s| s.0),
-        "capacity": s.map(|s| s.1),
-        "max_msg_size": s.map(|s| s.2),
-        "closed": s.map(|s| s.3),
-        "live_participants": s.map(|s| s.4),
-        "pids": s.map(|s| s.5.clone()),
+        "len": s.map(|s| s.len),
+        "capacity": s.map(|s| s.capacity),
+        "max_msg_size": s.map(|s| s.max_msg_size),
+        "closed": s.map(|s| s.closed),
+        "live_participants": s.map(|s| s.live),
+        "pids": s.map(|s| s.pids.clone()),
         "mode": r.mode.map(|m| format!("{m:o}")),
         "owner_uid": r.owner_uid,
         "owner": r.owner_uid.map(user_name),

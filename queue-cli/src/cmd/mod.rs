@@ -21,7 +21,7 @@ mod worker;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use queue_core::Queue;
+use queue_core::{Observer, Queue};
 use queue_net::{AnyQueue, RemoteQueue, Target};
 
 use crate::cli::{Cli, Command};
@@ -55,6 +55,20 @@ impl Ctx {
     /// Whether `name_or_url` is a local name or a remote URL (checked).
     pub fn target(&self, name_or_url: &str) -> Result<Target> {
         Ok(Target::parse(name_or_url)?)
+    }
+
+    /// Opens queue `name` for looking (`inspect`, `ls`, `watch`, `peek`): a
+    /// read-only [`Observer`], which needs only read permission and takes no
+    /// participant entry. If this user may also write the queue and an entry is
+    /// free, a participant handle is attached and dropped first: attaching
+    /// recovers after participants that died (what these commands did when they
+    /// attached). Otherwise - read-only permission, a full participant table -
+    /// nothing is written, and that attempt's error is not reported: looking
+    /// works without it.
+    pub fn observe(&self, name: &str) -> Result<Observer> {
+        let observer = Queue::observe_in(&self.dir, name)?;
+        drop(Queue::open_in(&self.dir, name));
+        Ok(observer)
     }
 
     /// Prints a note to stderr unless quiet.

@@ -1,7 +1,9 @@
 //! `mq peek NAME [--raw | --json]`: the next message, left in the queue.
-//! Another getter may take it a moment later; peek is for looking.
+//! Another getter may take it a moment later; peek is for looking, through
+//! a read-only observer (see `Ctx::observe`): read permission suffices.
 
 use anyhow::Result;
+use queue_net::{RemoteQueue, Target};
 
 use super::Ctx;
 use crate::cli::PeekArgs;
@@ -9,12 +11,19 @@ use crate::exit::Exit;
 use crate::output::{Format, Printer};
 
 pub fn run(ctx: &Ctx, a: PeekArgs) -> Result<Exit> {
-    let q = ctx.open_any(&a.name)?;
-    let Some(msg) = q.peek()? else {
-        let closed = match &q {
-            queue_net::AnyQueue::Local(l) => l.is_closed(),
-            queue_net::AnyQueue::Remote(r) => r.is_closed()?,
-        };
+    let (msg, closed) = match ctx.target(&a.name)? {
+        Target::Local(name) => {
+            let q = ctx.observe(&name)?;
+            (q.peek(), q.is_closed())
+        }
+        Target::Remote(_) => {
+            let q = RemoteQueue::open(&a.name)?;
+            let msg = q.peek()?;
+            let closed = msg.is_none() && q.is_closed()?;
+            (msg, closed)
+        }
+    };
+    let Some(msg) = msg else {
         let closed = if closed { " (and closed)" } else { "" };
         ctx.note(format_args!("queue {:?} is empty{closed}", a.name));
         return Ok(Exit::Nothing);

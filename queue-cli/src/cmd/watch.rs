@@ -44,7 +44,7 @@ impl Drop for Restore {
 }
 
 pub fn run(ctx: &Ctx, a: WatchArgs) -> Result<Exit> {
-    let q = ctx.open(&a.name)?;
+    let q = ctx.observe(&a.name)?;
     let tty = stdout_is_tty();
     let interval = a.interval.unwrap_or(if tty {
         Duration::from_millis(250)
@@ -60,14 +60,18 @@ pub fn run(ctx: &Ctx, a: WatchArgs) -> Result<Exit> {
     } else {
         None
     };
-    let mut history: VecDeque<(Instant, u64, u64)> = VecDeque::new();
+    let mut history: VecDeque<Sample> = VecDeque::new();
     let mut refreshes = 0u64;
     loop {
         let stats = q.stats();
         let slots = q.slots();
         let now = Instant::now();
-        history.push_back((now, stats.total_put, stats.total_got));
-        while history.len() > 2 && now - history[1].0 >= RATE_WINDOW {
+        history.push_back(Sample {
+            at: now,
+            total_put: stats.total_put,
+            total_got: stats.total_got,
+        });
+        while history.len() > 2 && now - history[1].at >= RATE_WINDOW {
             history.pop_front();
         }
         let rates = rates(&history);
@@ -100,14 +104,21 @@ pub fn run(ctx: &Ctx, a: WatchArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// The counters at one refresh.
+struct Sample {
+    at: Instant,
+    total_put: usize,
+    total_got: usize,
+}
+
 /// (puts per second, gets per second) over the samples, once there are two.
-fn rates(h: &VecDeque<(Instant, u64, u64)>) -> Option<(f64, f64)> {
+fn rates(h: &VecDeque<Sample>) -> Option<(f64, f64)> {
     let (first, last) = (h.front()?, h.back()?);
-    let dt = (last.0 - first.0).as_secs_f64();
+    let dt = (last.at - first.at).as_secs_f64();
     (dt > 0.0).then(|| {
         (
-            last.1.saturating_sub(first.1) as f64 / dt,
-            last.2.saturating_sub(first.2) as f64 / dt,
+            last.total_put.saturating_sub(first.total_put) as f64 / dt,
+            last.total_got.saturating_sub(first.total_got) as f64 / dt,
         )
     })
 }
@@ -129,7 +140,7 @@ fn frame(
         s.name,
         humantime::format_duration(every),
         humantime::format_rfc3339_seconds(SystemTime::now()),
-        render::fill_bar(s.len, s.capacity, 40),
+        render::fill_bar(s.len as u64, s.capacity as u64, 40),
         s.len,
         s.capacity,
         if s.closed { "   CLOSED" } else { "" },
@@ -140,7 +151,7 @@ fn frame(
 /// One `key=value` line, for logs and scripts.
 fn plain_line(s: &Stats, rates: Option<(f64, f64)>) -> String {
     let (put, get) = rates.unwrap_or((0.0, 0.0));
-    let pids = |f: fn(&queue_core::Participant) -> u32| {
+    let pids = |f: fn(&queue_core::Participant) -> usize| {
         let v: Vec<String> = render::others(s)
             .filter(|p| f(p) > 0)
             .map(|p| p.pid.to_string())

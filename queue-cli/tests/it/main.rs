@@ -10,5 +10,6 @@ mod net;
 mod observe;
 mod put_get;
 mod put_lines;
+mod read_only;
 mod rm;
 mod signals;

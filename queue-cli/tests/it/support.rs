@@ -74,7 +74,7 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// How many processes are blocked in get on the queue.
-pub fn getters_waiting(dir: &TestDir, name: &str) -> u32 {
+pub fn getters_waiting(dir: &TestDir, name: &str) -> usize {
     Queue::open_in(dir.path(), name)
         .map(|q| q.stats().consumers_waiting)
         .unwrap_or(0)

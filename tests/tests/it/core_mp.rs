@@ -119,8 +119,8 @@ fn four_producers_four_consumers_100k_each_exactly_once() {
         }
     }
     let st = q.stats();
-    assert_eq!(st.total_put, 4 * PER);
-    assert_eq!(st.total_got, 4 * PER);
+    assert_eq!(st.total_put, 4 * PER as usize);
+    assert_eq!(st.total_got, 4 * PER as usize);
     assert_eq!(st.len, 0);
     drop(q);
     assert_clean(&d, "bulk");

@@ -254,8 +254,8 @@ fn round(n: u64, rng: &mut Rng, total: &mut Figures) {
     total.kills += producer_kills + get_kills + lease_kills;
     total.consumer_kills += get_kills + lease_kills;
     total.producer_kills += producer_kills;
-    total.redelivered += st.redelivered;
-    total.discarded_partial += st.discarded_partial;
+    total.redelivered += st.redelivered as u64;
+    total.discarded_partial += st.discarded_partial as u64;
     total.duplicates += duplicates;
     total.missing += missing;
     total.timeouts += timeouts;

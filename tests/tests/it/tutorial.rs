@@ -70,6 +70,7 @@ const CHAPTERS: &[&str] = &[
     "03-queue-between-processes.md",
     "04-process-pool.md",
     "05-folder-copier.md",
+    "06-python.md",
 ];
 
 /// The binaries the sessions use, found on `PATH`.

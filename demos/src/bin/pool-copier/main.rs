@@ -8,12 +8,18 @@
 //! * a progress bar fed by the results as they come back, the article's
 //!   second version, but without counting on a separate queue: each result
 //!   says how many bytes and files it finished;
+//! * letting the kernel move the bytes (`copy_file_range`, with reflinks
+//!   where the file system has them, `read`/`write` where it refuses), and
+//!   copying what a file is beyond its bytes: holes of sparse files stay
+//!   holes (`SEEK_DATA`/`SEEK_HOLE`), names of one hard-linked file stay
+//!   names of one file (linked in the parent once the copy is complete);
 //! * what "copy" has to mean to be trusted: the whole tree (nested folders,
 //!   empty files, any file name), permissions and modification times kept,
-//!   symlinks copied as links, memory bounded whatever the file size, no
-//!   silent overwrite (`--force`), no copy into itself, every failure reported
-//!   by path at the end with a non-zero exit code while the rest is copied,
-//!   and `--verify` to read both sides back and compare them;
+//!   symlinks copied as links, memory bounded whatever the file size, a file
+//!   that changes while it is copied reported, no silent overwrite
+//!   (`--force`), no copy into itself, every failure reported by path at the
+//!   end with a non-zero exit code while the rest is copied, and `--verify`
+//!   to read both sides back and compare them;
 //! * cleaning up on Ctrl-C: the pool's workers and queues go away (exit 130).
 //!
 //! ```text
@@ -22,13 +28,15 @@
 //! exit status: 0 copied, 1 some paths not copied (listed), 2 refused or failed, 130 interrupted
 //! ```
 
+mod data;
 mod plan;
 mod progress;
+mod verify;
 mod work;
 
 use std::collections::HashMap;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,12 +46,11 @@ use anyhow::{Context, bail};
 use bytesize::ByteSize;
 use clap::Parser;
 use demos::human_rate;
-use filetime::FileTime;
 use queue_pool::{Pool, TaskId, TaskResult};
 
 use plan::{Plan, Problem};
 use progress::Progress;
-use work::{COMPARE, COPY_FILES, COPY_RANGE, FileJob, RangeJob, to_bytes};
+use work::{COPY_FILES, COPY_RANGE, FileJob, RangeJob, to_bytes};
 
 #[derive(Parser)]
 #[command(
@@ -136,15 +143,133 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     }
     let chunk = cli.chunk_mib << 20;
 
-    let plan = plan::scan(src);
-    phase("scan", started);
+    {
+        let dest = dest.clone();
+        ctrlc::set_handler(move || {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            queue_pool::cleanup();
+            eprintln!(
+                "\npool-copier: interrupted; {} is incomplete",
+                dest.display()
+            );
+            std::process::exit(130);
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
+
+    // The walk of SRC (in a thread) and the start of the workers overlap:
+    // each takes 10-25 ms for 5,000 files, and neither needs the other.
+    let (plan, pool) = std::thread::scope(|s| {
+        let walk = s.spawn(|| plan::scan(src));
+        let pool = Pool::builder(&work::registry())
+            .workers(workers)
+            .max_task_size(512 << 10)
+            // One task waiting per worker: no idle round trip to the parent
+            // between two ranges, and tasks are small enough to balance anyway.
+            .prefetch(1)
+            .on_worker_death(|d| eprintln!("pool-copier: {d}; a new worker took its place"))
+            .spawn();
+        let plan = walk
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (plan, pool)
+    });
+    let pool = pool.context("cannot start the worker pool")?;
+    phase("scan and pool", started);
+    let mut problems = match prepare(cli, &plan, &dest, dest_existed) {
+        Ok(problems) => problems,
+        Err(e) => {
+            let _ = stop_pool(pool);
+            return Err(e);
+        }
+    };
+    phase("tree", started);
+    if !cli.quiet {
+        let pids: Vec<String> = pool.worker_pids().iter().map(u32::to_string).collect();
+        eprintln!(
+            "pool-copier: {} files ({}) in {} directories; {workers} worker processes: {}",
+            plan.files.len(),
+            ByteSize(plan.bytes()),
+            plan.dirs.len(),
+            pids.join(" ")
+        );
+    }
+
+    let copied = copy(cli, &plan, &dest, chunk, &pool, &mut problems)?;
+    phase("copy", started);
+    // Further names of hard-linked files, now that their copies are complete.
+    let (linked, link_problems) = plan::link_names(&plan, src, &dest, &copied.failed);
+    problems.extend(link_problems);
+    problems.extend(plan::finish_dirs(&plan, &dest));
+    phase("dirs", started);
+    let elapsed = started.elapsed();
+    if !cli.quiet {
+        // Hard links are named only when there are some (older outputs stay).
+        let hard = match linked {
+            0 => String::new(),
+            n => format!(", {n} hard links"),
+        };
+        eprintln!(
+            "pool-copier: copied {} files ({}), {} directories, {} symlinks{hard} from {} to {} in {:.2} s ({}) with {workers} worker processes",
+            copied.files,
+            ByteSize(copied.bytes),
+            plan.dirs.len(),
+            plan.links.len(),
+            src.display(),
+            dest.display(),
+            elapsed.as_secs_f64(),
+            human_rate(copied.bytes, elapsed),
+        );
+    }
+    if cli.verify {
+        let before = problems.len();
+        verify::verify(
+            cli,
+            &plan,
+            &dest,
+            chunk,
+            &pool,
+            &copied.failed,
+            &mut problems,
+        )?;
+        if !cli.quiet && problems.len() == before {
+            eprintln!("pool-copier: verified: the copy is identical (content, mode, mtime, links)");
+        }
+    }
+    stop_pool(pool)?;
+    phase("join", started);
+
+    let mut bad = problems;
+    bad.extend(plan.problems);
+    if bad.is_empty() {
+        return Ok(true);
+    }
+    for p in &bad {
+        eprintln!("pool-copier: {}: {}", p.path.display(), p.message);
+    }
+    eprintln!(
+        "pool-copier: {} path(s) were not copied correctly (listed above)",
+        bad.len()
+    );
+    Ok(false)
+}
+
+/// Checks the walk and DEST (refusing to overwrite without `--force`),
+/// clears what `--force` allows, and makes the folders and symlinks.
+fn prepare(
+    cli: &Cli,
+    plan: &Plan,
+    dest: &Path,
+    dest_existed: bool,
+) -> anyhow::Result<Vec<Problem>> {
+    let src = &cli.src;
     if plan.dirs.is_empty() {
         let why = plan.problems.first().map_or("", |p| p.message.as_str());
         bail!("cannot read SRC {}: {why}", src.display());
     }
     let mut problems: Vec<Problem> = Vec::new();
     if dest_existed {
-        let existing = plan::conflicts(&plan, &dest);
+        let existing = plan::conflicts(plan, dest);
         if !existing.is_empty() && !cli.force {
             let shown: Vec<String> = existing
                 .iter()
@@ -161,92 +286,8 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         }
         problems.extend(plan::clear_conflicts(&existing));
     }
-
-    {
-        let dest = dest.clone();
-        ctrlc::set_handler(move || {
-            INTERRUPTED.store(true, Ordering::SeqCst);
-            queue_pool::cleanup();
-            eprintln!(
-                "\npool-copier: interrupted; {} is incomplete",
-                dest.display()
-            );
-            std::process::exit(130);
-        })
-        .context("cannot install the Ctrl-C handler")?;
-    }
-
-    problems.extend(plan::make_tree(&plan, &dest));
-    phase("tree", started);
-    let pool = Pool::builder(&work::registry())
-        .workers(workers)
-        .max_task_size(512 << 10)
-        // One task waiting per worker: no idle round trip to the parent
-        // between two ranges, and tasks are small enough to balance anyway.
-        .prefetch(1)
-        .on_worker_death(|d| eprintln!("pool-copier: {d}; a new worker took its place"))
-        .spawn()
-        .context("cannot start the worker pool")?;
-    phase("pool", started);
-    if !cli.quiet {
-        let pids: Vec<String> = pool.worker_pids().iter().map(u32::to_string).collect();
-        eprintln!(
-            "pool-copier: {} files ({}) in {} directories; {workers} worker processes: {}",
-            plan.files.len(),
-            ByteSize(plan.bytes()),
-            plan.dirs.len(),
-            pids.join(" ")
-        );
-    }
-
-    let copied = copy(cli, &plan, &dest, chunk, &pool, &mut problems)?;
-    phase("copy", started);
-    problems.extend(plan::finish_dirs(&plan, &dest));
-    phase("dirs", started);
-    let elapsed = started.elapsed();
-    if !cli.quiet {
-        eprintln!(
-            "pool-copier: copied {} files ({}), {} directories, {} symlinks from {} to {} in {:.2} s ({}) with {workers} worker processes",
-            copied.files,
-            ByteSize(copied.bytes),
-            plan.dirs.len(),
-            plan.links.len(),
-            src.display(),
-            dest.display(),
-            elapsed.as_secs_f64(),
-            human_rate(copied.bytes, elapsed),
-        );
-    }
-    if cli.verify {
-        let before = problems.len();
-        verify(
-            cli,
-            &plan,
-            &dest,
-            chunk,
-            &pool,
-            &copied.failed,
-            &mut problems,
-        )?;
-        if !cli.quiet && problems.len() == before {
-            eprintln!("pool-copier: verified: the copy is identical (content, mode, mtime, links)");
-        }
-    }
-    pool.join().context("cannot stop the worker pool")?;
-
-    let mut bad = problems;
-    bad.extend(plan.problems);
-    if bad.is_empty() {
-        return Ok(true);
-    }
-    for p in &bad {
-        eprintln!("pool-copier: {}: {}", p.path.display(), p.message);
-    }
-    eprintln!(
-        "pool-copier: {} path(s) were not copied correctly (listed above)",
-        bad.len()
-    );
-    Ok(false)
+    problems.extend(plan::make_tree(plan, dest));
+    Ok(problems)
 }
 
 /// What the copy did.
@@ -309,7 +350,8 @@ fn copy(
     for i in large {
         let f = &plan.files[i];
         let to = dest.join(&f.entry.rel);
-        // The parent makes the file full-size; workers fill in their ranges.
+        // The parent makes the file full-size (one hole); workers fill in
+        // their ranges, and the holes of a sparse source stay holes.
         let made = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -339,6 +381,7 @@ fn copy(
                 dst: to_bytes(&to),
                 offset,
                 len: Some(chunk.min(f.size - offset)),
+                sparse: f.sparse,
             };
             jobs.insert(pool.submit(COPY_RANGE, &job)?, Job::Range { file: i });
         }
@@ -352,6 +395,8 @@ fn copy(
                     src: to_bytes(&src.join(&f.entry.rel)),
                     dst: to_bytes(&dest.join(&f.entry.rel)),
                     meta: f.entry.meta,
+                    size: f.size,
+                    sparse: f.sparse,
                 }
             })
             .collect();
@@ -420,8 +465,15 @@ fn copy(
                     }
                 }
                 if state.ranges_left == 0 && !state.failed {
-                    // Content complete: now mode and times.
                     let f = &plan.files[file];
+                    // The ranges copied the size listed: a source that grew
+                    // or was rewritten meanwhile is reported, not trusted.
+                    if let Some(e) = plan::changed_since_scan(&src.join(&f.entry.rel), f) {
+                        failed[file] = true;
+                        problem(file, e, &progress);
+                        continue;
+                    }
+                    // Content complete: now mode and times.
                     let to = dest.join(&f.entry.rel);
                     let done = fs::OpenOptions::new()
                         .write(true)
@@ -449,6 +501,19 @@ fn copy(
     })
 }
 
+/// Stops the pool once every task is done. The pool's supervisor notices
+/// `join` when it next wakes: at a result, or after its 50 ms poll. One
+/// task that does nothing, submitted just before, brings a result at once
+/// (and if it comes back before `join` starts, nothing worse than the poll
+/// happens). Measured: `join` took 52-57 ms without it, 3-12 ms with it,
+/// on a 5,000-file tree on tmpfs that copies in 110-240 ms.
+fn stop_pool(pool: Pool) -> anyhow::Result<()> {
+    // If it cannot be submitted, join still works, only later.
+    let _ = pool.submit(work::NOTHING, &());
+    pool.join().context("cannot stop the worker pool")?;
+    Ok(())
+}
+
 fn phase(what: &str, started: Instant) {
     if std::env::var_os("POOL_COPIER_TIMING").is_some() {
         eprintln!(
@@ -460,157 +525,4 @@ fn phase(what: &str, started: Instant) {
 
 fn range_outcome(r: &TaskResult) -> Result<u64, String> {
     r.output::<u64>().map_err(|e| e.to_string())
-}
-
-fn verify(
-    cli: &Cli,
-    plan: &Plan,
-    dest: &Path,
-    chunk: u64,
-    pool: &Pool,
-    failed: &[bool],
-    problems: &mut Vec<Problem>,
-) -> anyhow::Result<()> {
-    let src = &cli.src;
-    let mut differ = |path: PathBuf, message: String| {
-        problems.push(Problem {
-            path,
-            message: format!("verify: {message}"),
-        });
-    };
-    // Metadata, in this process: cheap.
-    let check_meta = |rel: &Path, meta: &work::Meta, is_link: bool| -> Option<String> {
-        let to = dest.join(rel);
-        let md = match fs::symlink_metadata(&to) {
-            Ok(md) => md,
-            Err(e) => return Some(format!("cannot stat the copy {}: {e}", to.display())),
-        };
-        let mtime: work::Time = FileTime::from_last_modification_time(&md).into();
-        if mtime != meta.mtime {
-            return Some(format!(
-                "modification times differ ({:?} vs {:?})",
-                meta.mtime, mtime
-            ));
-        }
-        if !is_link && md.mode() & 0o7777 != meta.mode {
-            return Some(format!(
-                "modes differ ({:o} vs {:o})",
-                meta.mode,
-                md.mode() & 0o7777
-            ));
-        }
-        None
-    };
-    for d in &plan.dirs {
-        if let Some(m) = check_meta(&d.rel, &d.meta, false) {
-            differ(dest.join(&d.rel), m);
-        }
-    }
-    for l in &plan.links {
-        let to = dest.join(&l.entry.rel);
-        match fs::read_link(&to) {
-            Ok(t) if t == l.target => {
-                if let Some(m) = check_meta(&l.entry.rel, &l.entry.meta, true) {
-                    differ(to, m);
-                }
-            }
-            Ok(t) => differ(
-                to,
-                format!("link points to {}, not {}", t.display(), l.target.display()),
-            ),
-            Err(e) => differ(to, format!("not a symlink: {e}")),
-        }
-    }
-    let mut checks: Vec<RangeJob> = Vec::new();
-    let mut range_files: Vec<usize> = Vec::new();
-    for (i, f) in plan.files.iter().enumerate() {
-        if failed[i] {
-            continue;
-        }
-        if let Some(m) = check_meta(&f.entry.rel, &f.entry.meta, false) {
-            differ(dest.join(&f.entry.rel), m);
-        }
-        let (a, b) = (
-            to_bytes(&src.join(&f.entry.rel)),
-            to_bytes(&dest.join(&f.entry.rel)),
-        );
-        if f.size > chunk {
-            for r in 0..f.size.div_ceil(chunk) {
-                checks.push(RangeJob {
-                    src: a.clone(),
-                    dst: b.clone(),
-                    offset: r * chunk,
-                    len: Some(chunk.min(f.size - r * chunk)),
-                });
-                range_files.push(i);
-            }
-            // Ranges compare bytes, not sizes: check those here.
-            let len = fs::metadata(dest.join(&f.entry.rel))
-                .map(|m| m.len())
-                .unwrap_or(u64::MAX);
-            if len != f.size {
-                differ(
-                    dest.join(&f.entry.rel),
-                    format!("sizes differ: source {} bytes, copy {len} bytes", f.size),
-                );
-            }
-        } else {
-            checks.push(RangeJob {
-                src: a,
-                dst: b,
-                offset: 0,
-                len: None,
-            });
-            range_files.push(i);
-        }
-    }
-    // Content, in the pool: ranges one per task, whole small files in batches.
-    let mut jobs: HashMap<TaskId, Vec<usize>> = HashMap::new();
-    let mut cur: Vec<usize> = Vec::new();
-    let per_batch =
-        (checks.len() / (pool.worker_pids().len().max(1) * 4)).clamp(1, MAX_BATCH_FILES);
-    let mut flush = |cur: &mut Vec<usize>| -> anyhow::Result<()> {
-        if !cur.is_empty() {
-            let batch: Vec<RangeJob> = cur.iter().map(|&k| checks[k].clone()).collect();
-            jobs.insert(pool.submit(COMPARE, &batch)?, std::mem::take(cur));
-        }
-        Ok(())
-    };
-    for (k, check) in checks.iter().enumerate() {
-        if check.len.is_some() {
-            flush(&mut vec![k])?;
-        } else {
-            cur.push(k);
-            if cur.len() >= per_batch {
-                flush(&mut cur)?;
-            }
-        }
-    }
-    flush(&mut cur)?;
-    let mut progress = Progress::new("verified", 0, checks.len() as u64, cli.quiet);
-    while let Some(r) = pool.next_result() {
-        let Some(batch) = jobs.remove(&r.id) else {
-            continue;
-        };
-        match r.output::<Vec<Option<String>>>() {
-            Ok(outcomes) => {
-                for (&k, outcome) in batch.iter().zip(outcomes) {
-                    if let Some(m) = outcome {
-                        differ(dest.join(&plan.files[range_files[k]].entry.rel), m);
-                    }
-                }
-            }
-            Err(e) => {
-                for &k in &batch {
-                    differ(
-                        dest.join(&plan.files[range_files[k]].entry.rel),
-                        format!("not compared: {e}"),
-                    );
-                }
-            }
-        }
-        progress.add(0, batch.len() as u64);
-    }
-    progress.finish();
-    Ok(())
 }

@@ -1,6 +1,8 @@
-//! What to copy: the walk of SRC, the checks on DEST, and preparing DEST
-//! (directories, symlinks, space for big files) in the parent.
+//! What to copy: the walk of SRC (which also finds sparse files and groups
+//! the names of hard-linked files), the checks on DEST, and preparing DEST
+//! (directories, symlinks) in the parent.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -26,6 +28,17 @@ pub struct FileEntry {
     pub entry: Entry,
     /// Size at walk time.
     pub size: u64,
+    /// Fewer blocks than bytes: has holes, copied extent by extent.
+    pub sparse: bool,
+}
+
+/// A further name of a file with several hard links in SRC: in DEST it
+/// becomes a link to the copy of the first name, once that copy is done.
+pub struct HardLink {
+    /// Where (its meta is the first name's: they share an inode).
+    pub entry: Entry,
+    /// The first name, by index in `Plan::files`.
+    pub first: usize,
 }
 
 /// A symbolic link (copied as a link, never followed).
@@ -49,8 +62,10 @@ pub struct Problem {
 pub struct Plan {
     /// Directories, SRC first, parents before children.
     pub dirs: Vec<Entry>,
-    /// Regular files.
+    /// Regular files (one name per inode).
     pub files: Vec<FileEntry>,
+    /// Further names of files in `files`, in walk order.
+    pub hardlinks: Vec<HardLink>,
     /// Symbolic links.
     pub links: Vec<LinkEntry>,
     /// Unreadable directories, special files, ...
@@ -75,6 +90,8 @@ fn meta_of(md: &fs::Metadata) -> Meta {
 /// Walks SRC without following symlinks.
 pub fn scan(src: &Path) -> Plan {
     let mut plan = Plan::default();
+    // (device, inode) -> index in plan.files, for files with several names.
+    let mut inodes: HashMap<(u64, u64), usize> = HashMap::new();
     for item in WalkDir::new(src).follow_links(false).sort_by_file_name() {
         let item = match item {
             Ok(item) => item,
@@ -111,9 +128,19 @@ pub fn scan(src: &Path) -> Plan {
         if kind.is_dir() {
             plan.dirs.push(entry);
         } else if kind.is_file() {
+            if md.nlink() > 1 {
+                let next = plan.files.len();
+                let first = *inodes.entry((md.dev(), md.ino())).or_insert(next);
+                if first != next {
+                    plan.hardlinks.push(HardLink { entry, first });
+                    continue;
+                }
+            }
             plan.files.push(FileEntry {
                 entry,
                 size: md.len(),
+                // st_blocks counts 512-byte units whatever the block size.
+                sparse: md.blocks().saturating_mul(512) < md.len(),
             });
         } else if kind.is_symlink() {
             match fs::read_link(item.path()) {
@@ -227,6 +254,7 @@ pub fn conflicts(plan: &Plan, dest: &Path) -> Vec<PathBuf> {
         .files
         .iter()
         .map(|f| &f.entry.rel)
+        .chain(plan.hardlinks.iter().map(|h| &h.entry.rel))
         .chain(plan.links.iter().map(|l| &l.entry.rel));
     for rel in others {
         if exists(rel).is_some() {
@@ -301,6 +329,60 @@ pub fn make_tree(plan: &Plan, dest: &Path) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// `None` if `path` still has the size and modification time `file` had
+/// when SRC was listed, else what changed.
+pub fn changed_since_scan(path: &Path, file: &FileEntry) -> Option<String> {
+    let md = match fs::metadata(path) {
+        Ok(md) => md,
+        Err(e) => return Some(format!("cannot stat it after copying it: {e}")),
+    };
+    if md.len() != file.size {
+        return Some(crate::work::changed(file.size, md.len()));
+    }
+    if meta_of(&md).mtime != file.entry.meta.mtime {
+        return Some(
+            "the file was modified while being copied: the copy may mix old and new content \
+             (copy it again when it is not being written)"
+                .to_string(),
+        );
+    }
+    None
+}
+
+/// Makes every further name of a hard-linked file a link to the copy of its
+/// first name (which must be complete: the caller has every result back).
+/// Returns how many links were made, and the names that could not be.
+pub fn link_names(plan: &Plan, src: &Path, dest: &Path, failed: &[bool]) -> (u64, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut made = 0;
+    for h in &plan.hardlinks {
+        let first = &plan.files[h.first].entry.rel;
+        let (original, link) = (dest.join(first), dest.join(&h.entry.rel));
+        if failed[h.first] {
+            problems.push(Problem {
+                path: src.join(&h.entry.rel),
+                message: format!(
+                    "not linked: it is a hard link of {}, which was not copied",
+                    src.join(first).display()
+                ),
+            });
+            continue;
+        }
+        match fs::hard_link(&original, &link) {
+            Ok(()) => made += 1,
+            Err(e) => problems.push(Problem {
+                path: src.join(&h.entry.rel),
+                message: format!(
+                    "cannot link {} to {}: {e}",
+                    link.display(),
+                    original.display()
+                ),
+            }),
+        }
+    }
+    (made, problems)
 }
 
 /// Sets directory modes and times, deepest first: creating entries changes

@@ -1,22 +1,30 @@
 //! What the workers do: copy batches of small files, copy byte ranges of big
-//! files, and compare copies. Paths travel as raw bytes (Unix paths need
-//! not be UTF-8), and every file's failure is reported on its own, so one
-//! unreadable file never costs the rest of its batch.
+//! files (the bytes themselves move in `data.rs`), and compare copies. Paths
+//! travel as raw bytes (Unix paths need not be UTF-8), and every file's
+//! failure is reported on its own, so one unreadable file never costs the
+//! rest of its batch.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
 use queue_pool::{Registry, Task};
+use rustix::fs::{Mode, OFlags};
 use serde::{Deserialize, Serialize};
+
+use crate::data;
 
 /// Copies whole files and sets their mode and times.
 pub const COPY_FILES: Task<Vec<FileJob>, Vec<Result<u64, String>>> = Task::new("copy-files");
 /// Copies one byte range of a big file into an existing destination.
 pub const COPY_RANGE: Task<RangeJob, u64> = Task::new("copy-range");
+/// Does nothing; its result wakes the pool's supervisor at `join` (see
+/// `stop_pool` in main.rs).
+pub const NOTHING: Task<(), ()> = Task::new("nothing");
 /// Compares byte ranges (or whole files) of source and copy.
 pub const COMPARE: Task<Vec<RangeJob>, Vec<Option<String>>> = Task::new("compare");
 
@@ -27,12 +35,18 @@ const BUF: usize = 1 << 20;
 pub fn registry() -> Registry {
     Registry::new()
         .register(COPY_FILES, |jobs: Vec<FileJob>| {
-            Ok::<_, String>(jobs.iter().map(copy_file).collect::<Vec<_>>())
+            let (mut from, mut to) = (Folder::default(), Folder::default());
+            Ok::<_, String>(
+                jobs.iter()
+                    .map(|job| copy_file(job, &mut from, &mut to))
+                    .collect::<Vec<_>>(),
+            )
         })
         .register(COPY_RANGE, |job: RangeJob| copy_range(&job))
         .register(COMPARE, |jobs: Vec<RangeJob>| {
             Ok::<_, String>(jobs.iter().map(compare).collect::<Vec<_>>())
         })
+        .register(NOTHING, |()| Ok::<_, String>(()))
 }
 
 /// A timestamp that survives serialisation.
@@ -79,6 +93,10 @@ pub struct FileJob {
     pub dst: Vec<u8>,
     /// What to set on the copy once its content is complete.
     pub meta: Meta,
+    /// Size when SRC was listed (a different size when copied is reported).
+    pub size: u64,
+    /// Has holes: copy only its data extents.
+    pub sparse: bool,
 }
 
 /// A byte range of a file (`len: None` = the whole file, compared with its size).
@@ -92,6 +110,8 @@ pub struct RangeJob {
     pub offset: u64,
     /// Number of bytes, or the whole file.
     pub len: Option<u64>,
+    /// The file has holes: copy only the data extents in the range.
+    pub sparse: bool,
 }
 
 /// Path to bytes, for a task.
@@ -110,14 +130,6 @@ pub fn apply_meta(file: &File, meta: &Meta) -> io::Result<()> {
     filetime::set_file_handle_times(file, Some(meta.atime.into()), Some(meta.mtime.into()))
 }
 
-/// Files up to this size are copied through one buffer read; bigger ones
-/// with `io::copy` (in the kernel).
-const SMALL: usize = 256 << 10;
-
-thread_local! {
-    static SMALL_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// This process's umask, from `/proc/self/status` (0o777 if unknown, which
 /// makes every copy get an explicit chmod).
 fn umask() -> u32 {
@@ -133,52 +145,69 @@ fn umask() -> u32 {
     })
 }
 
-fn copy_file(job: &FileJob) -> Result<u64, String> {
-    let mut src = File::open(to_path(&job.src)).map_err(|e| format!("cannot read: {e}"))?;
+/// The folder of the last file opened on one side, kept open: the files of
+/// a batch are neighbours in the walk, so most opens then resolve one name
+/// (`openat`) instead of every component of a long path.
+#[derive(Default)]
+struct Folder {
+    /// The folder's path bytes and an `O_PATH` descriptor of it.
+    open: Option<(Vec<u8>, OwnedFd)>,
+}
+
+impl Folder {
+    /// Opens `path` (bytes) with `flags` relative to its folder.
+    fn openat(&mut self, path: &[u8], flags: OFlags, mode: u32) -> io::Result<File> {
+        let path = to_path(path);
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        };
+        let parent_bytes = parent.as_os_str().as_bytes();
+        let (_, dir) = match self.open.take() {
+            Some((p, fd)) if p == parent_bytes => self.open.insert((p, fd)),
+            _ => {
+                let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                let fd = rustix::fs::open(parent, flags, Mode::empty())?;
+                self.open.insert((parent_bytes.to_vec(), fd))
+            }
+        };
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            flags | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )?;
+        Ok(File::from(fd))
+    }
+}
+
+fn copy_file(job: &FileJob, from: &mut Folder, to: &mut Folder) -> Result<u64, String> {
+    let src = from
+        .openat(&job.src, OFlags::RDONLY, 0)
+        .map_err(|e| format!("cannot read: {e}"))?;
     let mode = job.meta.mode & 0o7777;
-    // create_new: never write through a symlink or over a file that appeared
+    // O_EXCL: never write through a symlink or over a file that appeared
     // meanwhile; the parent removed what --force allowed it to. The file is
     // made with its final mode when the umask leaves that mode alone (a
     // read-only mode is fine: it applies to later opens, not to this one).
     let exact = mode & 0o7000 == 0 && mode & umask() == 0;
-    let mut dst = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(if exact { mode } else { 0o600 })
-        .open(to_path(&job.dst))
+    let dst = to
+        .openat(
+            &job.dst,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
+            if exact { mode } else { 0o600 },
+        )
         .map_err(|e| format!("cannot create the copy: {e}"))?;
-    // Stream: small files through one reused buffer (two reads, one write),
-    // bigger ones with io::copy (copy_file_range in the kernel when it can).
-    // Either way memory does not grow with the file.
-    let n = SMALL_BUF
-        .with(|buf| -> io::Result<Option<u64>> {
-            let mut buf = buf.borrow_mut();
-            buf.resize(SMALL + 1, 0);
-            let mut filled = 0;
-            loop {
-                match src.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-                if filled > SMALL {
-                    return Ok(None); // bigger than it looked: stream the rest
-                }
-            }
-            io::Write::write_all(&mut dst, &buf[..filled])?;
-            Ok(Some(filled as u64))
-        })
-        .map_err(|e| format!("cannot copy: {e}"))?;
-    let n = match n {
-        Some(n) => n,
-        None => {
-            // Start again from byte 0 with the kernel's copy.
-            io::Seek::rewind(&mut src)
-                .and_then(|()| io::copy(&mut src, &mut dst))
-                .map_err(|e| format!("cannot copy: {e}"))?
-        }
-    };
+    // In the kernel (copy_file_range), never through more than one buffer:
+    // memory does not grow with the file.
+    let n = if job.sparse {
+        data::copy_sparse(&src, &dst, job.size)
+    } else {
+        data::copy_to_end(&src, &dst, job.size)
+    }
+    .map_err(|e| format!("cannot copy: {e}"))?;
+    if n != job.size {
+        return Err(changed(job.size, n));
+    }
     let times = (Some(job.meta.atime.into()), Some(job.meta.mtime.into()));
     if exact {
         filetime::set_file_handle_times(&dst, times.0, times.1)
@@ -189,43 +218,24 @@ fn copy_file(job: &FileJob) -> Result<u64, String> {
     Ok(n)
 }
 
+/// The message for a source whose size changed while it was copied.
+pub fn changed(listed: u64, now: u64) -> String {
+    let how = if now > listed { "grew" } else { "shrank" };
+    format!(
+        "the file {how} while being copied ({listed} bytes when listed, {now} bytes copied): \
+         the copy may mix old and new content (copy it again when it is not being written)"
+    )
+}
+
 fn copy_range(job: &RangeJob) -> Result<u64, String> {
     let src = File::open(to_path(&job.src)).map_err(|e| format!("cannot read: {e}"))?;
     let dst = OpenOptions::new()
         .write(true)
         .open(to_path(&job.dst))
         .map_err(|e| format!("cannot open the copy: {e}"))?;
-    let len = job.len.unwrap_or(0);
-    // In the kernel first (no copy through this process, and on file systems
-    // that support it, shared extents); the fallback streams through a buffer.
-    let mut done = 0u64;
-    while done < len {
-        let (mut from, mut to) = (job.offset + done, job.offset + done);
-        let want = (len - done).min(1 << 30) as usize;
-        match rustix::fs::copy_file_range(&src, Some(&mut from), &dst, Some(&mut to), want) {
-            Ok(0) => break, // end of file early, or nothing copied: let the loop below decide
-            Ok(n) => done += n as u64,
-            Err(_) => break, // not supported here (EXDEV, EINVAL, ENOSYS...)
-        }
-    }
-    let mut buf = vec![0u8; BUF.min((len - done) as usize).max(1)];
-    while done < len {
-        let want = buf.len().min((len - done) as usize);
-        let at = job.offset + done;
-        let n = src
-            .read_at(&mut buf[..want], at)
-            .map_err(|e| format!("cannot read at byte {at}: {e}"))?;
-        if n == 0 {
-            return Err(format!(
-                "the file shrank while being copied (ends at byte {at}, expected {})",
-                job.offset + len
-            ));
-        }
-        dst.write_all_at(&buf[..n], at)
-            .map_err(|e| format!("cannot write at byte {at}: {e}"))?;
-        done += n as u64;
-    }
-    Ok(done)
+    let (offset, len) = (job.offset, job.len.unwrap_or(0));
+    data::copy_range(&src, &dst, offset, len, job.sparse)
+        .map_err(|e| format!("cannot copy bytes {offset}..{}: {e}", offset + len))
 }
 
 /// `None` when both sides hold the same bytes, else what differs.

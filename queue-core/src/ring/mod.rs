@@ -1,5 +1,5 @@
 //! The slot protocol: who may write or read which slot, and how a dead
-//! participant's slot is repaired. No system calls and no waiting here - this
+//! participant's slot is recovered. No system calls and no waiting here - this
 //! module only moves state words, so `loom` can check it exhaustively.
 //!
 //! Every slot has one state word `{ lap: u32, kind: u8, owner: u16 }`:
@@ -109,9 +109,10 @@ pub(crate) struct Claim {
     pub lap: u32,
 }
 
-/// What the segment held where the protocol allows no such state.
+/// What the segment held where the protocol allows no such state (the
+/// queue layer turns it into the public `Damage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Corruption {
+pub(crate) struct Damage {
     /// Slot index.
     pub idx: u64,
     /// The state word found.
@@ -128,7 +129,7 @@ pub(crate) enum PutBlocked {
     /// The queue was closed.
     Closed,
     /// The slot under the tail is in an impossible state.
-    Corrupt(Corruption),
+    Corrupt(Damage),
 }
 
 /// Why a consumer cannot claim a message now.
@@ -142,16 +143,39 @@ pub(crate) enum GetBlocked {
         owner: u16,
     },
     /// The slot under the head is in an impossible state.
-    Corrupt(Corruption),
+    Corrupt(Damage),
 }
 
-/// What a repair of one dead participant changed.
+/// What recovering the slots of dead participants changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Repair {
+pub(crate) struct Recovered {
     /// Half-written messages discarded.
     pub discarded: u64,
     /// Messages put back for another consumer.
     pub requeued: u64,
+}
+
+impl std::ops::AddAssign for Recovered {
+    fn add_assign(&mut self, other: Recovered) {
+        self.discarded += other.discarded;
+        self.requeued += other.requeued;
+    }
+}
+
+impl Recovered {
+    /// Slots changed in all.
+    pub(crate) fn total(self) -> u64 {
+        self.discarded + self.requeued
+    }
+}
+
+/// A message found by [`Ring::peek`], not claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Peeked {
+    /// Slot index.
+    pub idx: u64,
+    /// The state word seen; [`Ring::unchanged`] compares against it.
+    pub seen: u64,
 }
 
 /// The slot protocol over a set of slots and cursors.
@@ -185,8 +209,9 @@ impl<'a, S: Slots> Ring<'a, S> {
                     if closed.load(SeqCst) != 0 {
                         return Err(PutBlocked::Closed);
                     }
-                    // SYNC: Acquire pairs with the Release of the previous
-                    // reader's `release` (or the initial zeroed state), so our
+                    // SYNC: the Acquire load of `s` above pairs with the
+                    // Release of the previous reader's `release_read` (or the
+                    // creator's publication of the zeroed segment), so our
                     // payload writes come after its payload reads.
                     let claimed = pack(lap, WRITING, me); // { lap, WRITING, me }
                     if slot.compare_exchange(s, claimed, SeqCst, Relaxed).is_err() {
@@ -222,7 +247,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                 -1 => {
                     if tail.load(SeqCst) == t {
                         if !matches!(kind_of(s), WRITING | READY | READING | REQUEUED) {
-                            return Err(PutBlocked::Corrupt(Corruption {
+                            return Err(PutBlocked::Corrupt(Damage {
                                 idx,
                                 found: s,
                                 expected_lap: lap,
@@ -236,7 +261,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                 }
                 _ => {
                     if tail.load(SeqCst) == t {
-                        return Err(PutBlocked::Corrupt(Corruption {
+                        return Err(PutBlocked::Corrupt(Damage {
                             idx,
                             found: s,
                             expected_lap: lap,
@@ -252,7 +277,9 @@ impl<'a, S: Slots> Ring<'a, S> {
     pub(crate) fn publish(&self, claim: Claim) {
         // SYNC: Release (within SeqCst) pairs with the consumer's claim CAS,
         // so the payload is visible before the message is. SeqCst also orders
-        // it before the producer's load of `get_waiters` (see wait.rs).
+        // it before the producer's SeqCst load of `get_seq` in
+        // `WaitPoint::notify_one` (wait.rs), the Dekker partner of the
+        // sleeper's `fetch_or` in `WaitPoint::register`.
         self.slots
             .state(claim.idx)
             .store(pack(claim.lap, READY, 0), SeqCst); // { lap, READY }
@@ -306,7 +333,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                                 && slot.load(SeqCst) == s
                                 && head.load(SeqCst) == h
                             {
-                                return Err(GetBlocked::Corrupt(Corruption {
+                                return Err(GetBlocked::Corrupt(Damage {
                                     idx,
                                     found: s,
                                     expected_lap: lap,
@@ -325,7 +352,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                     }
                     _ => {
                         if head.load(SeqCst) == h {
-                            return Err(GetBlocked::Corrupt(Corruption {
+                            return Err(GetBlocked::Corrupt(Damage {
                                 idx,
                                 found: s,
                                 expected_lap: lap,
@@ -349,7 +376,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                         if matches!(kind_of(s), READING | REQUEUED) {
                             return Err(GetBlocked::Empty);
                         }
-                        return Err(GetBlocked::Corrupt(Corruption {
+                        return Err(GetBlocked::Corrupt(Damage {
                             idx,
                             found: s,
                             expected_lap: lap,
@@ -358,7 +385,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                 }
                 _ => {
                     if head.load(SeqCst) == h {
-                        return Err(GetBlocked::Corrupt(Corruption {
+                        return Err(GetBlocked::Corrupt(Damage {
                             idx,
                             found: s,
                             expected_lap: lap,
@@ -374,27 +401,31 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// Returns its slot and the state word seen; the caller copies the
     /// payload and then checks with [`Ring::unchanged`] that the slot was not
     /// taken meanwhile (the lap in the word makes any reuse visible).
-    pub(crate) fn peek(&self) -> Option<(u64, u64)> {
+    /// Loads only: safe on a read-only mapping.
+    pub(crate) fn peek(&self) -> Option<Peeked> {
         let cap = self.slots.capacity();
         // A re-queued message is older than anything at the head.
         if self.cursors.requeued.load(Relaxed) != 0 {
             for idx in 0..cap {
                 let s = self.slots.state(idx).load(Acquire);
                 if kind_of(s) == REQUEUED {
-                    return Some((idx, s));
+                    return Some(Peeked { idx, seen: s });
                 }
             }
         }
         let h = self.cursors.head.load(SeqCst);
         let (idx, lap) = self.locate(h);
         let s = self.slots.state(idx).load(Acquire);
-        (s == pack(lap, READY, 0)).then_some((idx, s))
+        (s == pack(lap, READY, 0)).then_some(Peeked { idx, seen: s })
     }
 
     /// Whether slot `idx` still holds the state word `seen`.
     pub(crate) fn unchanged(&self, idx: u64, seen: u64) -> bool {
         // SYNC: the Acquire fence orders the caller's payload reads before
-        // this re-load (the seqlock read pattern).
+        // this re-load (the seqlock read pattern); its partner is the SeqCst
+        // claim CAS in `try_claim_write` (or `try_claim_read` / `take_requeued`),
+        // which changes the word before anyone may touch the payload, so a
+        // copy that overlapped a new owner sees a changed word here.
         crate::sync::atomic::fence(Acquire);
         self.slots.state(idx).load(Relaxed) == seen
     }
@@ -445,7 +476,9 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// false if the slot was no longer ours (only a foreign write does that).
     pub(crate) fn release_read(&self, claim: Claim, me: u16) -> bool {
         // SYNC: Release pairs with the next producer's Acquire load in
-        // `try_claim_write`; SeqCst orders it before the `put_waiters` load.
+        // `try_claim_write`; SeqCst orders it before the consumer's SeqCst
+        // load of `put_seq` in `WaitPoint::notify_one` (wait.rs), the Dekker
+        // partner of a sleeping producer's `fetch_or` in `WaitPoint::register`.
         self.slots
             .state(claim.idx)
             .compare_exchange(
@@ -505,7 +538,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// would wait for it forever. Slots being written or read, and re-queued
     /// ones, are left to the caller (they finish, or recovery deals with
     /// them). Call only after seeing `closed` set.
-    pub(crate) fn stranded(&self) -> Option<Corruption> {
+    pub(crate) fn stranded(&self) -> Option<Damage> {
         let head = self.cursors.head;
         let h = head.load(SeqCst);
         let (idx, lap) = self.locate(h);
@@ -515,7 +548,7 @@ impl<'a, S: Slots> Ring<'a, S> {
         }
         (0..self.slots.capacity()).find_map(|i| {
             let s = self.slots.state(i).load(SeqCst);
-            (kind_of(s) == READY || kind_of(s) > REQUEUED).then_some(Corruption {
+            (kind_of(s) == READY || kind_of(s) > REQUEUED).then_some(Damage {
                 idx: i,
                 found: s,
                 expected_lap: lap,
@@ -523,19 +556,19 @@ impl<'a, S: Slots> Ring<'a, S> {
         })
     }
 
-    /// Repairs every slot held by participant `dead`, which must be known dead
+    /// Recovers every slot held by participant `dead`, which must be known dead
     /// (its kernel lock is gone and the caller holds that lock now): a
     /// half-written message is discarded, a message being read is re-queued.
-    pub(crate) fn repair(&self, dead: u16) -> Repair {
-        self.repair_owned_by(|owner| owner == dead)
+    pub(crate) fn recover_owner(&self, dead: u16) -> Recovered {
+        self.recover_owned_by(|owner| owner == dead)
     }
 
-    /// Repairs every slot held (WRITING or READING) by an owner for which
+    /// Recovers every slot held (WRITING or READING) by an owner for which
     /// `dead` is true, in one pass over the ring. The caller guarantees that
     /// no live participant has any of those indices (it holds their locks,
     /// or they lie outside the participant table).
-    pub(crate) fn repair_owned_by(&self, dead: impl Fn(u16) -> bool) -> Repair {
-        let mut done = Repair::default();
+    pub(crate) fn recover_owned_by(&self, dead: impl Fn(u16) -> bool) -> Recovered {
+        let mut done = Recovered::default();
         for idx in 0..self.slots.capacity() {
             let slot = self.slots.state(idx);
             let s = slot.load(Acquire);
@@ -543,12 +576,15 @@ impl<'a, S: Slots> Ring<'a, S> {
                 continue;
             }
             let lap = lap_of(s);
-            let (repaired, discarded) = match kind_of(s) {
+            let (recovered, discarded) = match kind_of(s) {
                 WRITING => (pack(lap.wrapping_add(1), EMPTY, 0), true), // { lap + 1, EMPTY }: skipped
                 READING => (pack(lap, REQUEUED, 0), false),             // { lap, REQUEUED }
                 _ => continue,
             };
-            if slot.compare_exchange(s, repaired, SeqCst, Relaxed).is_err() {
+            if slot
+                .compare_exchange(s, recovered, SeqCst, Relaxed)
+                .is_err()
+            {
                 continue;
             }
             if discarded {
@@ -574,481 +610,7 @@ impl<'a, S: Slots> Ring<'a, S> {
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
+mod tests;
 
-    struct VecSlots(Vec<AtomicU64>);
-    impl Slots for VecSlots {
-        fn capacity(&self) -> u64 {
-            self.0.len() as u64
-        }
-        fn state(&self, idx: u64) -> &AtomicU64 {
-            &self.0[idx as usize]
-        }
-    }
-
-    struct Fixture {
-        head: AtomicU64,
-        tail: AtomicU64,
-        requeued: AtomicU64,
-        closed: AtomicU32,
-        slots: VecSlots,
-    }
-
-    impl Fixture {
-        fn new(cap: usize) -> Self {
-            Fixture {
-                head: AtomicU64::new(0),
-                tail: AtomicU64::new(0),
-                requeued: AtomicU64::new(0),
-                closed: AtomicU32::new(0),
-                slots: VecSlots((0..cap).map(|_| AtomicU64::new(0)).collect()),
-            }
-        }
-        fn ring(&self) -> Ring<'_, VecSlots> {
-            Ring::new(
-                Cursors {
-                    head: &self.head,
-                    tail: &self.tail,
-                    requeued: &self.requeued,
-                    closed: &self.closed,
-                },
-                &self.slots,
-            )
-        }
-    }
-
-    #[test]
-    fn pack_round_trips() {
-        let s = pack(0xdead_beef, READING, 0x1234);
-        assert_eq!(lap_of(s), 0xdead_beef);
-        assert_eq!(kind_of(s), READING);
-        assert_eq!(owner_of(s), 0x1234);
-        assert_eq!(pack(0, EMPTY, 0), 0, "zeroed memory is a valid empty ring");
-    }
-
-    #[test]
-    fn fills_and_drains_over_many_laps() {
-        let f = Fixture::new(3);
-        let r = f.ring();
-        for round in 0..10u64 {
-            for _ in 0..3 {
-                let c = r.try_claim_write(1).unwrap();
-                r.publish(c);
-            }
-            assert_eq!(r.try_claim_write(1), Err(PutBlocked::Full));
-            assert_eq!(r.len(), 3);
-            for i in 0..3 {
-                let c = r.try_claim_read(2).unwrap();
-                assert_eq!(c.idx, i);
-                assert_eq!(c.lap as u64, round);
-                assert!(r.release_read(c, 2));
-            }
-            assert_eq!(r.try_claim_read(2), Err(GetBlocked::Empty));
-        }
-    }
-
-    #[test]
-    fn pending_writer_blocks_the_head() {
-        let f = Fixture::new(2);
-        let r = f.ring();
-        let w = r.try_claim_write(7).unwrap();
-        assert_eq!(r.try_claim_read(2), Err(GetBlocked::Pending { owner: 7 }));
-        r.publish(w);
-        assert!(r.try_claim_read(2).is_ok());
-    }
-
-    #[test]
-    fn dead_writer_is_discarded_and_capacity_returns() {
-        let f = Fixture::new(2);
-        let r = f.ring();
-        let _dead = r.try_claim_write(5).unwrap();
-        let live = r.try_claim_write(1).unwrap();
-        r.publish(live);
-        assert_eq!(
-            r.repair(5),
-            Repair {
-                discarded: 1,
-                requeued: 0
-            }
-        );
-        let c = r.try_claim_read(2).unwrap();
-        assert_eq!(c.idx, 1, "the skipped slot is passed over");
-        assert!(r.release_read(c, 2));
-        for _ in 0..2 {
-            let c = r.try_claim_write(1).unwrap();
-            r.publish(c);
-        }
-        assert_eq!(r.try_claim_write(1), Err(PutBlocked::Full));
-    }
-
-    #[test]
-    fn dead_reader_message_is_redelivered_once() {
-        let f = Fixture::new(2);
-        let r = f.ring();
-        for _ in 0..2 {
-            let c = r.try_claim_write(1).unwrap();
-            r.publish(c);
-        }
-        let lost = r.try_claim_read(9).unwrap();
-        assert_eq!(
-            r.repair(9),
-            Repair {
-                discarded: 0,
-                requeued: 1
-            }
-        );
-        let again = r.try_claim_read(2).unwrap();
-        assert_eq!(again, lost, "the re-queued (older) message comes first");
-        assert!(r.release_read(again, 2));
-        let next = r.try_claim_read(2).unwrap();
-        assert_eq!(next.idx, 1);
-        assert!(r.release_read(next, 2));
-        assert_eq!(r.try_claim_read(2), Err(GetBlocked::Empty));
-        assert_eq!(f.requeued.load(SeqCst), 0);
-    }
-
-    #[test]
-    fn dropped_lease_goes_back() {
-        let f = Fixture::new(1);
-        let r = f.ring();
-        let c = r.try_claim_write(1).unwrap();
-        r.publish(c);
-        let lease = r.try_claim_read(2).unwrap();
-        assert_eq!(r.try_claim_write(1), Err(PutBlocked::Full));
-        assert!(r.requeue(lease, 2));
-        assert_eq!(r.len(), 1);
-        let again = r.try_claim_read(3).unwrap();
-        assert!(!r.release_read(again, 2), "not ours");
-        assert!(r.release_read(again, 3));
-        assert!(r.try_claim_write(1).is_ok());
-    }
-
-    #[test]
-    fn overcounted_hint_heals() {
-        let f = Fixture::new(2);
-        f.requeued.store(1, SeqCst);
-        let r = f.ring();
-        assert_eq!(r.try_claim_read(2), Err(GetBlocked::Empty));
-        assert_eq!(f.requeued.load(SeqCst), 0);
-    }
-
-    #[test]
-    fn close_stops_writers_and_drain_is_detected() {
-        let f = Fixture::new(2);
-        let r = f.ring();
-        let c = r.try_claim_write(1).unwrap();
-        r.publish(c);
-        f.closed.store(1, SeqCst);
-        assert_eq!(r.try_claim_write(1), Err(PutBlocked::Closed));
-        assert!(!r.is_drained(2));
-        let c = r.try_claim_read(2).unwrap();
-        assert!(r.is_drained(2), "own claim does not count");
-        assert!(!r.is_drained(3), "another reader might put it back");
-        assert!(r.release_read(c, 2));
-        assert!(r.is_drained(3));
-    }
-
-    #[test]
-    fn garbage_state_is_reported_not_looped_on() {
-        let f = Fixture::new(2);
-        f.slots.0[0].store(pack(77, READY, 0), SeqCst);
-        let r = f.ring();
-        assert!(matches!(r.try_claim_read(1), Err(GetBlocked::Corrupt(_))));
-        assert!(matches!(r.try_claim_write(1), Err(PutBlocked::Corrupt(_))));
-        f.slots.0[0].store(pack(0, 200, 0), SeqCst);
-        assert!(matches!(r.try_claim_read(1), Err(GetBlocked::Corrupt(_))));
-    }
-}
-
-/// Model checks of the protocol: every interleaving of the threads below (up
-/// to loom's preemption bound) must deliver each message exactly once, never
-/// expose a half-written payload (loom flags the data race), and leave the
-/// full capacity usable afterwards.
 #[cfg(all(test, loom))]
-mod loom_tests {
-    use super::*;
-    use loom::cell::UnsafeCell;
-    use loom::sync::Arc;
-    use loom::thread;
-
-    struct ModelSlots {
-        states: Vec<AtomicU64>,
-        payload: Vec<UnsafeCell<u64>>,
-    }
-    impl Slots for ModelSlots {
-        fn capacity(&self) -> u64 {
-            self.states.len() as u64
-        }
-        fn state(&self, idx: u64) -> &AtomicU64 {
-            &self.states[idx as usize]
-        }
-    }
-
-    struct Model {
-        head: AtomicU64,
-        tail: AtomicU64,
-        requeued: AtomicU64,
-        closed: AtomicU32,
-        slots: ModelSlots,
-    }
-
-    impl Model {
-        fn new(cap: usize) -> Arc<Self> {
-            Arc::new(Model {
-                head: AtomicU64::new(0),
-                tail: AtomicU64::new(0),
-                requeued: AtomicU64::new(0),
-                closed: AtomicU32::new(0),
-                slots: ModelSlots {
-                    states: (0..cap).map(|_| AtomicU64::new(0)).collect(),
-                    payload: (0..cap).map(|_| UnsafeCell::new(0)).collect(),
-                },
-            })
-        }
-        fn ring(&self) -> Ring<'_, ModelSlots> {
-            Ring::new(
-                Cursors {
-                    head: &self.head,
-                    tail: &self.tail,
-                    requeued: &self.requeued,
-                    closed: &self.closed,
-                },
-                &self.slots,
-            )
-        }
-        /// Blocking put by spinning (the waiting layer is not modelled).
-        fn put(&self, me: u16, value: u64) {
-            let r = self.ring();
-            let c = loop {
-                match r.try_claim_write(me) {
-                    Ok(c) => break c,
-                    Err(PutBlocked::Full) => thread::yield_now(),
-                    Err(e) => panic!("put failed: {e:?}"),
-                }
-            };
-            self.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = value });
-            r.publish(c);
-        }
-        /// Blocking claim by spinning; `scan` adds the slow path's scan for
-        /// re-queued messages (only needed where a reader dies).
-        fn claim(&self, me: u16, scan: bool) -> Claim {
-            let r = self.ring();
-            loop {
-                match r.try_claim_read(me) {
-                    Ok(c) => return c,
-                    Err(GetBlocked::Empty | GetBlocked::Pending { .. }) => {
-                        if scan {
-                            if let Some(c) = r.take_requeued(me) {
-                                return c;
-                            }
-                        }
-                        thread::yield_now()
-                    }
-                    Err(e) => panic!("get failed: {e:?}"),
-                }
-            }
-        }
-        fn read(&self, c: Claim) -> u64 {
-            self.slots.payload[c.idx as usize].with(|p| unsafe { *p })
-        }
-        fn get(&self, me: u16, scan: bool) -> u64 {
-            let c = self.claim(me, scan);
-            let v = self.read(c);
-            assert!(self.ring().release_read(c, me));
-            v
-        }
-        /// The capacity is whole: `cap` puts succeed, then it is full.
-        fn assert_whole(&self, cap: u64) {
-            let r = self.ring();
-            for _ in 0..cap {
-                let c = r.try_claim_write(1).expect("capacity leaked");
-                r.publish(c);
-            }
-            assert_eq!(r.try_claim_write(1), Err(PutBlocked::Full));
-        }
-    }
-
-    fn model(f: impl Fn() + Sync + Send + 'static) {
-        let mut b = loom::model::Builder::new();
-        if b.preemption_bound.is_none() {
-            b.preemption_bound = Some(2);
-        }
-        // Spinning consumers and producers take many steps per execution.
-        b.max_branches = 100_000;
-        b.check(f);
-    }
-
-    #[test]
-    fn loom_two_producers_two_consumers() {
-        model(|| {
-            let m = Model::new(2);
-            let producers: Vec<_> = [10u64, 20]
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    let m = m.clone();
-                    thread::spawn(move || m.put(1 + i as u16, v))
-                })
-                .collect();
-            // Consumers race the producers and each other; they make a
-            // bounded number of attempts (spinning would only multiply the
-            // interleavings loom has to explore, not the behaviours).
-            let consumers: Vec<_> = (0..2u16)
-                .map(|i| {
-                    let m = m.clone();
-                    thread::spawn(move || {
-                        let r = m.ring();
-                        let mut got = Vec::new();
-                        for _ in 0..2 {
-                            if let Ok(c) = r.try_claim_read(3 + i) {
-                                got.push(m.read(c));
-                                assert!(r.release_read(c, 3 + i));
-                            }
-                        }
-                        got
-                    })
-                })
-                .collect();
-            for p in producers {
-                p.join().unwrap();
-            }
-            let mut got: Vec<u64> = consumers
-                .into_iter()
-                .flat_map(|c| c.join().unwrap())
-                .collect();
-            // Whatever the consumers did not take is still there, in order.
-            let r = m.ring();
-            while let Ok(c) = r.try_claim_read(5) {
-                got.push(m.read(c));
-                assert!(r.release_read(c, 5));
-            }
-            got.sort();
-            assert_eq!(got, vec![10, 20]);
-            m.assert_whole(2);
-        });
-    }
-
-    #[test]
-    fn loom_dead_writer_is_repaired_while_others_run() {
-        model(|| {
-            let m = Model::new(2);
-            // Participant 5 claims a slot and dies before publishing.
-            let dead = {
-                let m = m.clone();
-                thread::spawn(move || {
-                    let _ = m.ring().try_claim_write(5).unwrap();
-                })
-            };
-            dead.join().unwrap();
-            let repairer = {
-                let m = m.clone();
-                thread::spawn(move || m.ring().repair(5))
-            };
-            let producer = {
-                let m = m.clone();
-                thread::spawn(move || m.put(1, 42))
-            };
-            let consumer = {
-                let m = m.clone();
-                thread::spawn(move || m.get(2, false))
-            };
-            assert_eq!(repairer.join().unwrap().discarded, 1);
-            producer.join().unwrap();
-            assert_eq!(consumer.join().unwrap(), 42);
-            assert_eq!(m.ring().try_claim_read(2), Err(GetBlocked::Empty));
-            m.assert_whole(2);
-        });
-    }
-
-    #[test]
-    fn loom_dead_reader_message_is_delivered_exactly_once() {
-        model(|| {
-            let m = Model::new(2);
-            m.put(1, 7);
-            m.put(1, 8);
-            // Participant 9 takes message 7 and dies before handing it over.
-            let dead = {
-                let m = m.clone();
-                thread::spawn(move || {
-                    let _ = m.claim(9, false);
-                })
-            };
-            dead.join().unwrap();
-            let repairer = {
-                let m = m.clone();
-                thread::spawn(move || m.ring().repair(9))
-            };
-            let consumers: Vec<_> = (0..2u16)
-                .map(|i| {
-                    let m = m.clone();
-                    thread::spawn(move || m.get(2 + i, true))
-                })
-                .collect();
-            assert_eq!(repairer.join().unwrap().requeued, 1);
-            let mut got: Vec<u64> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
-            got.sort();
-            assert_eq!(got, vec![7, 8]);
-            assert_eq!(m.ring().try_claim_read(2), Err(GetBlocked::Empty));
-            m.assert_whole(2);
-        });
-    }
-
-    #[test]
-    fn loom_close_never_strands_a_message() {
-        model(|| {
-            let m = Model::new(2);
-            let producer = {
-                let m = m.clone();
-                thread::spawn(move || {
-                    let r = m.ring();
-                    match r.try_claim_write(1) {
-                        Ok(c) => {
-                            m.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = 5 });
-                            r.publish(c);
-                            true
-                        }
-                        Err(PutBlocked::Closed) => false,
-                        Err(e) => panic!("{e:?}"),
-                    }
-                })
-            };
-            let closer = {
-                let m = m.clone();
-                thread::spawn(move || m.closed.store(1, SeqCst))
-            };
-            // A consumer that saw `closed` and a drained ring must not miss
-            // a message whose put succeeded.
-            let consumer = {
-                let m = m.clone();
-                thread::spawn(move || {
-                    let r = m.ring();
-                    loop {
-                        match r.try_claim_read(2) {
-                            Ok(c) => {
-                                let v = m.read(c);
-                                assert!(r.release_read(c, 2));
-                                return Some(v);
-                            }
-                            Err(GetBlocked::Empty | GetBlocked::Pending { .. }) => {
-                                if m.closed.load(SeqCst) != 0 {
-                                    if r.is_drained(2) {
-                                        return None;
-                                    }
-                                    // Never a false alarm on a sound ring.
-                                    assert_eq!(r.stranded(), None);
-                                }
-                                thread::yield_now();
-                            }
-                            Err(e) => panic!("{e:?}"),
-                        }
-                    }
-                })
-            };
-            closer.join().unwrap();
-            let put_ok = producer.join().unwrap();
-            let got = consumer.join().unwrap();
-            assert_eq!(got.is_some(), put_ok);
-        });
-    }
-}
+mod loom;

@@ -1,0 +1,147 @@
+//! Moving the bytes of a file: `copy_file_range(2)` first (the kernel copies
+//! without a trip through this process, and file systems that can share
+//! extents - reflinks on XFS and Btrfs, server-side copy on NFS - do so),
+//! `read`/`write` when the kernel refuses (across file systems on older
+//! kernels, special file systems), and only the data extents of sparse
+//! files (`lseek(SEEK_DATA / SEEK_HOLE)`), so holes stay holes.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use rustix::fs::SeekFrom;
+use rustix::io::Errno;
+
+/// The most one `copy_file_range` call is asked for (the kernel caps a call
+/// near 2 GiB anyway; smaller keeps the loop responsive).
+const MAX_CALL: u64 = 1 << 30;
+
+/// Buffer for the `read`/`write` fallback (memory per worker).
+const BUF: usize = 1 << 20;
+
+/// Errors after which `copy_file_range` will not work for this pair of
+/// files, but `read`/`write` will.
+fn unsupported(e: Errno) -> bool {
+    matches!(
+        e,
+        Errno::XDEV | Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP | Errno::PERM | Errno::BADF
+    )
+}
+
+/// Copies the whole content of `src` (just opened) to `dst` (new and
+/// empty), to the end of `src` however long it is now: for files that are
+/// not sparse. `expected` is the size the caller saw; the result is the
+/// number of bytes copied, for the caller to compare.
+pub fn copy_to_end(src: &File, dst: &File, expected: u64) -> io::Result<u64> {
+    let mut done = 0u64;
+    loop {
+        match rustix::fs::copy_file_range(src, None, dst, None, MAX_CALL as usize) {
+            Ok(0) => {
+                if done == 0 && expected > 0 {
+                    // Files whose size is not their content (procfs and the
+                    // like) report 0 at once: read them the ordinary way
+                    // (which also finds a file that became empty).
+                    break;
+                }
+                return Ok(done);
+            }
+            Ok(n) => done += n as u64,
+            Err(Errno::INTR) => {}
+            // Both positions moved by `done`: go on from there.
+            Err(e) if unsupported(e) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut buf = vec![0u8; BUF];
+    let mut at = done;
+    loop {
+        let n = match src.read_at(&mut buf, at) {
+            Ok(0) => return Ok(at),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        dst.write_all_at(&buf[..n], at)?;
+        at += n as u64;
+    }
+}
+
+/// Copies bytes `offset..offset + len` of `src` to the same place in `dst`
+/// (which already has its final length). With `sparse`, only the data
+/// extents are copied and holes are skipped, so they stay holes in `dst`.
+/// Returns `len` when done; a source that ends early is an error.
+pub fn copy_range(src: &File, dst: &File, offset: u64, len: u64, sparse: bool) -> io::Result<u64> {
+    let end = offset + len;
+    if !sparse {
+        copy_extent(src, dst, offset, end)?;
+        return Ok(len);
+    }
+    let mut pos = offset;
+    while pos < end {
+        let data = match rustix::fs::seek(src, SeekFrom::Data(pos)) {
+            Ok(data) => data,
+            // No data after `pos`: the rest is a hole (or past the end,
+            // which the caller finds when it compares sizes).
+            Err(Errno::NXIO) => break,
+            // A file system without SEEK_DATA: everything is data.
+            Err(Errno::INVAL | Errno::OPNOTSUPP) => pos,
+            Err(e) => return Err(e.into()),
+        };
+        if data >= end {
+            break;
+        }
+        let hole = match rustix::fs::seek(src, SeekFrom::Hole(data)) {
+            Ok(hole) => hole.min(end),
+            Err(Errno::NXIO) => end,
+            Err(Errno::INVAL | Errno::OPNOTSUPP) => end,
+            Err(e) => return Err(e.into()),
+        };
+        copy_extent(src, dst, data, hole)?;
+        pos = hole;
+    }
+    Ok(len)
+}
+
+/// Copies a whole sparse file: its data extents, then the length (a hole at
+/// the end has no extent to copy). Returns the source's length at the end,
+/// for the caller to compare with the length it expected.
+pub fn copy_sparse(src: &File, dst: &File, size: u64) -> io::Result<u64> {
+    copy_range(src, dst, 0, size, true)?;
+    rustix::fs::ftruncate(dst, size)?;
+    Ok(rustix::fs::fstat(src)?.st_size as u64)
+}
+
+/// Copies bytes `from..to` of `src` to the same offsets of `dst`.
+fn copy_extent(src: &File, dst: &File, from: u64, to: u64) -> io::Result<()> {
+    let mut at = from;
+    while at < to {
+        let (mut r, mut w) = (at, at);
+        let want = (to - at).min(MAX_CALL) as usize;
+        match rustix::fs::copy_file_range(src, Some(&mut r), dst, Some(&mut w), want) {
+            Ok(0) => return Err(shrank(at, to)),
+            Ok(n) => at += n as u64,
+            Err(Errno::INTR) => {}
+            Err(e) if unsupported(e) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut buf = vec![0u8; BUF.min((to - at) as usize)];
+    while at < to {
+        let want = buf.len().min((to - at) as usize);
+        let n = match src.read_at(&mut buf[..want], at) {
+            Ok(0) => return Err(shrank(at, to)),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        dst.write_all_at(&buf[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+fn shrank(at: u64, expected: u64) -> io::Error {
+    io::Error::other(format!(
+        "the file shrank while being copied (ends at byte {at}, expected at least {expected})"
+    ))
+}

@@ -1,0 +1,137 @@
+//! [`Builder`]: the settings of a new queue, checked before anything touches
+//! the file system, and the defaults.
+
+use std::path::PathBuf;
+
+use super::Queue;
+use crate::error::OpenError;
+use crate::layout::{Geometry, GeometryError, MAX_PARTICIPANTS_LIMIT};
+use crate::segment::{self, Segment};
+
+/// Default number of messages a queue holds.
+pub const DEFAULT_CAPACITY: usize = 1024;
+/// Default largest message, in bytes.
+pub const DEFAULT_MAX_MSG_SIZE: usize = 4096;
+/// Default file mode of a new segment: owner read/write only.
+pub const DEFAULT_MODE: u32 = 0o600;
+/// Default number of handles that may be attached at once.
+pub const DEFAULT_MAX_PARTICIPANTS: usize = 256;
+
+/// Settings for a new queue; made by [`Queue::builder`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    pub(super) name: String,
+    pub(super) capacity: usize,
+    pub(super) max_msg_size: usize,
+    pub(super) mode: u32,
+    pub(super) max_participants: usize,
+    pub(super) dir: Option<PathBuf>,
+}
+
+impl Builder {
+    /// Number of messages the queue holds (default 1024; 0 is an error).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Largest message in bytes (default 4096). Every slot reserves this
+    /// much, so the segment takes about `capacity * max_msg_size` bytes.
+    pub fn max_msg_size(mut self, bytes: usize) -> Self {
+        self.max_msg_size = bytes;
+        self
+    }
+
+    /// File mode of the segment (default `0o600`). Applied exactly, whatever
+    /// the umask: `0o660` lets the group use the queue.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How many handles may be attached at once (default 256, at most 4096).
+    pub fn max_participants(mut self, n: usize) -> Self {
+        self.max_participants = n;
+        self
+    }
+
+    /// The queue directory (default: `$MQ_DIR`, else `/dev/shm`).
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    fn geometry(&self) -> Result<Geometry, OpenError> {
+        let invalid = |reason: String| OpenError::InvalidConfig {
+            name: self.name.clone(),
+            reason,
+        };
+        if self.mode & !0o777 != 0 {
+            return Err(invalid(format!(
+                "mode {:o} has bits outside 0o777",
+                self.mode
+            )));
+        }
+        Geometry::new(
+            self.capacity as u64,
+            self.max_msg_size as u64,
+            self.max_participants as u64,
+        )
+        .map_err(|e| {
+            invalid(match e {
+                GeometryError::ZeroCapacity => {
+                    "capacity is 0 (a queue must hold at least one message)".into()
+                }
+                GeometryError::BadParticipants => format!(
+                    "max participants is {} (allowed: 1 to {})",
+                    self.max_participants, MAX_PARTICIPANTS_LIMIT
+                ),
+                GeometryError::Overflow => format!(
+                    "capacity {} x max message size {} does not fit in memory",
+                    self.capacity, self.max_msg_size
+                ),
+            })
+        })
+    }
+
+    /// Creates the queue; fails with [`OpenError::AlreadyExists`] if it exists.
+    pub fn create(self) -> Result<Queue, OpenError> {
+        check_name(&self.name)?;
+        let geometry = self.geometry()?;
+        let dir = segment::queue_dir(self.dir.as_deref());
+        let seg = Segment::create(&self.name, &dir, geometry, self.mode)?;
+        Queue::attach(seg)
+    }
+
+    /// Opens the queue if it exists (its own sizes win), else creates it.
+    /// Safe when many processes race to do this at once: exactly one creates.
+    pub fn open_or_create(self) -> Result<Queue, OpenError> {
+        check_name(&self.name)?;
+        let geometry = self.geometry()?;
+        let dir = segment::queue_dir(self.dir.as_deref());
+        // A queue removed between our failed create and our open is simply
+        // created again; give up only if that keeps happening.
+        let mut last = None;
+        for _ in 0..100 {
+            match Segment::create(&self.name, &dir, geometry, self.mode) {
+                Ok(seg) => return Queue::attach(seg),
+                Err(OpenError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            match Segment::open(&self.name, &dir) {
+                Ok(seg) => return Queue::attach(seg),
+                Err(e @ OpenError::NotFound { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("loop ran"))
+    }
+}
+
+/// Checks a queue name before anything touches the file system.
+pub(crate) fn check_name(name: &str) -> Result<(), OpenError> {
+    segment::validate_name(name).map_err(|reason| OpenError::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })
+}

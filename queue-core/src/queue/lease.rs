@@ -1,0 +1,127 @@
+//! Leases: at-least-once delivery. [`Queue::get_lease`] and its two
+//! shorthands over one [`Queue::lease_until`], and the [`Lease`] that holds
+//! the claim until [`Lease::ack`] (or puts the message back when dropped).
+
+use std::ops::Deref;
+use std::sync::atomic::Ordering::*;
+use std::time::Duration;
+
+use super::Queue;
+use crate::error::{AckError, GetError};
+use crate::ring::Claim;
+use crate::wait::Deadline;
+
+impl Queue {
+    /// Takes the next message under a lease, blocking while empty: the message
+    /// stays in the queue (invisible to others) until [`Lease::ack`]. If the
+    /// lease is dropped without `ack`, or this process dies first, the message
+    /// is delivered again to another getter (at-least-once delivery).
+    pub fn get_lease(&self) -> Result<Lease<'_>, GetError> {
+        self.lease_until(Deadline::Forever)
+    }
+
+    /// Like [`get_lease`](Self::get_lease), but returns [`GetError::Empty`] at once when empty.
+    pub fn try_get_lease(&self) -> Result<Lease<'_>, GetError> {
+        self.lease_until(Deadline::Now)
+    }
+
+    /// Like [`get_lease`](Self::get_lease), waiting at most `timeout`.
+    pub fn get_lease_timeout(&self, timeout: Duration) -> Result<Lease<'_>, GetError> {
+        self.lease_until(Deadline::after(timeout))
+    }
+
+    /// The one lease: claims the next message (waiting until `deadline`)
+    /// and copies it out, keeping the claim until ack or drop.
+    fn lease_until(&self, deadline: Deadline) -> Result<Lease<'_>, GetError> {
+        let claim = self.claim_read(deadline)?;
+        let mut data = Vec::new();
+        if let Err(e) = self.copy_out(claim, &mut data) {
+            let handed_over = self.ring().release_read(claim, self.me);
+            self.after_release(handed_over);
+            return Err(e);
+        }
+        Ok(Lease {
+            queue: self,
+            claim,
+            data,
+            settled: false,
+        })
+    }
+}
+
+/// A message taken with [`Queue::get_lease`]: it derefs to the bytes, and
+/// leaves the queue only when [`ack`](Lease::ack)ed. Dropping it unacked (or
+/// dying) puts it back for another getter, counted as `redelivered`.
+#[must_use = "an unacked lease puts its message back when dropped"]
+pub struct Lease<'q> {
+    queue: &'q Queue,
+    claim: Claim,
+    data: Vec<u8>,
+    settled: bool,
+}
+
+impl Lease<'_> {
+    /// Confirms the message was handled: it leaves the queue for good.
+    pub fn ack(mut self) -> Result<(), AckError> {
+        self.settled = true;
+        let handed_over = self.queue.ring().release_read(self.claim, self.queue.me);
+        self.queue.after_release(handed_over);
+        if handed_over {
+            Ok(())
+        } else {
+            Err(AckError::Lost {
+                slot: self.claim.idx as usize,
+            })
+        }
+    }
+
+    /// Puts the message back for another getter now (same as dropping it).
+    pub fn release(mut self) {
+        self.put_back();
+    }
+
+    /// The message bytes, taken out of the lease.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.data.clone()
+    }
+
+    fn put_back(&mut self) {
+        if self.settled {
+            return;
+        }
+        self.settled = true;
+        let q = self.queue;
+        if q.ring().requeue(self.claim, q.me) {
+            q.seg.header().redelivered.fetch_add(1, Relaxed);
+        }
+        q.getters().notify_all();
+    }
+}
+
+impl Deref for Lease<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl AsRef<[u8]> for Lease<'_> {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl std::fmt::Debug for Lease<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("slot", &self.claim.idx)
+            .field("len", &self.data.len())
+            .finish()
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        self.put_back();
+    }
+}

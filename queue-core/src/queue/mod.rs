@@ -1,0 +1,477 @@
+//! The public handle: [`Queue`], a participant of one queue. This file holds
+//! the handle itself - opening, its wait points, recovery, status and close;
+//! the operations live beside it, one concern per file:
+//!
+//! * `builder.rs`: [`Builder`] and the defaults;
+//! * `put.rs`: the put family over one `put_until(msg, deadline)`;
+//! * `get.rs`: the get family over one `get_into_until(buf, deadline)` and
+//!   one `take_many(max, deadline, copy)`;
+//! * `lease.rs`: leases over one `lease_until(deadline)`, and [`Lease`].
+//!
+//! Every blocking verb is a shorthand that picks a [`Deadline`] and calls
+//! [`Queue::block`], the one skeleton over `wait::wait_until`.
+
+mod builder;
+mod get;
+mod lease;
+mod put;
+
+pub use builder::{
+    Builder, DEFAULT_CAPACITY, DEFAULT_MAX_MSG_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE,
+};
+pub use lease::Lease;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::time::{Duration, Instant};
+
+use crate::error::{CloseError, OpenError, RemoveError};
+use crate::liveness;
+use crate::ring::Ring;
+use crate::segment::{self, Segment};
+use crate::stats::{self, count};
+use crate::wait::{self, Adapt, Deadline, WaitPoint};
+pub(crate) use builder::check_name;
+
+/// How often a blocked or idle handle looks for dead participants (and for
+/// re-queued messages, and for other producers).
+const RECOVERY_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A handle on a named queue in shared memory.
+///
+/// Every handle is a participant: it holds a kernel lock on its entry in the
+/// queue's participant table for as long as it lives, which is how the other
+/// processes know it is alive. `Queue` is `Send + Sync`; threads of one
+/// process can share one handle.
+pub struct Queue {
+    seg: Segment,
+    me: u16,
+    born: Instant,
+    /// Milliseconds since `born` of the last look for dead participants.
+    last_recovery_ms: AtomicU64,
+    /// Milliseconds since `born` of the last full scan for re-queued
+    /// messages that the `requeued` hint does not count.
+    last_requeue_scan_ms: AtomicU64,
+    /// How this handle's getters poll (see `wait::Adapt`).
+    get_polling: Adapt,
+    /// How this handle's putters poll.
+    put_polling: Adapt,
+    /// Whether other participants put messages too: then a producer on a
+    /// contended core sleeps at once instead of yielding (see `wait.rs`).
+    other_producers: AtomicBool,
+    /// Milliseconds since `born` when `other_producers` was last looked up
+    /// (`u64::MAX`: never).
+    producers_scan_ms: AtomicU64,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.seg.name)
+            .field("path", &self.seg.path)
+            .field("participant", &self.me)
+            .finish()
+    }
+}
+
+impl Queue {
+    /// Starts building a new queue named `name` (1-200 of `[A-Za-z0-9._-]`,
+    /// not starting with '.').
+    pub fn builder(name: &str) -> Builder {
+        Builder {
+            name: name.to_owned(),
+            capacity: DEFAULT_CAPACITY,
+            max_msg_size: DEFAULT_MAX_MSG_SIZE,
+            mode: DEFAULT_MODE,
+            max_participants: DEFAULT_MAX_PARTICIPANTS,
+            dir: None,
+        }
+    }
+
+    /// Opens an existing queue in the queue directory (`$MQ_DIR`, else `/dev/shm`).
+    pub fn open(name: &str) -> Result<Queue, OpenError> {
+        Self::open_in(segment::queue_dir(None), name)
+    }
+
+    /// Opens an existing queue in `dir`.
+    pub fn open_in(dir: impl AsRef<Path>, name: &str) -> Result<Queue, OpenError> {
+        check_name(name)?;
+        Queue::attach(Segment::open(name, dir.as_ref())?)
+    }
+
+    /// Removes (unlinks) the queue. Handles that are open keep working on the
+    /// old segment until dropped; a queue created later under the same name
+    /// is a different queue.
+    pub fn remove(name: &str) -> Result<(), RemoveError> {
+        Self::remove_in(segment::queue_dir(None), name)
+    }
+
+    /// Removes the queue `name` in `dir`.
+    pub fn remove_in(dir: impl AsRef<Path>, name: &str) -> Result<(), RemoveError> {
+        segment::validate_name(name).map_err(|reason| RemoveError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })?;
+        Segment::remove(name, dir.as_ref())
+    }
+
+    fn attach(seg: Segment) -> Result<Queue, OpenError> {
+        let me = liveness::attach(&seg)?;
+        let q = Queue {
+            seg,
+            me,
+            born: Instant::now(),
+            last_recovery_ms: AtomicU64::new(0),
+            last_requeue_scan_ms: AtomicU64::new(0),
+            get_polling: Adapt::default(),
+            put_polling: Adapt::default(),
+            other_producers: AtomicBool::new(false),
+            producers_scan_ms: AtomicU64::new(u64::MAX),
+        };
+        // Clean up after anyone who died since the queue was last used.
+        q.recover_now();
+        Ok(q)
+    }
+
+    fn ring(&self) -> Ring<'_, Segment> {
+        self.seg.ring()
+    }
+
+    fn getters(&self) -> WaitPoint<'_> {
+        let h = self.seg.header();
+        WaitPoint {
+            seq: &h.get_seq,
+            waiters: &h.get_waiters,
+            mine: &self.seg.participant(self.me).waiting_get,
+            done: &self.seg.participant(self.me).gets,
+            adapt: &self.get_polling,
+            busy_sleep_flag: None,
+        }
+    }
+
+    fn putters(&self) -> WaitPoint<'_> {
+        let h = self.seg.header();
+        WaitPoint {
+            seq: &h.put_seq,
+            waiters: &h.put_waiters,
+            mine: &self.seg.participant(self.me).waiting_put,
+            done: &self.seg.participant(self.me).puts,
+            adapt: &self.put_polling,
+            busy_sleep_flag: Some(&self.other_producers),
+        }
+    }
+
+    /// Looks for dead participants and recovers what they held; wakes
+    /// everyone if anything changed. Returns how many slots changed.
+    fn recover_now(&self) -> u64 {
+        let now = self.born.elapsed().as_millis() as u64;
+        self.last_recovery_ms.store(now, Relaxed);
+        let changed = liveness::recover(&self.seg, self.me).total();
+        if changed > 0 {
+            self.getters().notify_all();
+            self.putters().notify_all();
+        }
+        changed
+    }
+
+    /// Looks for participants that died and recovers what they held now,
+    /// instead of waiting for the next blocked call to do it (which happens
+    /// at most every 100 ms). Returns how many slots were recovered: messages
+    /// put back for another getter plus half-written messages discarded.
+    pub fn recover(&self) -> usize {
+        count(self.recover_now())
+    }
+
+    /// Whether a getter with nothing to take should scan the whole ring for
+    /// re-queued messages (at most every 100 ms). It has its own clock: the
+    /// recovery clock is usually reset by the sleeper's `idle` step just
+    /// before the getter's next attempt, which would then never scan.
+    fn requeue_scan_due(&self) -> bool {
+        self.interval_due(&self.last_requeue_scan_ms)
+    }
+
+    /// Looks up whether other participants put messages, when this handle
+    /// first finds the queue full and then at most every 100 ms: a producer
+    /// that is not alone sleeps at once on a contended core, one that is
+    /// alone yields to the consumer (see `wait.rs`).
+    fn scan_producers_if_due(&self) {
+        if self.interval_due(&self.producers_scan_ms) {
+            let others = liveness::other_producers(&self.seg, self.me);
+            self.other_producers.store(others, Relaxed);
+        }
+    }
+
+    /// Whether [`RECOVERY_INTERVAL`] has passed since the time in `last`
+    /// (milliseconds since `born`; `u64::MAX`: never); if so, stores now.
+    fn interval_due(&self, last: &AtomicU64) -> bool {
+        let now = self.born.elapsed().as_millis() as u64;
+        let then = last.load(Relaxed);
+        let due =
+            then == u64::MAX || now.saturating_sub(then) >= RECOVERY_INTERVAL.as_millis() as u64;
+        if due {
+            last.store(now, Relaxed);
+        }
+        due
+    }
+
+    /// Runs [`recover_now`](Self::recover_now) if [`RECOVERY_INTERVAL`]
+    /// has passed since it last ran; returns whether it ran.
+    fn recover_if_due(&self) -> bool {
+        let now = self.born.elapsed().as_millis() as u64;
+        let last = self.last_recovery_ms.load(Relaxed);
+        if now.saturating_sub(last) >= RECOVERY_INTERVAL.as_millis() as u64 {
+            self.recover_now();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The shared blocking skeleton of put, get and lease: `attempt` until it
+    /// gives an answer or `deadline` passes (then `would_block` for
+    /// [`Deadline::Now`], else `timed_out`), recovering now and then while
+    /// asleep.
+    fn block<T, E>(
+        &self,
+        deadline: Deadline,
+        wp: WaitPoint<'_>,
+        attempt: impl FnMut() -> Option<Result<T, E>>,
+        would_block: E,
+        timed_out: E,
+    ) -> Result<T, E> {
+        let idle = || {
+            self.recover_if_due();
+        };
+        match wait::wait_until(wp, deadline, attempt, idle) {
+            Some(answer) => answer,
+            None if deadline == Deadline::Now => Err(would_block),
+            None => Err(timed_out),
+        }
+    }
+
+    /// A copy of the message the next getter would take, without taking it
+    /// (`None` when no message is waiting). Another getter may take it a
+    /// moment later: use this to look, not to decide who processes what.
+    pub fn peek(&self) -> Option<Vec<u8>> {
+        stats::peek(&self.seg)
+    }
+
+    // ------------------------------------------------------------- status
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.seg.name
+    }
+
+    /// The segment file.
+    pub fn path(&self) -> &Path {
+        &self.seg.path
+    }
+
+    /// Messages waiting now (a snapshot; leased messages are not counted).
+    pub fn len(&self) -> usize {
+        count(self.ring().len())
+    }
+
+    /// Whether no message is waiting now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether every slot is taken now.
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.capacity()
+    }
+
+    /// Number of messages the queue holds.
+    pub fn capacity(&self) -> usize {
+        count(self.seg.geometry.capacity)
+    }
+
+    /// Largest message in bytes.
+    pub fn max_msg_size(&self) -> usize {
+        count(self.seg.geometry.max_msg_size)
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        self.seg.header().closed.load(SeqCst) != 0
+    }
+
+    /// Marks end of stream: later puts fail with [`PutError::Closed`](crate::PutError::Closed), gets
+    /// drain what is left and then fail with [`GetError::Closed`](crate::GetError::Closed), and every
+    /// sleeper wakes up. Closing is permanent.
+    pub fn close(&self) -> Result<(), CloseError> {
+        let h = self.seg.header();
+        // SYNC: SeqCst pairs with the producer's re-check of `closed` after
+        // its claim CAS in `Ring::try_claim_write` and with the consumer's
+        // drain scan in `Ring::is_drained`.
+        if h.closed.swap(1, SeqCst) != 0 {
+            return Err(CloseError::AlreadyClosed);
+        }
+        self.getters().notify_all();
+        self.putters().notify_all();
+        Ok(())
+    }
+
+    /// Everything `mq inspect` shows.
+    pub fn stats(&self) -> crate::Stats {
+        stats::collect(&self.seg, Some(self.me))
+    }
+
+    /// The state of every slot, for drawing the ring.
+    pub fn slots(&self) -> Vec<crate::SlotView> {
+        stats::slots(&self.seg)
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        if liveness::detach(&self.seg, self.me).total() > 0 {
+            self.getters().notify_all();
+            self.putters().notify_all();
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::error::{AckError, Corruption, GetError, PutError};
+    use crate::ring::{READING, pack};
+
+    /// A queue in its own temporary directory, removed on drop.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(what: &str) -> Self {
+            Scratch(std::env::temp_dir().join(format!("mq-unit-{what}-{}", std::process::id())))
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Rewrites the state of `slot` as a foreign process would: the
+    /// reader's claim is gone, so its hand-over must fail.
+    fn take_over(q: &Queue, slot: u64) {
+        let s = q.seg.slot(slot).state.load(SeqCst);
+        q.seg
+            .slot(slot)
+            .state
+            .store(pack(crate::ring::lap_of(s), READING, q.me + 1), SeqCst);
+    }
+
+    /// A lease whose slot was taken over is not counted as got when acked.
+    #[test]
+    fn a_failed_ack_is_not_counted_as_got() {
+        let dir = Scratch::new("ack-count");
+        let q = Queue::builder("q")
+            .dir(&dir.0)
+            .capacity(2)
+            .create()
+            .unwrap();
+        q.put(b"a").unwrap();
+        let lease = q.get_lease().unwrap();
+        take_over(&q, 0);
+        assert_eq!(lease.ack(), Err(AckError::Lost { slot: 0 }));
+        assert_eq!(q.stats().total_got, 0);
+    }
+
+    /// A batch get whose hand-over fails counts only what was handed over.
+    #[test]
+    fn a_failed_hand_over_in_a_batch_is_not_counted_as_got() {
+        let dir = Scratch::new("batch-count");
+        let q = Queue::builder("q")
+            .dir(&dir.0)
+            .capacity(4)
+            .create()
+            .unwrap();
+        q.put_many(&[b"a", b"b", b"c"]).unwrap();
+        let mut seen = 0;
+        let taken = q
+            .take_many(3, Deadline::Now, |claim| {
+                seen += 1;
+                if seen == 2 {
+                    take_over(&q, claim.idx); // the second one is lost
+                }
+                Ok(0)
+            })
+            .unwrap();
+        assert_eq!(taken, 1, "the batch stops at the lost message");
+        assert_eq!(q.stats().total_got, 1);
+        // A single get that finds its slot taken over counts nothing either.
+        let claim = q.claim_read(Deadline::Now).unwrap();
+        take_over(&q, claim.idx);
+        let handed_over = q.ring().release_read(claim, q.me);
+        q.after_release(handed_over);
+        assert!(!handed_over);
+        assert_eq!(q.stats().total_got, 1);
+        assert_eq!(
+            get::taken_over(claim),
+            GetError::Corrupted(Corruption::TakenOver {
+                slot: claim.idx as usize
+            })
+        );
+    }
+
+    #[test]
+    fn try_put_many_puts_what_fits_and_put_many_timeout_times_out() {
+        let dir = Scratch::new("put-many-forms");
+        let q = Queue::builder("q")
+            .dir(&dir.0)
+            .capacity(3)
+            .create()
+            .unwrap();
+        assert_eq!(q.try_put_many(&[b"1", b"2"]), Ok(()));
+        assert_eq!(
+            q.try_put_many(&[b"3", b"4", b"5"]),
+            Err((1, PutError::Full))
+        );
+        assert_eq!(
+            q.put_many_timeout(&[b"6"], Duration::from_millis(20)),
+            Err((0, PutError::Timeout))
+        );
+        assert_eq!(q.stats().total_put, 3);
+        assert_eq!(
+            q.get_many(10).unwrap(),
+            vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]
+        );
+        assert_eq!(
+            q.put_many_timeout(&[b"7", b"8"], Duration::from_secs(5)),
+            Ok(())
+        );
+        assert_eq!(q.len(), 2);
+        let too_big = vec![0u8; q.max_msg_size() + 1];
+        assert!(matches!(
+            q.try_put_many(&[&too_big[..]]),
+            Err((0, PutError::TooLarge { .. }))
+        ));
+    }
+
+    /// A producer learns whether others put too when it first finds the
+    /// queue full: only then does it sleep at once on a contended core.
+    #[test]
+    fn a_full_queue_tells_a_producer_whether_it_is_alone() {
+        let dir = std::env::temp_dir().join(format!("mq-unit-producers-{}", std::process::id()));
+        let a = Queue::builder("p").dir(&dir).capacity(2).create().unwrap();
+        let b = Queue::open_in(&dir, "p").unwrap();
+        a.put(b"1").unwrap();
+        a.put(b"2").unwrap();
+        assert!(matches!(a.try_put(b"3"), Err(PutError::Full)));
+        // `b` has put nothing: `a` is the only producer.
+        assert!(!a.other_producers.load(Relaxed));
+        assert!(!a.putters().sleeps_when_busy());
+        assert!(matches!(b.try_put(b"3"), Err(PutError::Full)));
+        assert!(b.other_producers.load(Relaxed));
+        assert!(b.putters().sleeps_when_busy());
+        // Consumers never sleep at once.
+        assert!(!b.getters().sleeps_when_busy());
+        drop((a, b));
+        Queue::remove_in(&dir, "p").unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+    }
+}

@@ -1,0 +1,151 @@
+//! The put family: three verbs over one [`Queue::put_until`], and three batch
+//! verbs over one [`Queue::put_many_until`]. Each public verb only picks a
+//! [`Deadline`].
+
+use std::sync::atomic::Ordering::*;
+use std::time::Duration;
+
+use super::Queue;
+use crate::error::PutError;
+use crate::ring::{Claim, PutBlocked};
+use crate::wait::Deadline;
+
+impl Queue {
+    /// Puts a message, blocking while the queue is full.
+    pub fn put(&self, msg: &[u8]) -> Result<(), PutError> {
+        self.put_until(msg, Deadline::Forever)
+    }
+
+    /// Puts a message if there is a free slot now.
+    pub fn try_put(&self, msg: &[u8]) -> Result<(), PutError> {
+        self.put_until(msg, Deadline::Now)
+    }
+
+    /// Puts a message, waiting at most `timeout` for a free slot.
+    pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), PutError> {
+        self.put_until(msg, Deadline::after(timeout))
+    }
+
+    /// The one put: claims a slot (waiting until `deadline`), copies the
+    /// message in, publishes it and wakes a sleeping getter.
+    fn put_until(&self, msg: &[u8], deadline: Deadline) -> Result<(), PutError> {
+        if msg.len() as u64 > self.seg.geometry.max_msg_size {
+            return Err(PutError::TooLarge {
+                len: msg.len(),
+                max: self.max_msg_size(),
+            });
+        }
+        let claim = self.claim_write(deadline)?;
+        // SAFETY: `claim` holds the slot in WRITING for us; the length was
+        // checked against max_msg_size above.
+        unsafe { self.seg.write_payload(claim.idx, msg) };
+        self.ring().publish(claim);
+        self.count_puts(1);
+        self.getters().notify_one();
+        Ok(())
+    }
+
+    /// Puts every message in `msgs`, in order, blocking while the queue is
+    /// full. A little cheaper than a loop of [`put`](Self::put) (the sizes
+    /// are checked and the handle's counter updated once per batch); a
+    /// sleeping consumer is woken at the first message, as by `put`.
+    /// On error, returns it together with how many messages were put.
+    pub fn put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), (usize, PutError)> {
+        self.put_many_until(msgs, Deadline::Forever)
+    }
+
+    /// Like [`put_many`](Self::put_many), but puts only what fits now: on a
+    /// full queue it returns [`PutError::Full`] with how many were put.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("mq-doc-try-put-many-{}", std::process::id()));
+    /// use queue_core::{PutError, Queue};
+    /// let q = Queue::builder("jobs").dir(&dir).capacity(2).create()?;
+    /// assert_eq!(q.try_put_many(&[b"a", b"b", b"c"]), Err((2, PutError::Full)));
+    /// assert_eq!(q.len(), 2);
+    /// # Queue::remove_in(&dir, "jobs")?;
+    /// # std::fs::remove_dir(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), (usize, PutError)> {
+        self.put_many_until(msgs, Deadline::Now)
+    }
+
+    /// Like [`put_many`](Self::put_many), waiting at most `timeout` in all
+    /// (one deadline for the whole batch) for free slots: when it passes,
+    /// returns [`PutError::Timeout`] with how many were put.
+    pub fn put_many_timeout<M: AsRef<[u8]>>(
+        &self,
+        msgs: &[M],
+        timeout: Duration,
+    ) -> Result<(), (usize, PutError)> {
+        self.put_many_until(msgs, Deadline::after(timeout))
+    }
+
+    /// The one batch put: checks every size first, then claims, copies and
+    /// publishes message by message, each claim waiting until `deadline`.
+    fn put_many_until<M: AsRef<[u8]>>(
+        &self,
+        msgs: &[M],
+        deadline: Deadline,
+    ) -> Result<(), (usize, PutError)> {
+        let max = self.seg.geometry.max_msg_size;
+        if let Some(m) = msgs.iter().find(|m| m.as_ref().len() as u64 > max) {
+            let err = PutError::TooLarge {
+                len: m.as_ref().len(),
+                max: max as usize,
+            };
+            return Err((0, err));
+        }
+        let (ring, getters) = (self.ring(), self.getters());
+        for (done, msg) in msgs.iter().enumerate() {
+            let claim = match self.claim_write(deadline) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.count_puts(done);
+                    return Err((done, e));
+                }
+            };
+            // SAFETY: `claim` holds the slot in WRITING for us; every length
+            // was checked against max_msg_size above.
+            unsafe { self.seg.write_payload(claim.idx, msg.as_ref()) };
+            ring.publish(claim);
+            // As in `put`: with nobody asleep this is one load of a word
+            // that stays in our cache; holding the announcement back until
+            // the end of the batch would let a consumer sleep through
+            // messages whenever this process is preempted mid-batch.
+            getters.notify_one();
+        }
+        self.count_puts(msgs.len());
+        Ok(())
+    }
+
+    fn count_puts(&self, n: usize) {
+        self.seg
+            .participant(self.me)
+            .puts
+            .fetch_add(n as u64, Relaxed);
+    }
+
+    /// Claims the slot under the tail, waiting until `deadline` while full.
+    fn claim_write(&self, deadline: Deadline) -> Result<Claim, PutError> {
+        let ring = self.ring();
+        let attempt = || match ring.try_claim_write(self.me) {
+            Ok(c) => Some(Ok(c)),
+            Err(PutBlocked::Closed) => Some(Err(PutError::Closed)),
+            Err(PutBlocked::Corrupt(d)) => Some(Err(PutError::Corrupted(d.into()))),
+            Err(PutBlocked::Full) => {
+                self.recover_if_due();
+                self.scan_producers_if_due();
+                None
+            }
+        };
+        self.block(
+            deadline,
+            self.putters(),
+            attempt,
+            PutError::Full,
+            PutError::Timeout,
+        )
+    }
+}

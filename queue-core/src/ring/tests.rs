@@ -1,0 +1,186 @@
+//! Unit tests of the slot protocol over a plain array of state words.
+
+use super::*;
+
+struct VecSlots(Vec<AtomicU64>);
+impl Slots for VecSlots {
+    fn capacity(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn state(&self, idx: u64) -> &AtomicU64 {
+        &self.0[idx as usize]
+    }
+}
+
+struct Fixture {
+    head: AtomicU64,
+    tail: AtomicU64,
+    requeued: AtomicU64,
+    closed: AtomicU32,
+    slots: VecSlots,
+}
+
+impl Fixture {
+    fn new(cap: usize) -> Self {
+        Fixture {
+            head: AtomicU64::new(0),
+            tail: AtomicU64::new(0),
+            requeued: AtomicU64::new(0),
+            closed: AtomicU32::new(0),
+            slots: VecSlots((0..cap).map(|_| AtomicU64::new(0)).collect()),
+        }
+    }
+    fn ring(&self) -> Ring<'_, VecSlots> {
+        Ring::new(
+            Cursors {
+                head: &self.head,
+                tail: &self.tail,
+                requeued: &self.requeued,
+                closed: &self.closed,
+            },
+            &self.slots,
+        )
+    }
+}
+
+#[test]
+fn pack_round_trips() {
+    let s = pack(0xdead_beef, READING, 0x1234);
+    assert_eq!(lap_of(s), 0xdead_beef);
+    assert_eq!(kind_of(s), READING);
+    assert_eq!(owner_of(s), 0x1234);
+    assert_eq!(pack(0, EMPTY, 0), 0, "zeroed memory is a valid empty ring");
+}
+
+#[test]
+fn fills_and_drains_over_many_laps() {
+    let f = Fixture::new(3);
+    let r = f.ring();
+    for round in 0..10u64 {
+        for _ in 0..3 {
+            let c = r.try_claim_write(1).unwrap();
+            r.publish(c);
+        }
+        assert_eq!(r.try_claim_write(1), Err(PutBlocked::Full));
+        assert_eq!(r.len(), 3);
+        for i in 0..3 {
+            let c = r.try_claim_read(2).unwrap();
+            assert_eq!(c.idx, i);
+            assert_eq!(c.lap as u64, round);
+            assert!(r.release_read(c, 2));
+        }
+        assert_eq!(r.try_claim_read(2), Err(GetBlocked::Empty));
+    }
+}
+
+#[test]
+fn pending_writer_blocks_the_head() {
+    let f = Fixture::new(2);
+    let r = f.ring();
+    let w = r.try_claim_write(7).unwrap();
+    assert_eq!(r.try_claim_read(2), Err(GetBlocked::Pending { owner: 7 }));
+    r.publish(w);
+    assert!(r.try_claim_read(2).is_ok());
+}
+
+#[test]
+fn dead_writer_is_discarded_and_capacity_returns() {
+    let f = Fixture::new(2);
+    let r = f.ring();
+    let _dead = r.try_claim_write(5).unwrap();
+    let live = r.try_claim_write(1).unwrap();
+    r.publish(live);
+    assert_eq!(
+        r.recover_owner(5),
+        Recovered {
+            discarded: 1,
+            requeued: 0
+        }
+    );
+    let c = r.try_claim_read(2).unwrap();
+    assert_eq!(c.idx, 1, "the skipped slot is passed over");
+    assert!(r.release_read(c, 2));
+    for _ in 0..2 {
+        let c = r.try_claim_write(1).unwrap();
+        r.publish(c);
+    }
+    assert_eq!(r.try_claim_write(1), Err(PutBlocked::Full));
+}
+
+#[test]
+fn dead_reader_message_is_redelivered_once() {
+    let f = Fixture::new(2);
+    let r = f.ring();
+    for _ in 0..2 {
+        let c = r.try_claim_write(1).unwrap();
+        r.publish(c);
+    }
+    let lost = r.try_claim_read(9).unwrap();
+    assert_eq!(
+        r.recover_owner(9),
+        Recovered {
+            discarded: 0,
+            requeued: 1
+        }
+    );
+    let again = r.try_claim_read(2).unwrap();
+    assert_eq!(again, lost, "the re-queued (older) message comes first");
+    assert!(r.release_read(again, 2));
+    let next = r.try_claim_read(2).unwrap();
+    assert_eq!(next.idx, 1);
+    assert!(r.release_read(next, 2));
+    assert_eq!(r.try_claim_read(2), Err(GetBlocked::Empty));
+    assert_eq!(f.requeued.load(SeqCst), 0);
+}
+
+#[test]
+fn dropped_lease_goes_back() {
+    let f = Fixture::new(1);
+    let r = f.ring();
+    let c = r.try_claim_write(1).unwrap();
+    r.publish(c);
+    let lease = r.try_claim_read(2).unwrap();
+    assert_eq!(r.try_claim_write(1), Err(PutBlocked::Full));
+    assert!(r.requeue(lease, 2));
+    assert_eq!(r.len(), 1);
+    let again = r.try_claim_read(3).unwrap();
+    assert!(!r.release_read(again, 2), "not ours");
+    assert!(r.release_read(again, 3));
+    assert!(r.try_claim_write(1).is_ok());
+}
+
+#[test]
+fn overcounted_hint_heals() {
+    let f = Fixture::new(2);
+    f.requeued.store(1, SeqCst);
+    let r = f.ring();
+    assert_eq!(r.try_claim_read(2), Err(GetBlocked::Empty));
+    assert_eq!(f.requeued.load(SeqCst), 0);
+}
+
+#[test]
+fn close_stops_writers_and_drain_is_detected() {
+    let f = Fixture::new(2);
+    let r = f.ring();
+    let c = r.try_claim_write(1).unwrap();
+    r.publish(c);
+    f.closed.store(1, SeqCst);
+    assert_eq!(r.try_claim_write(1), Err(PutBlocked::Closed));
+    assert!(!r.is_drained(2));
+    let c = r.try_claim_read(2).unwrap();
+    assert!(r.is_drained(2), "own claim does not count");
+    assert!(!r.is_drained(3), "another reader might put it back");
+    assert!(r.release_read(c, 2));
+    assert!(r.is_drained(3));
+}
+
+#[test]
+fn garbage_state_is_reported_not_looped_on() {
+    let f = Fixture::new(2);
+    f.slots.0[0].store(pack(77, READY, 0), SeqCst);
+    let r = f.ring();
+    assert!(matches!(r.try_claim_read(1), Err(GetBlocked::Corrupt(_))));
+    assert!(matches!(r.try_claim_write(1), Err(PutBlocked::Corrupt(_))));
+    f.slots.0[0].store(pack(0, 200, 0), SeqCst);
+    assert!(matches!(r.try_claim_read(1), Err(GetBlocked::Corrupt(_))));
+}
