@@ -62,11 +62,13 @@ pub enum OpenError {
     },
     /// The segment was made by an incompatible version of this library.
     #[error(
-        "queue {name:?} has layout version {found}, this build understands version {expected} (drain it with the old version, or remove it with 'mq rm {name}')"
+        "queue {name:?} ({path}) has layout version {found}, this build understands version {expected} (drain it with the build that made it, or remove it with 'mq rm {name}' and create it again)"
     )]
     Incompatible {
         /// The queue name.
         name: String,
+        /// The segment file.
+        path: PathBuf,
         /// Layout version found in the segment.
         found: u64,
         /// Layout version this build writes.
@@ -265,6 +267,19 @@ pub enum AckError {
     Lost {
         /// The slot index.
         slot: usize,
+    },
+    /// The lease's deadline passed and the message was put back for another
+    /// getter (who may be handling it now); renew long tasks in time.
+    #[error(
+        "lease on slot {slot} expired {late_ms} ms ago and its message was put back (call Lease::renew more often than the queue's lease timeout of {timeout_ms} ms)"
+    )]
+    Expired {
+        /// The slot index.
+        slot: usize,
+        /// Milliseconds since the deadline passed.
+        late_ms: u64,
+        /// The queue's lease timeout in milliseconds.
+        timeout_ms: u64,
     },
 }
 

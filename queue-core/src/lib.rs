@@ -97,6 +97,8 @@ mod ring;
 #[cfg(not(loom))]
 mod batch;
 #[cfg(not(loom))]
+mod delivery;
+#[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
 mod layout;
@@ -123,6 +125,8 @@ mod wait;
 #[cfg(not(loom))]
 pub use batch::{Batch, Iter as BatchIter};
 #[cfg(not(loom))]
+pub use delivery::LeaseView;
+#[cfg(not(loom))]
 pub use error::{AckError, CloseError, Corruption, GetError, OpenError, PutError, RemoveError};
 #[cfg(not(loom))]
 pub use observe::Observer;
@@ -142,6 +146,6 @@ pub use typed::{TypedGetError, TypedLease, TypedPutError, TypedQueue};
 #[cfg(not(loom))]
 pub mod segment_layout {
     pub use crate::layout::{
-        HEADER_SIZE, LAYOUT_VERSION, MAGIC, PARTICIPANT_SIZE, SLOT_HEADER_SIZE,
+        HEADER_SIZE, LAYOUT_VERSION, MAGIC, PARTICIPANT_SIZE, SLOT_HEADER_SIZE, SLOT_META_SIZE,
     };
 }

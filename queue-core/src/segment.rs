@@ -19,8 +19,8 @@ use memmap2::MmapRaw;
 
 use crate::error::{OpenError, RemoveError};
 use crate::layout::{
-    Geometry, GeometryError, HEADER_SIZE, Header, LAYOUT_VERSION, MAGIC, ParticipantEntry,
-    SlotHeader,
+    Delivery, Geometry, GeometryError, HEADER_SIZE, Header, LAYOUT_VERSION, MAGIC,
+    ParticipantEntry, SLOT_META_SIZE, SlotHeader, SlotMeta,
 };
 use crate::ring::{Cursors, Ring, Slots};
 use crate::sys;
@@ -135,6 +135,8 @@ pub(crate) struct Segment {
     pub path: PathBuf,
     pub file: File,
     pub geometry: Geometry,
+    /// The delivery-control settings, read once when opened.
+    pub delivery: Delivery,
     map: MmapRaw,
 }
 
@@ -196,6 +198,7 @@ impl Segment {
         name: &str,
         dir: &Path,
         geometry: Geometry,
+        delivery: Delivery,
         mode: u32,
     ) -> Result<Segment, OpenError> {
         if !dir.exists() {
@@ -246,6 +249,7 @@ impl Segment {
             path: path.clone(),
             file,
             geometry,
+            delivery,
             map,
         };
         // The file was just created by us and is not yet published (magic is
@@ -260,7 +264,10 @@ impl Segment {
         h.participants_offset
             .store(geometry.participants_offset, Relaxed);
         h.slots_offset.store(geometry.slots_offset, Relaxed);
+        h.meta_offset.store(geometry.meta_offset, Relaxed);
         h.total_size.store(geometry.total_size, Relaxed);
+        h.lease_timeout_ns.store(delivery.lease_timeout_ns, Relaxed);
+        h.max_deliveries.store(delivery.max_deliveries, Relaxed);
         h.created_unix_ns.store(now_unix_ns(), Relaxed);
         h.creator_pid.store(u64::from(sys::current_pid()), Relaxed);
         // Everything else (cursors, counters, participant table, slot states)
@@ -316,6 +323,7 @@ impl Segment {
             if first[..6] == MAGIC.to_le_bytes()[..6] {
                 return Err(OpenError::Incompatible {
                     name: name.to_owned(),
+                    path: path.clone(),
                     found: u64::from(first[7]),
                     expected: LAYOUT_VERSION,
                 });
@@ -339,7 +347,7 @@ impl Segment {
             Access::ReadOnly => memmap2::MmapOptions::new().map_raw_read_only(&file),
         }
         .map_err(|e| io_err("map", &path, e))?;
-        let geometry = Self::validate(name, &map, corrupted)?;
+        let (geometry, delivery) = Self::validate(name, &path, &map, corrupted)?;
         // Make sure every page has storage behind it. A segment we created
         // has (`create` allocates it all), but a file made by someone else
         // may be sparse: touching a hole in a full tmpfs kills the process
@@ -364,6 +372,7 @@ impl Segment {
             path,
             file,
             geometry,
+            delivery,
             map,
         })
     }
@@ -373,9 +382,10 @@ impl Segment {
     /// the writable and the read-only open.
     fn validate(
         name: &str,
+        path: &Path,
         map: &MmapRaw,
         corrupted: impl Fn(String) -> OpenError,
-    ) -> Result<Geometry, OpenError> {
+    ) -> Result<(Geometry, Delivery), OpenError> {
         // From here on only the mapping's own length counts: the file may
         // have changed size since it was measured.
         let mapped = map.len() as u64;
@@ -399,6 +409,7 @@ impl Segment {
         if layout_version != LAYOUT_VERSION {
             return Err(OpenError::Incompatible {
                 name: name.to_owned(),
+                path: path.to_path_buf(),
                 found: layout_version,
                 expected: LAYOUT_VERSION,
             });
@@ -428,6 +439,11 @@ impl Segment {
                 geometry.participants_offset,
             ),
             (
+                "slot record offset",
+                h.meta_offset.load(Relaxed),
+                geometry.meta_offset,
+            ),
+            (
                 "slot offset",
                 h.slots_offset.load(Relaxed),
                 geometry.slots_offset,
@@ -446,7 +462,13 @@ impl Segment {
                 )));
             }
         }
-        Ok(geometry)
+        // Any value is a valid setting (0 means "none"); read once, and
+        // every use is saturating arithmetic.
+        let delivery = Delivery {
+            lease_timeout_ns: h.lease_timeout_ns.load(Relaxed),
+            max_deliveries: h.max_deliveries.load(Relaxed),
+        };
+        Ok((geometry, delivery))
     }
 
     /// Waits (bounded) until the file's magic is published. Returns the file
@@ -578,6 +600,17 @@ impl Segment {
         // checked against the file length on open; 64-byte aligned; any bit
         // pattern is a valid `ParticipantEntry`.
         unsafe { &*(self.map.as_ptr().add(offset as usize) as *const ParticipantEntry) }
+    }
+
+    /// The delivery record of slot `idx` (`idx < capacity`).
+    pub(crate) fn meta(&self, idx: u64) -> &SlotMeta {
+        assert!(idx < self.geometry.capacity, "slot index out of range");
+        let offset = self.geometry.meta_offset + idx * SLOT_META_SIZE;
+        // SAFETY: `offset + SLOT_META_SIZE <= slots_offset <= total_size`
+        // (the geometry reserves `capacity` records there, checked against
+        // the mapping length on open); 32-byte aligned (`meta_offset` is a
+        // multiple of 64); any bit pattern is a valid `SlotMeta` (atomics).
+        unsafe { &*(self.map.as_ptr().add(offset as usize) as *const SlotMeta) }
     }
 
     fn slot_ptr(&self, idx: u64) -> *mut u8 {

@@ -50,6 +50,16 @@ pub struct Stats {
     pub discarded_partial: usize,
     /// Slots held by leases or readers right now.
     pub in_flight: usize,
+    /// Leases put back because their deadline passed (also in `redelivered`).
+    pub expired: usize,
+    /// Messages dropped after `max_deliveries` deliveries (poison messages).
+    pub dropped_poison: usize,
+    /// The queue's lease timeout (`None`: a lease lasts while its holder lives).
+    pub lease_timeout: Option<Duration>,
+    /// Deliveries a message may have (`None`: unlimited).
+    pub max_deliveries: Option<usize>,
+    /// Every slot held by a reader or a lease now, with its deadline.
+    pub leases: Vec<crate::LeaseView>,
     /// Whether the queue was closed.
     pub closed: bool,
     /// Creation time.
@@ -165,10 +175,8 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
         total_got = total_got.saturating_add(p.gets);
         participants.push(p);
     }
-    let in_flight = slots(seg)
-        .iter()
-        .filter(|s| matches!(s, SlotView::Reading(_)))
-        .count();
+    let leases = crate::delivery::leases(seg);
+    let in_flight = leases.len();
     let owner = seg.file_owner();
     Stats {
         name: seg.name.clone(),
@@ -186,6 +194,17 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
         redelivered: count(h.redelivered.load(Relaxed)),
         discarded_partial: count(h.discarded_partial.load(Relaxed)),
         in_flight,
+        expired: count(h.expired.load(Relaxed)),
+        dropped_poison: count(h.dropped_poison.load(Relaxed)),
+        lease_timeout: match seg.delivery.lease_timeout_ns {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        },
+        max_deliveries: match seg.delivery.max_deliveries {
+            0 => None,
+            n => Some(count(n)),
+        },
+        leases,
         closed: h.closed.load(Relaxed) != 0,
         created: time_of(h.created_unix_ns.load(Relaxed)),
         creator_pid: h.creator_pid.load(Relaxed) as u32,

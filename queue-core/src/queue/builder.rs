@@ -2,10 +2,11 @@
 //! the file system, and the defaults.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::Queue;
 use crate::error::OpenError;
-use crate::layout::{Geometry, GeometryError, MAX_PARTICIPANTS_LIMIT};
+use crate::layout::{Delivery, Geometry, GeometryError, MAX_PARTICIPANTS_LIMIT};
 use crate::segment::{self, Segment};
 
 /// Default number of messages a queue holds.
@@ -26,6 +27,8 @@ pub struct Builder {
     pub(super) mode: u32,
     pub(super) max_participants: usize,
     pub(super) dir: Option<PathBuf>,
+    pub(super) lease_timeout: Option<Duration>,
+    pub(super) max_deliveries: Option<usize>,
 }
 
 impl Builder {
@@ -59,6 +62,78 @@ impl Builder {
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
         self
+    }
+
+    /// How long a lease lasts without [`Lease::ack`](crate::Lease::ack) or
+    /// [`Lease::renew`](crate::Lease::renew) (default: no deadline, a lease
+    /// lasts while its holder lives). A lease past its deadline is put back
+    /// for another getter by whichever participant notices first (within
+    /// about 100 ms of the deadline, while anyone waits on the queue), even
+    /// though its holder lives; the holder's late `ack` then fails with
+    /// [`AckError::Expired`](crate::AckError::Expired). Stored in the
+    /// segment: every process sees the same rule. Millisecond resolution.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("mq-doc-lease-timeout-{}", std::process::id()));
+    /// use std::time::Duration;
+    /// use queue_core::Queue;
+    /// let q = Queue::builder("jobs").dir(&dir)
+    ///     .lease_timeout(Duration::from_secs(30))
+    ///     .max_deliveries(5)
+    ///     .create()?;
+    /// q.put(b"work")?;
+    /// let lease = q.get_lease()?;
+    /// assert_eq!(lease.deliveries(), 1);
+    /// lease.renew()?; // a long task: another 30 s
+    /// lease.ack()?;
+    /// # drop(q);
+    /// # Queue::remove_in(&dir, "jobs")?;
+    /// # std::fs::remove_dir(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lease_timeout(mut self, timeout: Duration) -> Self {
+        self.lease_timeout = Some(timeout);
+        self
+    }
+
+    /// How many times a message may be delivered (default: unlimited). A
+    /// delivery is a get or a lease; a message comes back after its reader
+    /// died, its lease was released or dropped, or its deadline passed. When
+    /// a message would be delivered for the `n + 1`-th time it is dropped
+    /// instead and counted in [`Stats::dropped_poison`](crate::Stats::dropped_poison)
+    /// (a "poison" message that kills every consumer). 0 is an error.
+    pub fn max_deliveries(mut self, n: usize) -> Self {
+        self.max_deliveries = Some(n);
+        self
+    }
+
+    fn delivery(&self) -> Result<Delivery, OpenError> {
+        let invalid = |reason: String| OpenError::InvalidConfig {
+            name: self.name.clone(),
+            reason,
+        };
+        let lease_timeout_ns = match self.lease_timeout {
+            None => 0,
+            Some(t) if t < Duration::from_millis(1) => {
+                return Err(invalid(format!(
+                    "lease timeout is {t:?} (at least 1 ms; leave it unset for no deadline)"
+                )));
+            }
+            Some(t) => u64::try_from(t.as_nanos()).unwrap_or(u64::MAX),
+        };
+        let max_deliveries = match self.max_deliveries {
+            None => 0,
+            Some(0) => {
+                return Err(invalid(
+                    "max deliveries is 0 (at least 1; leave it unset for unlimited)".into(),
+                ));
+            }
+            Some(n) => n as u64,
+        };
+        Ok(Delivery {
+            lease_timeout_ns,
+            max_deliveries,
+        })
     }
 
     fn geometry(&self) -> Result<Geometry, OpenError> {
@@ -98,22 +173,25 @@ impl Builder {
     pub fn create(self) -> Result<Queue, OpenError> {
         check_name(&self.name)?;
         let geometry = self.geometry()?;
+        let delivery = self.delivery()?;
         let dir = segment::queue_dir(self.dir.as_deref());
-        let seg = Segment::create(&self.name, &dir, geometry, self.mode)?;
+        let seg = Segment::create(&self.name, &dir, geometry, delivery, self.mode)?;
         Queue::attach(seg)
     }
 
-    /// Opens the queue if it exists (its own sizes win), else creates it.
+    /// Opens the queue if it exists (its own sizes and delivery settings
+    /// win), else creates it.
     /// Safe when many processes race to do this at once: exactly one creates.
     pub fn open_or_create(self) -> Result<Queue, OpenError> {
         check_name(&self.name)?;
         let geometry = self.geometry()?;
+        let delivery = self.delivery()?;
         let dir = segment::queue_dir(self.dir.as_deref());
         // A queue removed between our failed create and our open is simply
         // created again; give up only if that keeps happening.
         let mut last = None;
         for _ in 0..100 {
-            match Segment::create(&self.name, &dir, geometry, self.mode) {
+            match Segment::create(&self.name, &dir, geometry, delivery, self.mode) {
                 Ok(seg) => return Queue::attach(seg),
                 Err(OpenError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),

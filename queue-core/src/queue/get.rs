@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use super::Queue;
 use crate::batch::Batch;
+use crate::delivery;
 use crate::error::{Corruption, GetError};
-use crate::ring::{Claim, GetBlocked};
+use crate::ring::{Claim, GetBlocked, Ring};
+use crate::segment::Segment;
 use crate::wait::Deadline;
 
 impl Queue {
@@ -188,7 +190,7 @@ impl Queue {
             if failure.is_some() || taken >= max {
                 break;
             }
-            next = ring.try_claim_read(self.me).ok();
+            next = self.try_claim(&ring).ok();
         }
         self.seg
             .participant(self.me)
@@ -226,7 +228,7 @@ impl Queue {
     pub(super) fn claim_read(&self, deadline: Deadline) -> Result<Claim, GetError> {
         let ring = self.ring();
         let closed = &self.seg.header().closed;
-        let attempt = || match ring.try_claim_read(self.me) {
+        let attempt = || match self.try_claim(&ring) {
             Ok(c) => Some(Ok(c)),
             Err(GetBlocked::Corrupt(d)) => Some(Err(GetError::Corrupted(d.into()))),
             Err(GetBlocked::Empty | GetBlocked::Pending { .. }) => {
@@ -235,7 +237,7 @@ impl Queue {
                 // re-queue and its count, or a damaged segment).
                 let recovered = self.recover_if_due();
                 if recovered || self.requeue_scan_due() {
-                    if let Some(c) = ring.take_requeued(self.me) {
+                    if let Some(c) = self.take_requeued(&ring) {
                         return Some(Ok(c));
                     }
                 }
@@ -263,6 +265,66 @@ impl Queue {
             GetError::Empty,
             GetError::Timeout,
         )
+    }
+}
+
+impl Queue {
+    /// `Ring::try_claim_read` under the delivery rules: a message past
+    /// `max_deliveries` is dropped (see [`admit`](Self::admit)) and the next
+    /// one tried.
+    #[inline]
+    pub(super) fn try_claim(&self, ring: &Ring<'_, Segment>) -> Result<Claim, GetBlocked> {
+        loop {
+            let claim = ring.try_claim_read(self.me)?;
+            if self.admit(claim) {
+                return Ok(claim);
+            }
+        }
+    }
+
+    /// `Ring::take_requeued` under the delivery rules.
+    fn take_requeued(&self, ring: &Ring<'_, Segment>) -> Option<Claim> {
+        loop {
+            let claim = ring.take_requeued(self.me)?;
+            if self.admit(claim) {
+                return Some(claim);
+            }
+        }
+    }
+
+    /// Whether the message `claim` holds may be delivered. A first delivery
+    /// on a queue without `max_deliveries` is let through at once (the hot
+    /// path: one compare). Otherwise the delivery count is rebuilt; a
+    /// message past `max_deliveries` is dropped - handed over like a get,
+    /// counted in `dropped_poison` - and a redelivery is recorded in the
+    /// slot record. A death anywhere here leaves the slot READING, so it is
+    /// re-queued and the next getter decides again: a poison message is
+    /// dropped exactly once (only the count can miss it, if the dropper
+    /// dies between the hand-over and the count).
+    #[inline]
+    fn admit(&self, claim: Claim) -> bool {
+        let max = self.seg.delivery.max_deliveries;
+        if max == 0 && claim.generation == 1 {
+            return true;
+        }
+        self.admit_slow(claim, max)
+    }
+
+    #[cold]
+    fn admit_slow(&self, claim: Claim, max: u64) -> bool {
+        let n = delivery::deliveries(&self.seg, claim);
+        if max != 0 && n > max {
+            // The hand-over drops it: until this store, our death puts it back.
+            if self.ring().release_read(claim, self.me) {
+                self.seg.header().dropped_poison.fetch_add(1, Relaxed);
+            }
+            self.putters().notify_one();
+            return false;
+        }
+        if claim.generation != 1 {
+            delivery::record(&self.seg, claim, n);
+        }
+        true
     }
 }
 

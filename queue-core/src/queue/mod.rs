@@ -25,6 +25,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
+use crate::delivery;
 use crate::error::{CloseError, OpenError, RemoveError};
 use crate::liveness;
 use crate::ring::Ring;
@@ -85,6 +86,8 @@ impl Queue {
             mode: DEFAULT_MODE,
             max_participants: DEFAULT_MAX_PARTICIPANTS,
             dir: None,
+            lease_timeout: None,
+            max_deliveries: None,
         }
     }
 
@@ -166,7 +169,8 @@ impl Queue {
     fn recover_now(&self) -> u64 {
         let now = self.born.elapsed().as_millis() as u64;
         self.last_recovery_ms.store(now, Relaxed);
-        let changed = liveness::recover(&self.seg, self.me).total();
+        let changed =
+            liveness::recover(&self.seg, self.me).total() + delivery::expire_overdue(&self.seg);
         if changed > 0 {
             self.getters().notify_all();
             self.putters().notify_all();
@@ -291,6 +295,24 @@ impl Queue {
     /// Largest message in bytes.
     pub fn max_msg_size(&self) -> usize {
         count(self.seg.geometry.max_msg_size)
+    }
+
+    /// How long a lease lasts without `ack` or `renew` (`None`: while its
+    /// holder lives); see [`Builder::lease_timeout`].
+    pub fn lease_timeout(&self) -> Option<Duration> {
+        match self.seg.delivery.lease_timeout_ns {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    /// How many times a message may be delivered (`None`: unlimited); see
+    /// [`Builder::max_deliveries`].
+    pub fn max_deliveries(&self) -> Option<usize> {
+        match self.seg.delivery.max_deliveries {
+            0 => None,
+            n => Some(count(n)),
+        }
     }
 
     /// Whether the queue was closed.

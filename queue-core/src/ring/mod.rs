@@ -2,14 +2,21 @@
 //! participant's slot is recovered. No system calls and no waiting here - this
 //! module only moves state words, so `loom` can check it exhaustively.
 //!
-//! Every slot has one state word `{ lap: u32, kind: u8, owner: u16 }`:
+//! Every slot has one state word `{ lap: u32, generation: u8, kind: u8, owner: u16 }`:
 //!
 //! ```text
 //!  63            32 31    24 23     16 15            0
 //! +----------------+--------+---------+---------------+
-//! |      lap       |  zero  |  kind   |     owner     |
+//! |      lap       |  generation   |  kind   |     owner     |
 //! +----------------+--------+---------+---------------+
 //! ```
+//!
+//! `generation` counts the deliveries of the message in the slot, modulo 256: a
+//! READY slot has 0, the consumer CAS from READY makes it 1, every claim of
+//! a REQUEUED slot adds one, and a re-queue keeps it. So two deliveries of
+//! one message to the same participant (a lease that expired and was taken
+//! again by its old holder) are different words, and the late `ack` of the
+//! first one fails its CAS (no ABA). EMPTY and WRITING words have generation 0.
 //!
 //! Position `p` lives in slot `p % capacity` during lap `p / capacity`
 //! (truncated to 32 bits; laps are compared with wrapping arithmetic and only
@@ -48,10 +55,22 @@ pub(crate) const READING: u8 = 3;
 /// sits behind `head` and is found through the `requeued` hint.
 pub(crate) const REQUEUED: u8 = 4;
 
-/// Packs a state word.
+/// Packs a state word (delivery generation 0).
 #[inline]
 pub(crate) const fn pack(lap: u32, kind: u8, owner: u16) -> u64 {
-    ((lap as u64) << 32) | ((kind as u64) << 16) | owner as u64
+    pack_gen(lap, 0, kind, owner)
+}
+
+/// Packs a state word with a delivery generation (READING and REQUEUED).
+#[inline]
+pub(crate) const fn pack_gen(lap: u32, generation: u8, kind: u8, owner: u16) -> u64 {
+    ((lap as u64) << 32) | ((generation as u64) << 24) | ((kind as u64) << 16) | owner as u64
+}
+
+/// The delivery generation of a state word (deliveries modulo 256).
+#[inline]
+pub(crate) const fn gen_of(state: u64) -> u8 {
+    (state >> 24) as u8
 }
 
 /// The lap of a state word.
@@ -107,6 +126,17 @@ pub(crate) struct Claim {
     pub idx: u64,
     /// Lap the slot was claimed in.
     pub lap: u32,
+    /// Delivery generation of a read claim (0 for a write claim): part of
+    /// the state word the claim holds, see the module docs.
+    pub generation: u8,
+}
+
+impl Claim {
+    /// The state word this claim holds the slot in, as participant `me`.
+    #[inline]
+    pub(crate) fn reading_word(self, me: u16) -> u64 {
+        pack_gen(self.lap, self.generation, READING, me) // { lap, generation, READING, me }
+    }
 }
 
 /// What the segment held where the protocol allows no such state (the
@@ -221,7 +251,11 @@ impl<'a, S: Slots> Ring<'a, S> {
                     // { tail: t + 1 }; failure means someone helped already.
                     // (Wrapping: only a damaged segment gets near 2^64.)
                     let _ = tail.compare_exchange(t, t.wrapping_add(1), SeqCst, Relaxed);
-                    let claim = Claim { idx, lap };
+                    let claim = Claim {
+                        idx,
+                        lap,
+                        generation: 0,
+                    };
                     seqcst_order_point();
                     // SYNC: the claim CAS and this load are SeqCst, as are
                     // `close` and the drain scan in `is_drained`: either the
@@ -311,10 +345,14 @@ impl<'a, S: Slots> Ring<'a, S> {
                 0 => match kind_of(s) {
                     READY => {
                         // SYNC: Acquire (within SeqCst) pairs with `publish`.
-                        let claimed = pack(lap, READING, me); // { lap, READING, me }
+                        let claimed = pack_gen(lap, 1, READING, me); // { lap, generation: 1, READING, me }
                         if slot.compare_exchange(s, claimed, SeqCst, Relaxed).is_ok() {
                             let _ = head.compare_exchange(h, h.wrapping_add(1), SeqCst, Relaxed); // { head: h + 1 }
-                            return Ok(Claim { idx, lap });
+                            return Ok(Claim {
+                                idx,
+                                lap,
+                                generation: 1,
+                            });
                         }
                     }
                     EMPTY => {
@@ -441,14 +479,19 @@ impl<'a, S: Slots> Ring<'a, S> {
                 continue;
             }
             let lap = lap_of(s);
+            let generation = gen_of(s).wrapping_add(1); // one more delivery
             // SYNC: Acquire (within SeqCst) continues the release sequence of
             // the original `publish`, so the payload is visible.
             if slot
-                .compare_exchange(s, pack(lap, READING, me), SeqCst, Relaxed)
+                .compare_exchange(s, pack_gen(lap, generation, READING, me), SeqCst, Relaxed) // { lap, generation + 1, READING, me }
                 .is_ok()
             {
                 self.decrement_requeued();
-                return Some(Claim { idx, lap });
+                return Some(Claim {
+                    idx,
+                    lap,
+                    generation,
+                });
             }
         }
         // Nothing found: a re-queuer that raced with a taker may have left the
@@ -482,7 +525,7 @@ impl<'a, S: Slots> Ring<'a, S> {
         self.slots
             .state(claim.idx)
             .compare_exchange(
-                pack(claim.lap, READING, me),
+                claim.reading_word(me),
                 pack(claim.lap.wrapping_add(1), EMPTY, 0), // { lap + 1, EMPTY }
                 SeqCst,
                 Relaxed,
@@ -497,8 +540,8 @@ impl<'a, S: Slots> Ring<'a, S> {
             .slots
             .state(claim.idx)
             .compare_exchange(
-                pack(claim.lap, READING, me),
-                pack(claim.lap, REQUEUED, 0), // { lap, REQUEUED }
+                claim.reading_word(me),
+                pack_gen(claim.lap, claim.generation, REQUEUED, 0), // { lap, generation, REQUEUED }
                 SeqCst,
                 Relaxed,
             )
@@ -506,6 +549,34 @@ impl<'a, S: Slots> Ring<'a, S> {
         if ok {
             // Counted after the store: a crash in between leaves the hint
             // low, and the slow path's full scan still finds the message.
+            self.cursors.requeued.fetch_add(1, SeqCst);
+        }
+        ok
+    }
+
+    /// Whether `claim` still holds its slot for `me` (the word is unchanged).
+    pub(crate) fn holds(&self, claim: Claim, me: u16) -> bool {
+        self.slots.state(claim.idx).load(SeqCst) == claim.reading_word(me)
+    }
+
+    /// Puts back the message of slot `idx` whose lease deadline passed,
+    /// if the slot still holds the READING word `seen` (same delivery):
+    /// `READING(l, g, o)` -> `REQUEUED(l, g)`. The holder may be alive; its
+    /// `ack` then fails, since its word is gone. Returns whether it did.
+    pub(crate) fn expire(&self, idx: u64, seen: u64) -> bool {
+        if kind_of(seen) != READING {
+            return false;
+        }
+        let back = pack_gen(lap_of(seen), gen_of(seen), REQUEUED, 0); // { lap, generation, REQUEUED }
+        // SYNC: SeqCst like every other move of a READING word; pairs with
+        // the holder's `release_read` / `requeue` CAS on the same word:
+        // exactly one of them succeeds.
+        let ok = self
+            .slots
+            .state(idx)
+            .compare_exchange(seen, back, SeqCst, Relaxed)
+            .is_ok();
+        if ok {
             self.cursors.requeued.fetch_add(1, SeqCst);
         }
         ok
@@ -578,7 +649,7 @@ impl<'a, S: Slots> Ring<'a, S> {
             let lap = lap_of(s);
             let (recovered, discarded) = match kind_of(s) {
                 WRITING => (pack(lap.wrapping_add(1), EMPTY, 0), true), // { lap + 1, EMPTY }: skipped
-                READING => (pack(lap, REQUEUED, 0), false),             // { lap, REQUEUED }
+                READING => (pack_gen(lap, gen_of(s), REQUEUED, 0), false), // { lap, generation, REQUEUED }
                 _ => continue,
             };
             if slot

@@ -94,3 +94,13 @@ pub(crate) fn current_pid() -> u32 {
 pub(crate) fn current_uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
+
+/// Milliseconds of `CLOCK_MONOTONIC`. The clock is system-wide (unlike an
+/// `Instant`, its value means the same in every process), so lease deadlines
+/// written by one process are compared by another.
+pub(crate) fn monotonic_ms() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64)
+        .saturating_mul(1000)
+        .saturating_add(t.tv_nsec as u64 / 1_000_000)
+}
