@@ -79,7 +79,6 @@ pub(crate) fn expire_overdue(seg: &Segment) -> u64 {
         return 0;
     }
     let now = sys::monotonic_ms();
-    let ring = seg.ring();
     let mut expired = 0;
     for idx in 0..seg.capacity() {
         let s = seg.state(idx).load(Acquire);
@@ -96,7 +95,7 @@ pub(crate) fn expire_overdue(seg: &Segment) -> u64 {
         if meta.lease_deadline_ms.load(Relaxed) >= now {
             continue;
         }
-        if ring.expire(idx, s) {
+        if seg.ring_of(idx).expire(idx, s) {
             expired += 1;
         }
     }

@@ -148,6 +148,16 @@ pub enum OpenError {
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PutError {
+    /// The priority is not one of the queue's levels.
+    #[error(
+        "priority {priority} is out of range: the queue has {priorities} level(s), 0 to {} (create it with more priorities)", priorities - 1
+    )]
+    InvalidPriority {
+        /// The priority given.
+        priority: usize,
+        /// The queue's number of levels.
+        priorities: usize,
+    },
     /// The message does not fit a slot.
     #[error(
         "message is {len} bytes, the queue takes at most {max} (create it with a larger max message size)"

@@ -19,8 +19,8 @@ use memmap2::MmapRaw;
 
 use crate::error::{OpenError, RemoveError};
 use crate::layout::{
-    Delivery, Geometry, GeometryError, HEADER_SIZE, Header, LAYOUT_VERSION, MAGIC,
-    ParticipantEntry, SLOT_META_SIZE, SlotHeader, SlotMeta,
+    Delivery, Geometry, GeometryError, HEADER_SIZE, Header, LAYOUT_VERSION, LEVEL_SIZE,
+    LevelCursors, MAGIC, ParticipantEntry, SLOT_META_SIZE, SlotHeader, SlotMeta,
 };
 use crate::ring::{Cursors, Ring, Slots};
 use crate::sys;
@@ -265,6 +265,8 @@ impl Segment {
             .store(geometry.participants_offset, Relaxed);
         h.slots_offset.store(geometry.slots_offset, Relaxed);
         h.meta_offset.store(geometry.meta_offset, Relaxed);
+        h.priorities.store(geometry.priorities, Relaxed);
+        h.levels_offset.store(geometry.levels_offset, Relaxed);
         h.total_size.store(geometry.total_size, Relaxed);
         h.lease_timeout_ns.store(delivery.lease_timeout_ns, Relaxed);
         h.max_deliveries.store(delivery.max_deliveries, Relaxed);
@@ -417,12 +419,14 @@ impl Segment {
         let capacity = h.capacity.load(Relaxed);
         let max_msg_size = h.max_msg_size.load(Relaxed);
         let max_participants = h.max_participants.load(Relaxed);
-        let geometry = Geometry::new(capacity, max_msg_size, max_participants).map_err(|e| {
+        let priorities = h.priorities.load(Relaxed);
+        let geometry = Geometry::with_priorities(capacity, max_msg_size, max_participants, priorities).map_err(|e| {
             corrupted(format!(
-                "impossible sizes in the header (capacity {capacity}, max message size {max_msg_size}, participants {max_participants}: {})",
+                "impossible sizes in the header (capacity {capacity}, max message size {max_msg_size}, participants {max_participants}, priorities {priorities}: {})",
                 match e {
                     GeometryError::ZeroCapacity => "zero capacity",
                     GeometryError::BadParticipants => "participant table out of range",
+                    GeometryError::BadPriorities => "priority levels out of range",
                     GeometryError::Overflow => "sizes overflow",
                 }
             ))
@@ -437,6 +441,11 @@ impl Segment {
                 "participant table offset",
                 h.participants_offset.load(Relaxed),
                 geometry.participants_offset,
+            ),
+            (
+                "level table offset",
+                h.levels_offset.load(Relaxed),
+                geometry.levels_offset,
             ),
             (
                 "slot record offset",
@@ -566,10 +575,13 @@ impl Segment {
         })
     }
 
-    /// The slot protocol bound to this segment's cursors and slots.
+    /// The slot protocol bound to priority level 0 (the only level of a
+    /// queue without priorities): the header's cursors, slots
+    /// `0 .. capacity`.
+    #[inline]
     pub(crate) fn ring(&self) -> Ring<'_, Segment> {
         let h = self.header();
-        Ring::new(
+        Ring::level(
             Cursors {
                 head: &h.head,
                 tail: &h.tail,
@@ -577,7 +589,67 @@ impl Segment {
                 closed: &h.closed,
             },
             self,
+            0,
+            self.geometry.capacity,
         )
+    }
+
+    /// The slot protocol bound to priority level `level`
+    /// (`level < priorities`): its cursors, slots
+    /// `level * capacity .. (level + 1) * capacity`.
+    pub(crate) fn level_ring(&self, level: u64) -> Ring<'_, Segment> {
+        if level == 0 {
+            return self.ring();
+        }
+        let c = self.level_cursors(level);
+        let cap = self.geometry.capacity;
+        Ring::level(
+            Cursors {
+                head: &c.head,
+                tail: &c.tail,
+                requeued: &c.requeued,
+                closed: &self.header().closed,
+            },
+            self,
+            level * cap,
+            cap,
+        )
+    }
+
+    /// Messages waiting in all levels now (a snapshot).
+    pub(crate) fn queued(&self) -> u64 {
+        (0..self.geometry.priorities)
+            .map(|l| self.level_ring(l).len())
+            .fold(0, u64::saturating_add)
+    }
+
+    /// Recovers every slot held by an owner for which `dead` is true, level
+    /// by level (each level's `requeued` hint counts its own slots).
+    pub(crate) fn recover_owned_by(&self, dead: impl Fn(u16) -> bool) -> crate::ring::Recovered {
+        let mut done = crate::ring::Recovered::default();
+        for l in 0..self.geometry.priorities {
+            done += self.level_ring(l).recover_owned_by(&dead);
+        }
+        done
+    }
+
+    /// The ring (priority level) slot `idx` belongs to.
+    pub(crate) fn ring_of(&self, idx: u64) -> Ring<'_, Segment> {
+        self.level_ring(idx / self.geometry.capacity)
+    }
+
+    /// The cursors of level `level` (`1 <= level < priorities`).
+    fn level_cursors(&self, level: u64) -> &LevelCursors {
+        assert!(
+            level >= 1 && level < self.geometry.priorities,
+            "priority level out of range"
+        );
+        let offset = self.geometry.levels_offset + (level - 1) * LEVEL_SIZE;
+        // SAFETY: `offset + LEVEL_SIZE <= meta_offset <= total_size` (the
+        // geometry reserves `priorities - 1` entries there, checked against
+        // the mapping length on open); 64-byte aligned; any bit pattern is a
+        // valid `LevelCursors` (atomics and padding).
+        unsafe { &*(self.map.as_ptr().add(offset as usize) as *const LevelCursors) }
     }
 
     /// The header.
@@ -604,7 +676,7 @@ impl Segment {
 
     /// The delivery record of slot `idx` (`idx < capacity`).
     pub(crate) fn meta(&self, idx: u64) -> &SlotMeta {
-        assert!(idx < self.geometry.capacity, "slot index out of range");
+        assert!(idx < self.geometry.slots, "slot index out of range");
         let offset = self.geometry.meta_offset + idx * SLOT_META_SIZE;
         // SAFETY: `offset + SLOT_META_SIZE <= slots_offset <= total_size`
         // (the geometry reserves `capacity` records there, checked against
@@ -614,7 +686,7 @@ impl Segment {
     }
 
     fn slot_ptr(&self, idx: u64) -> *mut u8 {
-        assert!(idx < self.geometry.capacity, "slot index out of range");
+        assert!(idx < self.geometry.slots, "slot index out of range");
         let offset = self.geometry.slots_offset + idx * self.geometry.slot_stride;
         // SAFETY: `offset + slot_stride <= total_size == mapping length`.
         unsafe { self.map.as_mut_ptr().add(offset as usize) }
@@ -720,7 +792,7 @@ impl Segment {
 
 impl Slots for Segment {
     fn capacity(&self) -> u64 {
-        self.geometry.capacity
+        self.geometry.slots
     }
     fn state(&self, idx: u64) -> &AtomicU64 {
         &self.slot(idx).state

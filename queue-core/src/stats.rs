@@ -26,8 +26,11 @@ pub struct Stats {
     pub path: PathBuf,
     /// Segment size in bytes.
     pub segment_size: usize,
-    /// Number of slots.
+    /// Number of slots of each priority level (the queue holds
+    /// `capacity * priorities` messages in all).
     pub capacity: usize,
+    /// Number of priority levels (1: no priorities).
+    pub priorities: usize,
     /// Largest message in bytes.
     pub max_msg_size: usize,
     /// Messages waiting now.
@@ -183,8 +186,9 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
         path: seg.path.clone(),
         segment_size: count(seg.geometry.total_size),
         capacity: count(seg.geometry.capacity),
+        priorities: count(seg.geometry.priorities),
         max_msg_size: count(seg.geometry.max_msg_size),
-        len: count(seg.ring().len()),
+        len: count(seg.queued()),
         head: count(h.head.load(Relaxed)),
         tail: count(h.tail.load(Relaxed)),
         total_put,
@@ -218,10 +222,13 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
 /// A copy of the message a getter would take next, without taking it: loads
 /// and a validated copy only (see `Ring::peek` and `Segment::peek_payload`).
 pub(crate) fn peek(seg: &Segment) -> Option<Vec<u8>> {
-    let ring = seg.ring();
     let mut buf = Vec::new();
     for _ in 0..100 {
-        let found = ring.peek()?;
+        // The highest level with a message is the one a getter serves.
+        let (ring, found) = (0..seg.geometry.priorities)
+            .rev()
+            .map(|l| seg.level_ring(l))
+            .find_map(|r| r.peek().map(|f| (r, f)))?;
         if seg.peek_payload(found.idx, &mut buf) && ring.unchanged(found.idx, found.seen) {
             return Some(buf);
         }

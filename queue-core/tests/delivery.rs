@@ -210,3 +210,112 @@ fn deliveries_count_past_256() {
     assert_eq!(lease.deliveries(), 601);
     lease.ack().unwrap();
 }
+
+#[test]
+fn higher_priorities_first_fifo_within_a_level() {
+    let dir = Dir::new();
+    let q = Queue::builder("q")
+        .dir(&dir.0)
+        .capacity(4)
+        .priorities(3)
+        .create()
+        .unwrap();
+    assert_eq!(q.priorities(), 3);
+    q.put(b"low-1").unwrap();
+    q.put_priority(b"mid-1", 1).unwrap();
+    q.put_priority(b"high-1", 2).unwrap();
+    q.put(b"low-2").unwrap();
+    q.try_put_priority(b"high-2", 2).unwrap();
+    q.put_priority_timeout(b"mid-2", 1, Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(q.len(), 6);
+    assert_eq!(q.peek().unwrap(), b"high-1");
+    let order: Vec<Vec<u8>> = (0..6).map(|_| q.try_get().unwrap()).collect();
+    assert_eq!(
+        order,
+        [
+            &b"high-1"[..],
+            b"high-2",
+            b"mid-1",
+            b"mid-2",
+            b"low-1",
+            b"low-2"
+        ]
+    );
+    assert!(matches!(q.try_get(), Err(GetError::Empty)));
+}
+
+#[test]
+fn each_level_holds_capacity_messages() {
+    let dir = Dir::new();
+    let q = Queue::builder("q")
+        .dir(&dir.0)
+        .capacity(2)
+        .priorities(2)
+        .create()
+        .unwrap();
+    q.put(b"a").unwrap();
+    q.put(b"b").unwrap();
+    assert!(matches!(q.try_put(b"c"), Err(queue_core::PutError::Full)));
+    assert!(!q.is_full());
+    q.try_put_priority(b"x", 1).unwrap();
+    q.try_put_priority(b"y", 1).unwrap();
+    assert!(q.is_full());
+    assert_eq!(q.stats().priorities, 2);
+    assert_eq!(q.slots().len(), 4);
+    let e = q.try_put_priority(b"z", 2).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            queue_core::PutError::InvalidPriority {
+                priority: 2,
+                priorities: 2
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("0 to 1"), "{e}");
+    // get_many takes the higher level first.
+    assert_eq!(q.get_many(3).unwrap(), [&b"x"[..], b"y", b"a"]);
+}
+
+#[test]
+fn a_redelivered_message_keeps_its_priority() {
+    let dir = Dir::new();
+    let q = Queue::builder("q")
+        .dir(&dir.0)
+        .capacity(4)
+        .priorities(2)
+        .create()
+        .unwrap();
+    q.put_priority(b"urgent", 1).unwrap();
+    q.put(b"normal").unwrap();
+    let lease = q.get_lease().unwrap();
+    assert_eq!(&*lease, b"urgent");
+    q.put_priority(b"urgent-2", 1).unwrap();
+    lease.release();
+    // The re-queued message is older than "urgent-2", and above "normal".
+    assert_eq!(q.try_get().unwrap(), b"urgent");
+    assert_eq!(q.try_get().unwrap(), b"urgent-2");
+    assert_eq!(q.try_get().unwrap(), b"normal");
+}
+
+#[test]
+fn close_drains_every_level() {
+    let dir = Dir::new();
+    let q = Queue::builder("q")
+        .dir(&dir.0)
+        .priorities(4)
+        .create()
+        .unwrap();
+    q.put_priority(b"3", 3).unwrap();
+    q.put(b"0").unwrap();
+    q.close().unwrap();
+    assert_eq!(q.get().unwrap(), b"3");
+    assert_eq!(q.get().unwrap(), b"0");
+    assert!(matches!(q.get(), Err(GetError::Closed)));
+    assert!(matches!(
+        Queue::builder("r").dir(&dir.0).priorities(65).create(),
+        Err(OpenError::InvalidConfig { .. })
+    ));
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Queue;
 use crate::error::OpenError;
-use crate::layout::{Delivery, Geometry, GeometryError, MAX_PARTICIPANTS_LIMIT};
+use crate::layout::{Delivery, Geometry, GeometryError, MAX_PARTICIPANTS_LIMIT, MAX_PRIORITIES};
 use crate::segment::{self, Segment};
 
 /// Default number of messages a queue holds.
@@ -29,6 +29,7 @@ pub struct Builder {
     pub(super) dir: Option<PathBuf>,
     pub(super) lease_timeout: Option<Duration>,
     pub(super) max_deliveries: Option<usize>,
+    pub(super) priorities: usize,
 }
 
 impl Builder {
@@ -61,6 +62,35 @@ impl Builder {
     /// The queue directory (default: `$MQ_DIR`, else `/dev/shm`).
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
+        self
+    }
+
+    /// Number of priority levels, `0 .. n` (default 1: no priorities).
+    /// A get takes the oldest message of the highest level that has one;
+    /// messages of one level come out in order (FIFO), and a message that
+    /// is delivered again keeps its level. Put with
+    /// [`Queue::put_priority`]; [`Queue::put`] puts at level 0.
+    ///
+    /// Each level is a ring of its own with [`capacity`](Self::capacity)
+    /// slots, so the queue holds `capacity * n` messages in all and a full
+    /// level does not block a put at another (the memory grows `n` times).
+    /// At most 64.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("mq-doc-priorities-{}", std::process::id()));
+    /// use queue_core::Queue;
+    /// let q = Queue::builder("jobs").dir(&dir).priorities(4).create()?;
+    /// q.put(b"normal")?;
+    /// q.put_priority(b"urgent", 3)?;
+    /// assert_eq!(q.get()?, b"urgent");
+    /// assert_eq!(q.get()?, b"normal");
+    /// # drop(q);
+    /// # Queue::remove_in(&dir, "jobs")?;
+    /// # std::fs::remove_dir(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn priorities(mut self, n: usize) -> Self {
+        self.priorities = n;
         self
     }
 
@@ -147,10 +177,11 @@ impl Builder {
                 self.mode
             )));
         }
-        Geometry::new(
+        Geometry::with_priorities(
             self.capacity as u64,
             self.max_msg_size as u64,
             self.max_participants as u64,
+            self.priorities as u64,
         )
         .map_err(|e| {
             invalid(match e {
@@ -160,6 +191,10 @@ impl Builder {
                 GeometryError::BadParticipants => format!(
                     "max participants is {} (allowed: 1 to {})",
                     self.max_participants, MAX_PARTICIPANTS_LIMIT
+                ),
+                GeometryError::BadPriorities => format!(
+                    "priorities is {} (allowed: 1 to {MAX_PRIORITIES})",
+                    self.priorities
                 ),
                 GeometryError::Overflow => format!(
                     "capacity {} x max message size {} does not fit in memory",

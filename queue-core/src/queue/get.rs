@@ -168,6 +168,8 @@ impl Queue {
         }
         let (ring, putters) = (self.ring(), self.putters());
         let mut next = Some(self.claim_read(deadline)?);
+        // `ring` only hands over: `release_read` touches the slot's state
+        // word alone, whatever level the slot belongs to.
         // `handed`: messages whose release succeeded (what `gets` counts:
         // a slot taken over meanwhile was not handed over by us); `taken`:
         // those the caller also received intact.
@@ -190,7 +192,7 @@ impl Queue {
             if failure.is_some() || taken >= max {
                 break;
             }
-            next = self.try_claim(&ring).ok();
+            next = self.try_claim().ok();
         }
         self.seg
             .participant(self.me)
@@ -226,9 +228,9 @@ impl Queue {
 
     /// Claims the next message, waiting until `deadline` while empty.
     pub(super) fn claim_read(&self, deadline: Deadline) -> Result<Claim, GetError> {
-        let ring = self.ring();
         let closed = &self.seg.header().closed;
-        let attempt = || match self.try_claim(&ring) {
+        let levels = self.seg.geometry.priorities;
+        let attempt = || match self.try_claim() {
             Ok(c) => Some(Ok(c)),
             Err(GetBlocked::Corrupt(d)) => Some(Err(GetError::Corrupted(d.into()))),
             Err(GetBlocked::Empty | GetBlocked::Pending { .. }) => {
@@ -237,17 +239,17 @@ impl Queue {
                 // re-queue and its count, or a damaged segment).
                 let recovered = self.recover_if_due();
                 if recovered || self.requeue_scan_due() {
-                    if let Some(c) = self.take_requeued(&ring) {
+                    if let Some(c) = self.take_requeued() {
                         return Some(Ok(c));
                     }
                 }
                 if closed.load(SeqCst) != 0 {
-                    if ring.is_drained(self.me) {
+                    if (0..levels).all(|l| self.seg.level_ring(l).is_drained(self.me)) {
                         return Some(Err(GetError::Closed));
                     }
                     // A damaged ring can hold a message the head never
                     // reaches: report it rather than wait for it forever.
-                    if let Some(d) = ring.stranded() {
+                    if let Some(d) = (0..levels).find_map(|l| self.seg.level_ring(l).stranded()) {
                         return Some(Err(GetError::Corrupted(Corruption::Stranded {
                             slot: d.idx as usize,
                             state: d.found,
@@ -269,11 +271,36 @@ impl Queue {
 }
 
 impl Queue {
-    /// `Ring::try_claim_read` under the delivery rules: a message past
-    /// `max_deliveries` is dropped (see [`admit`](Self::admit)) and the next
-    /// one tried.
+    /// Claims the next message if one is ready now: the oldest of the
+    /// highest priority level that has one (a queue without priorities
+    /// goes straight to its one ring).
     #[inline]
-    pub(super) fn try_claim(&self, ring: &Ring<'_, Segment>) -> Result<Claim, GetBlocked> {
+    pub(super) fn try_claim(&self) -> Result<Claim, GetBlocked> {
+        if self.seg.geometry.priorities == 1 {
+            return self.try_claim_level(&self.ring());
+        }
+        self.try_claim_levels()
+    }
+
+    /// [`try_claim`](Self::try_claim) over the levels, highest first.
+    fn try_claim_levels(&self) -> Result<Claim, GetBlocked> {
+        let mut blocked = GetBlocked::Empty;
+        for level in (0..self.seg.geometry.priorities).rev() {
+            match self.try_claim_level(&self.seg.level_ring(level)) {
+                Ok(claim) => return Ok(claim),
+                Err(GetBlocked::Empty) => {}
+                Err(pending @ GetBlocked::Pending { .. }) => blocked = pending,
+                Err(corrupt @ GetBlocked::Corrupt(_)) => return Err(corrupt),
+            }
+        }
+        Err(blocked)
+    }
+
+    /// `Ring::try_claim_read` of one level under the delivery rules: a
+    /// message past `max_deliveries` is dropped (see [`admit`](Self::admit))
+    /// and the next one tried.
+    #[inline]
+    fn try_claim_level(&self, ring: &Ring<'_, Segment>) -> Result<Claim, GetBlocked> {
         loop {
             let claim = ring.try_claim_read(self.me)?;
             if self.admit(claim) {
@@ -282,14 +309,17 @@ impl Queue {
         }
     }
 
-    /// `Ring::take_requeued` under the delivery rules.
-    fn take_requeued(&self, ring: &Ring<'_, Segment>) -> Option<Claim> {
-        loop {
-            let claim = ring.take_requeued(self.me)?;
-            if self.admit(claim) {
-                return Some(claim);
+    /// `Ring::take_requeued` under the delivery rules, highest level first.
+    fn take_requeued(&self) -> Option<Claim> {
+        for level in (0..self.seg.geometry.priorities).rev() {
+            let ring = self.seg.level_ring(level);
+            while let Some(claim) = ring.take_requeued(self.me) {
+                if self.admit(claim) {
+                    return Some(claim);
+                }
             }
         }
+        None
     }
 
     /// Whether the message `claim` holds may be delivered. A first delivery

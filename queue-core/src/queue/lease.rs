@@ -153,7 +153,7 @@ impl Lease<'_> {
         }
         self.settled = true;
         let q = self.queue;
-        if q.ring().requeue(self.claim, q.me) {
+        if q.seg.ring_of(self.claim.idx).requeue(self.claim, q.me) {
             q.seg.header().redelivered.fetch_add(1, Relaxed);
         }
         q.getters().notify_all();

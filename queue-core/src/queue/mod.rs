@@ -88,6 +88,7 @@ impl Queue {
             dir: None,
             lease_timeout: None,
             max_deliveries: None,
+            priorities: 1,
         }
     }
 
@@ -274,7 +275,7 @@ impl Queue {
 
     /// Messages waiting now (a snapshot; leased messages are not counted).
     pub fn len(&self) -> usize {
-        count(self.ring().len())
+        count(self.seg.queued())
     }
 
     /// Whether no message is waiting now.
@@ -282,12 +283,18 @@ impl Queue {
         self.len() == 0
     }
 
-    /// Whether every slot is taken now.
+    /// Whether every slot of every level is taken now.
     pub fn is_full(&self) -> bool {
-        self.len() >= self.capacity()
+        self.len() >= self.capacity().saturating_mul(self.priorities())
     }
 
-    /// Number of messages the queue holds.
+    /// Number of priority levels (1: no priorities); see [`Builder::priorities`].
+    pub fn priorities(&self) -> usize {
+        count(self.seg.geometry.priorities)
+    }
+
+    /// Number of messages each priority level holds (the whole queue,
+    /// without priorities).
     pub fn capacity(&self) -> usize {
         count(self.seg.geometry.capacity)
     }

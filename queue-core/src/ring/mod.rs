@@ -208,21 +208,52 @@ pub(crate) struct Peeked {
     pub seen: u64,
 }
 
-/// The slot protocol over a set of slots and cursors.
+/// The slot protocol over a set of slots and cursors: one ring per
+/// priority level, each over its own run of `cap` slots starting at `base`
+/// (slot indices in claims and reports are always the global ones).
 pub(crate) struct Ring<'a, S: Slots> {
     cursors: Cursors<'a>,
     slots: &'a S,
+    /// Index of this ring's first slot.
+    base: u64,
+    /// Number of slots of this ring.
+    cap: u64,
 }
 
 impl<'a, S: Slots> Ring<'a, S> {
-    /// Binds the protocol to its shared words.
+    /// Binds the protocol to its shared words: one ring over all slots
+    /// (the unit tests and the loom model; segments use [`Ring::level`]).
+    #[cfg(test)]
     pub(crate) fn new(cursors: Cursors<'a>, slots: &'a S) -> Self {
-        Ring { cursors, slots }
+        let cap = slots.capacity();
+        Ring {
+            cursors,
+            slots,
+            base: 0,
+            cap,
+        }
     }
 
+    /// A ring over slots `base .. base + cap` of `slots` (one priority
+    /// level); `cap > 0` and `base + cap <= slots.capacity()`.
+    pub(crate) fn level(cursors: Cursors<'a>, slots: &'a S, base: u64, cap: u64) -> Self {
+        debug_assert!(cap > 0 && base + cap <= slots.capacity());
+        Ring {
+            cursors,
+            slots,
+            base,
+            cap,
+        }
+    }
+
+    /// The global indices of this ring's slots.
+    fn range(&self) -> std::ops::Range<u64> {
+        self.base..self.base + self.cap
+    }
+
+    #[inline]
     fn locate(&self, pos: u64) -> (u64, u32) {
-        let cap = self.slots.capacity();
-        (pos % cap, (pos / cap) as u32)
+        (self.base + pos % self.cap, (pos / self.cap) as u32)
     }
 
     /// Claims the slot under the tail for writing, as participant `me`.
@@ -441,10 +472,9 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// taken meanwhile (the lap in the word makes any reuse visible).
     /// Loads only: safe on a read-only mapping.
     pub(crate) fn peek(&self) -> Option<Peeked> {
-        let cap = self.slots.capacity();
         // A re-queued message is older than anything at the head.
         if self.cursors.requeued.load(Relaxed) != 0 {
-            for idx in 0..cap {
+            for idx in self.range() {
                 let s = self.slots.state(idx).load(Acquire);
                 if kind_of(s) == REQUEUED {
                     return Some(Peeked { idx, seen: s });
@@ -472,7 +502,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// Also corrects the `requeued` hint when it over-counts.
     pub(crate) fn take_requeued(&self, me: u16) -> Option<Claim> {
         let hint = self.cursors.requeued.load(Relaxed);
-        for idx in 0..self.slots.capacity() {
+        for idx in self.range() {
             let slot = self.slots.state(idx);
             let s = slot.load(Acquire);
             if kind_of(s) != REQUEUED {
@@ -587,7 +617,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// might put it back. Used only after `closed` was seen set.
     pub(crate) fn is_drained(&self, me: u16) -> bool {
         seqcst_order_point();
-        (0..self.slots.capacity()).all(|idx| {
+        self.range().all(|idx| {
             let s = self.slots.state(idx).load(SeqCst);
             match kind_of(s) {
                 EMPTY => true,
@@ -617,7 +647,7 @@ impl<'a, S: Slots> Ring<'a, S> {
         if kind_of(s) != EMPTY || lap_distance(s, lap) != 0 || head.load(SeqCst) != h {
             return None;
         }
-        (0..self.slots.capacity()).find_map(|i| {
+        self.range().find_map(|i| {
             let s = self.slots.state(i).load(SeqCst);
             (kind_of(s) == READY || kind_of(s) > REQUEUED).then_some(Damage {
                 idx: i,
@@ -630,6 +660,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// Recovers every slot held by participant `dead`, which must be known dead
     /// (its kernel lock is gone and the caller holds that lock now): a
     /// half-written message is discarded, a message being read is re-queued.
+    #[cfg(test)]
     pub(crate) fn recover_owner(&self, dead: u16) -> Recovered {
         self.recover_owned_by(|owner| owner == dead)
     }
@@ -640,7 +671,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// or they lie outside the participant table).
     pub(crate) fn recover_owned_by(&self, dead: impl Fn(u16) -> bool) -> Recovered {
         let mut done = Recovered::default();
-        for idx in 0..self.slots.capacity() {
+        for idx in self.range() {
             let slot = self.slots.state(idx);
             let s = slot.load(Acquire);
             if !dead(owner_of(s)) {
@@ -676,7 +707,7 @@ impl<'a, S: Slots> Ring<'a, S> {
         // Saturating: the hint may hold anything in a damaged segment.
         queued
             .saturating_add(self.cursors.requeued.load(Relaxed))
-            .min(self.slots.capacity())
+            .min(self.cap)
     }
 }
 
