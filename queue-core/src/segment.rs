@@ -791,6 +791,9 @@ impl Segment {
 }
 
 impl Slots for Segment {
+    // The trait's capacity is every slot of the segment; the geometry's
+    // `capacity` is one priority level's.
+    #[allow(clippy::misnamed_getters)]
     fn capacity(&self) -> u64 {
         self.geometry.slots
     }
