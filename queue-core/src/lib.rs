@@ -138,7 +138,7 @@ pub use queue::{
 #[cfg(not(loom))]
 pub use segment::{FILE_PREFIX, MAX_NAME_LEN, list, queue_dir, segment_path, validate_name};
 #[cfg(not(loom))]
-pub use stats::{Participant, SlotView, Stats};
+pub use stats::{Level, Participant, SlotView, Stats};
 #[cfg(all(feature = "serde", not(loom)))]
 pub use typed::{TypedGetError, TypedLease, TypedPutError, TypedQueue};
 

@@ -63,6 +63,9 @@ pub struct Stats {
     pub max_deliveries: Option<usize>,
     /// Every slot held by a reader or a lease now, with its deadline.
     pub leases: Vec<crate::LeaseView>,
+    /// The cursors of every priority level, level 0 first (one entry
+    /// without priorities; its head and tail are `head` and `tail`).
+    pub levels: Vec<Level>,
     /// Whether the queue was closed.
     pub closed: bool,
     /// Creation time.
@@ -78,6 +81,18 @@ pub struct Stats {
     /// Attached participants (including the handle that asked, unless an
     /// observer asked).
     pub participants: Vec<Participant>,
+}
+
+/// One priority level's ring: slots `level * capacity .. (level + 1) * capacity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Level {
+    /// Messages waiting in this level now.
+    pub len: usize,
+    /// Next position to read in this level.
+    pub head: usize,
+    /// Next position to write in this level.
+    pub tail: usize,
 }
 
 /// One attached handle.
@@ -209,6 +224,17 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
             n => Some(count(n)),
         },
         leases,
+        levels: (0..seg.geometry.priorities)
+            .map(|l| {
+                let ring = seg.level_ring(l);
+                let (head, tail) = ring.cursors();
+                Level {
+                    len: count(ring.len()),
+                    head: count(head),
+                    tail: count(tail),
+                }
+            })
+            .collect(),
         closed: h.closed.load(Relaxed) != 0,
         created: time_of(h.created_unix_ns.load(Relaxed)),
         creator_pid: h.creator_pid.load(Relaxed) as u32,

@@ -699,6 +699,14 @@ impl<'a, S: Slots> Ring<'a, S> {
         done
     }
 
+    /// The head and the tail now (loads only).
+    pub(crate) fn cursors(&self) -> (u64, u64) {
+        (
+            self.cursors.head.load(Relaxed),
+            self.cursors.tail.load(Relaxed),
+        )
+    }
+
     /// Messages between head and tail, plus re-queued ones (a snapshot).
     pub(crate) fn len(&self) -> u64 {
         let head = self.cursors.head.load(SeqCst);
