@@ -31,7 +31,7 @@ use crate::sys;
 /// modulo 256, exact) completed by the slot record's count for this lap.
 pub(crate) fn deliveries(seg: &Segment, claim: Claim) -> u64 {
     let recorded = seg.meta(claim.idx).deliveries.load(Acquire);
-    rebuild(recorded, claim.lap, claim.generation)
+    rebuild(recorded, claim.lap, claim.generation as u8)
 }
 
 /// The smallest count whose low byte is `generation` and that is not below

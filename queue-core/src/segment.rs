@@ -581,26 +581,33 @@ impl Segment {
     #[inline]
     pub(crate) fn ring(&self) -> Ring<'_, Segment> {
         let h = self.header();
-        Ring::level(
-            Cursors {
-                head: &h.head,
-                tail: &h.tail,
-                requeued: &h.requeued,
-                closed: &h.closed,
-            },
-            self,
-            0,
-            self.geometry.capacity,
-        )
+        let cursors = Cursors {
+            head: &h.head,
+            tail: &h.tail,
+            requeued: &h.requeued,
+            closed: &h.closed,
+        };
+        if self.geometry.priorities == 1 {
+            Ring::whole(cursors, self)
+        } else {
+            Ring::level(cursors, self, 0, self.geometry.capacity)
+        }
     }
 
     /// The slot protocol bound to priority level `level`
     /// (`level < priorities`): its cursors, slots
     /// `level * capacity .. (level + 1) * capacity`.
+    #[inline]
     pub(crate) fn level_ring(&self, level: u64) -> Ring<'_, Segment> {
         if level == 0 {
             return self.ring();
         }
+        self.upper_level_ring(level)
+    }
+
+    /// [`level_ring`](Self::level_ring) for `level >= 1`.
+    #[inline(never)]
+    fn upper_level_ring(&self, level: u64) -> Ring<'_, Segment> {
         let c = self.level_cursors(level);
         let cap = self.geometry.capacity;
         Ring::level(

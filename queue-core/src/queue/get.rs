@@ -227,38 +227,13 @@ impl Queue {
     }
 
     /// Claims the next message, waiting until `deadline` while empty.
+    #[inline]
     pub(super) fn claim_read(&self, deadline: Deadline) -> Result<Claim, GetError> {
-        let closed = &self.seg.header().closed;
-        let levels = self.seg.geometry.priorities;
-        let attempt = || match self.try_claim() {
+        let ring = self.ring();
+        let attempt = || match self.try_claim_with(&ring) {
             Ok(c) => Some(Ok(c)),
             Err(GetBlocked::Corrupt(d)) => Some(Err(GetError::Corrupted(d.into()))),
-            Err(GetBlocked::Empty | GetBlocked::Pending { .. }) => {
-                // Now and then, look for dead participants and for re-queued
-                // messages the hint may have missed (a crash between the
-                // re-queue and its count, or a damaged segment).
-                let recovered = self.recover_if_due();
-                if recovered || self.requeue_scan_due() {
-                    if let Some(c) = self.take_requeued() {
-                        return Some(Ok(c));
-                    }
-                }
-                if closed.load(SeqCst) != 0 {
-                    if (0..levels).all(|l| self.seg.level_ring(l).is_drained(self.me)) {
-                        return Some(Err(GetError::Closed));
-                    }
-                    // A damaged ring can hold a message the head never
-                    // reaches: report it rather than wait for it forever.
-                    if let Some(d) = (0..levels).find_map(|l| self.seg.level_ring(l).stranded()) {
-                        return Some(Err(GetError::Corrupted(Corruption::Stranded {
-                            slot: d.idx as usize,
-                            state: d.found,
-                            head_lap: d.expected_lap,
-                        })));
-                    }
-                }
-                None
-            }
+            Err(GetBlocked::Empty | GetBlocked::Pending { .. }) => self.nothing_to_claim(),
         };
         self.block(
             deadline,
@@ -276,13 +251,24 @@ impl Queue {
     /// goes straight to its one ring).
     #[inline]
     pub(super) fn try_claim(&self) -> Result<Claim, GetBlocked> {
-        if self.seg.geometry.priorities == 1 {
-            return self.try_claim_level(&self.ring());
+        self.try_claim_with(&self.ring())
+    }
+
+    /// [`try_claim`](Self::try_claim) with level 0's ring made already.
+    /// A queue with one level and no `max_deliveries` (`plain_gets`) goes
+    /// straight to the ring: its hot path is the one of a queue without
+    /// delivery control.
+    #[inline]
+    fn try_claim_with(&self, level0: &Ring<'_, Segment>) -> Result<Claim, GetBlocked> {
+        if self.plain_gets {
+            return level0.try_claim_read(self.me);
         }
         self.try_claim_levels()
     }
 
-    /// [`try_claim`](Self::try_claim) over the levels, highest first.
+    /// [`try_claim`](Self::try_claim) under the delivery rules, over the
+    /// levels, highest first.
+    #[inline(never)]
     fn try_claim_levels(&self) -> Result<Claim, GetBlocked> {
         let mut blocked = GetBlocked::Empty;
         for level in (0..self.seg.geometry.priorities).rev() {
@@ -301,6 +287,18 @@ impl Queue {
     /// and the next one tried.
     #[inline]
     fn try_claim_level(&self, ring: &Ring<'_, Segment>) -> Result<Claim, GetBlocked> {
+        let claim = ring.try_claim_read(self.me)?;
+        if self.admit(claim) {
+            return Ok(claim);
+        }
+        self.try_claim_level_again(ring)
+    }
+
+    /// The rest of [`try_claim_level`](Self::try_claim_level) after a
+    /// message was dropped.
+    #[cold]
+    #[inline(never)]
+    fn try_claim_level_again(&self, ring: &Ring<'_, Segment>) -> Result<Claim, GetBlocked> {
         loop {
             let claim = ring.try_claim_read(self.me)?;
             if self.admit(claim) {
@@ -323,8 +321,10 @@ impl Queue {
     }
 
     /// Whether the message `claim` holds may be delivered. A first delivery
-    /// on a queue without `max_deliveries` is let through at once (the hot
-    /// path: one compare). Otherwise the delivery count is rebuilt; a
+    /// on a queue without `max_deliveries` is let through at once. (A queue
+    /// with one level and no `max_deliveries` does not come here at all:
+    /// its plain gets record nothing, and leases record their count in
+    /// `lease_until`.) Otherwise the delivery count is rebuilt; a
     /// message past `max_deliveries` is dropped - handed over like a get,
     /// counted in `dropped_poison` - and a redelivery is recorded in the
     /// slot record. A death anywhere here leaves the slot READING, so it is
@@ -341,6 +341,7 @@ impl Queue {
     }
 
     #[cold]
+    #[inline(never)]
     fn admit_slow(&self, claim: Claim, max: u64) -> bool {
         let n = delivery::deliveries(&self.seg, claim);
         if max != 0 && n > max {
@@ -355,6 +356,39 @@ impl Queue {
             delivery::record(&self.seg, claim, n);
         }
         true
+    }
+}
+
+impl Queue {
+    /// What a getter does when it found nothing to claim: now and then,
+    /// look for dead participants (and overdue leases) and for re-queued
+    /// messages the hint may have missed (a crash between the re-queue and
+    /// its count, or a damaged segment); in a closed queue, decide whether
+    /// it is drained. `None`: wait.
+    #[inline(never)]
+    fn nothing_to_claim(&self) -> Option<Result<Claim, GetError>> {
+        let recovered = self.recover_if_due();
+        if recovered || self.requeue_scan_due() {
+            if let Some(c) = self.take_requeued() {
+                return Some(Ok(c));
+            }
+        }
+        if self.seg.header().closed.load(SeqCst) != 0 {
+            let levels = self.seg.geometry.priorities;
+            if (0..levels).all(|l| self.seg.level_ring(l).is_drained(self.me)) {
+                return Some(Err(GetError::Closed));
+            }
+            // A damaged ring can hold a message the head never
+            // reaches: report it rather than wait for it forever.
+            if let Some(d) = (0..levels).find_map(|l| self.seg.level_ring(l).stranded()) {
+                return Some(Err(GetError::Corrupted(Corruption::Stranded {
+                    slot: d.idx as usize,
+                    state: d.found,
+                    head_lap: d.expected_lap,
+                })));
+            }
+        }
+        None
     }
 }
 

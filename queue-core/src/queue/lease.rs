@@ -40,6 +40,9 @@ impl Queue {
         // The deadline runs from the claim: a long copy counts against it.
         let deadline_ms = delivery::start_lease(&self.seg, claim, self.me).unwrap_or(0);
         let deliveries = delivery::deliveries(&self.seg, claim);
+        if claim.generation != 1 {
+            delivery::record(&self.seg, claim, deliveries);
+        }
         let mut data = Vec::new();
         if let Err(e) = self.copy_out(claim, &mut data) {
             let handed_over = self.ring().release_read(claim, self.me);

@@ -63,6 +63,9 @@ pub struct Queue {
     /// Milliseconds since `born` when `other_producers` was last looked up
     /// (`u64::MAX`: never).
     producers_scan_ms: AtomicU64,
+    /// One priority level and no `max_deliveries`: a get claims straight
+    /// from the ring, with no delivery rule to apply (see `get.rs`).
+    plain_gets: bool,
 }
 
 impl std::fmt::Debug for Queue {
@@ -121,6 +124,7 @@ impl Queue {
 
     fn attach(seg: Segment) -> Result<Queue, OpenError> {
         let me = liveness::attach(&seg)?;
+        let plain_gets = seg.geometry.priorities == 1 && seg.delivery.max_deliveries == 0;
         let q = Queue {
             seg,
             me,
@@ -131,6 +135,7 @@ impl Queue {
             put_polling: Adapt::default(),
             other_producers: AtomicBool::new(false),
             producers_scan_ms: AtomicU64::new(u64::MAX),
+            plain_gets,
         };
         // Clean up after anyone who died since the queue was last used.
         q.recover_now();

@@ -177,6 +177,7 @@ impl Queue {
 
     /// Claims the slot under the tail of `ring` (one priority level),
     /// waiting until `deadline` while it is full.
+    #[inline]
     fn claim_write(&self, ring: &Ring<'_, Segment>, deadline: Deadline) -> Result<Claim, PutError> {
         let attempt = || match ring.try_claim_write(self.me) {
             Ok(c) => Some(Ok(c)),

@@ -2,16 +2,16 @@
 //! participant's slot is recovered. No system calls and no waiting here - this
 //! module only moves state words, so `loom` can check it exhaustively.
 //!
-//! Every slot has one state word `{ lap: u32, generation: u8, kind: u8, owner: u16 }`:
+//! Every slot has one state word `{ lap: u32, gen: u8, kind: u8, owner: u16 }`:
 //!
 //! ```text
 //!  63            32 31    24 23     16 15            0
 //! +----------------+--------+---------+---------------+
-//! |      lap       |  generation   |  kind   |     owner     |
+//! |      lap       |  gen   |  kind   |     owner     |
 //! +----------------+--------+---------+---------------+
 //! ```
 //!
-//! `generation` counts the deliveries of the message in the slot, modulo 256: a
+//! `gen` (the delivery generation) counts the deliveries of the message in the slot, modulo 256: a
 //! READY slot has 0, the consumer CAS from READY makes it 1, every claim of
 //! a REQUEUED slot adds one, and a re-queue keeps it. So two deliveries of
 //! one message to the same participant (a lease that expired and was taken
@@ -127,15 +127,16 @@ pub(crate) struct Claim {
     /// Lap the slot was claimed in.
     pub lap: u32,
     /// Delivery generation of a read claim (0 for a write claim): part of
-    /// the state word the claim holds, see the module docs.
-    pub generation: u8,
+    /// the state word the claim holds, see the module docs. (Only the low
+    /// 8 bits are used; a `u32` keeps the claim two plain words.)
+    pub generation: u32,
 }
 
 impl Claim {
     /// The state word this claim holds the slot in, as participant `me`.
     #[inline]
     pub(crate) fn reading_word(self, me: u16) -> u64 {
-        pack_gen(self.lap, self.generation, READING, me) // { lap, generation, READING, me }
+        pack_gen(self.lap, self.generation as u8, READING, me) // { lap, generation, READING, me }
     }
 }
 
@@ -216,28 +217,44 @@ pub(crate) struct Ring<'a, S: Slots> {
     slots: &'a S,
     /// Index of this ring's first slot.
     base: u64,
-    /// Number of slots of this ring.
+    /// Number of slots of this ring; 0: all of `slots` (then `base` is 0).
+    /// The whole set is the common case (a queue without priorities), and
+    /// there the slot index is `pos % slots.capacity()`, which the compiler
+    /// knows to be in bounds: the hot path has no extra bounds check.
     cap: u64,
 }
 
 impl<'a, S: Slots> Ring<'a, S> {
     /// Binds the protocol to its shared words: one ring over all slots
-    /// (the unit tests and the loom model; segments use [`Ring::level`]).
+    /// (the unit tests and the loom model; segments use [`Ring::whole`]
+    /// and [`Ring::level`]).
     #[cfg(test)]
     pub(crate) fn new(cursors: Cursors<'a>, slots: &'a S) -> Self {
-        let cap = slots.capacity();
         Ring {
             cursors,
             slots,
             base: 0,
-            cap,
+            cap: 0,
+        }
+    }
+
+    /// A ring over all of `slots` (a queue with one priority level).
+    pub(crate) fn whole(cursors: Cursors<'a>, slots: &'a S) -> Self {
+        Ring {
+            cursors,
+            slots,
+            base: 0,
+            cap: 0,
         }
     }
 
     /// A ring over slots `base .. base + cap` of `slots` (one priority
     /// level); `cap > 0` and `base + cap <= slots.capacity()`.
     pub(crate) fn level(cursors: Cursors<'a>, slots: &'a S, base: u64, cap: u64) -> Self {
-        debug_assert!(cap > 0 && base + cap <= slots.capacity());
+        assert!(
+            cap > 0 && base + cap <= slots.capacity(),
+            "level out of range"
+        );
         Ring {
             cursors,
             slots,
@@ -246,14 +263,31 @@ impl<'a, S: Slots> Ring<'a, S> {
         }
     }
 
+    /// Number of slots of this ring.
+    #[inline]
+    fn cap(&self) -> u64 {
+        if self.cap == 0 {
+            self.slots.capacity()
+        } else {
+            self.cap
+        }
+    }
+
     /// The global indices of this ring's slots.
     fn range(&self) -> std::ops::Range<u64> {
-        self.base..self.base + self.cap
+        self.base..self.base + self.cap()
     }
 
     #[inline]
     fn locate(&self, pos: u64) -> (u64, u32) {
-        (self.base + pos % self.cap, (pos / self.cap) as u32)
+        if self.cap == 0 {
+            let cap = self.slots.capacity();
+            return (pos % cap, (pos / cap) as u32);
+        }
+        // One division for both (the compiler would otherwise divide twice
+        // around the bounds check of the slot index).
+        let lap = pos / self.cap;
+        (self.base + (pos - lap * self.cap), lap as u32)
     }
 
     /// Claims the slot under the tail for writing, as participant `me`.
@@ -520,7 +554,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                 return Some(Claim {
                     idx,
                     lap,
-                    generation,
+                    generation: u32::from(generation),
                 });
             }
         }
@@ -571,7 +605,7 @@ impl<'a, S: Slots> Ring<'a, S> {
             .state(claim.idx)
             .compare_exchange(
                 claim.reading_word(me),
-                pack_gen(claim.lap, claim.generation, REQUEUED, 0), // { lap, generation, REQUEUED }
+                pack_gen(claim.lap, claim.generation as u8, REQUEUED, 0), // { lap, generation, REQUEUED }
                 SeqCst,
                 Relaxed,
             )
@@ -715,7 +749,7 @@ impl<'a, S: Slots> Ring<'a, S> {
         // Saturating: the hint may hold anything in a damaged segment.
         queued
             .saturating_add(self.cursors.requeued.load(Relaxed))
-            .min(self.cap)
+            .min(self.cap())
     }
 }
 
