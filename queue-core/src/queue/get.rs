@@ -272,7 +272,11 @@ impl Queue {
     fn try_claim_levels(&self) -> Result<Claim, GetBlocked> {
         let mut blocked = GetBlocked::Empty;
         for level in (0..self.seg.geometry.priorities).rev() {
-            match self.try_claim_level(&self.seg.level_ring(level)) {
+            let ring = self.seg.level_ring(level);
+            if ring.looks_empty() {
+                continue;
+            }
+            match self.try_claim_level(&ring) {
                 Ok(claim) => return Ok(claim),
                 Err(GetBlocked::Empty) => {}
                 Err(pending @ GetBlocked::Pending { .. }) => blocked = pending,

@@ -733,6 +733,16 @@ impl<'a, S: Slots> Ring<'a, S> {
         done
     }
 
+    /// Whether nothing was ever claimed past the head and nothing waits
+    /// for redelivery: a getter may skip this ring (a priority level) at
+    /// the cost of three loads. A claim racing this look is a message that
+    /// arrived just after it, as with any other getter's look.
+    #[inline]
+    pub(crate) fn looks_empty(&self) -> bool {
+        self.cursors.requeued.load(Relaxed) == 0
+            && self.cursors.tail.load(SeqCst) == self.cursors.head.load(SeqCst)
+    }
+
     /// The head and the tail now (loads only).
     pub(crate) fn cursors(&self) -> (u64, u64) {
         (
