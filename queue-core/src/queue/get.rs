@@ -263,17 +263,20 @@ impl Queue {
         if self.plain_gets {
             return level0.try_claim_read(self.me);
         }
-        self.try_claim_levels()
+        self.try_claim_levels(true)
     }
 
     /// [`try_claim`](Self::try_claim) under the delivery rules, over the
-    /// levels, highest first.
+    /// levels, highest first. With `skip`, a level whose cursors say it is
+    /// empty is not looked at (three loads instead of a claim attempt);
+    /// a closed queue looks at every level, so that damage under a cursor
+    /// is reported instead of waited on.
     #[inline(never)]
-    fn try_claim_levels(&self) -> Result<Claim, GetBlocked> {
+    fn try_claim_levels(&self, skip: bool) -> Result<Claim, GetBlocked> {
         let mut blocked = GetBlocked::Empty;
         for level in (0..self.seg.geometry.priorities).rev() {
             let ring = self.seg.level_ring(level);
-            if ring.looks_empty() {
+            if skip && ring.looks_empty() {
                 continue;
             }
             match self.try_claim_level(&ring) {
@@ -379,6 +382,13 @@ impl Queue {
         }
         if self.seg.header().closed.load(SeqCst) != 0 {
             let levels = self.seg.geometry.priorities;
+            if !self.plain_gets {
+                match self.try_claim_levels(false) {
+                    Ok(c) => return Some(Ok(c)),
+                    Err(GetBlocked::Corrupt(d)) => return Some(Err(GetError::Corrupted(d.into()))),
+                    Err(_) => {}
+                }
+            }
             if (0..levels).all(|l| self.seg.level_ring(l).is_drained(self.me)) {
                 return Some(Err(GetError::Closed));
             }
