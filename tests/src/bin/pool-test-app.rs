@@ -65,6 +65,19 @@ fn print_pool(p: &Pool) {
     let _ = std::io::stdout().flush();
 }
 
+/// Prints every result in submission order, the deaths, joins, "done".
+fn finish_in_order(p: Pool) -> Result<(), Box<dyn std::error::Error>> {
+    let mut results: Vec<TaskResult> = p.results().collect();
+    results.sort_by_key(|r| r.id);
+    for r in &results {
+        print_result(r);
+    }
+    println!("deaths={}", p.worker_deaths().len());
+    p.join()?;
+    println!("done");
+    Ok(())
+}
+
 fn arg(args: &[String], i: usize, default: u64) -> u64 {
     args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
 }
@@ -153,14 +166,7 @@ fn run(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
             print_pool(&p);
             p.submit(ABORT, &())?;
             p.submit(SQUARE, &3)?;
-            let mut results: Vec<TaskResult> = p.results().collect();
-            results.sort_by_key(|r| r.id);
-            for r in &results {
-                print_result(r);
-            }
-            println!("deaths={}", p.worker_deaths().len());
-            p.join()?;
-            println!("done");
+            finish_in_order(p)?;
         }
         "timeout" => {
             let p = builder(1)
@@ -172,14 +178,7 @@ fn run(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
             for _ in 0..3 {
                 p.submit(SLOW, &10)?;
             }
-            let mut results: Vec<TaskResult> = p.results().collect();
-            results.sort_by_key(|r| r.id);
-            for r in &results {
-                print_result(r);
-            }
-            println!("deaths={}", p.worker_deaths().len());
-            p.join()?;
-            println!("done");
+            finish_in_order(p)?;
         }
         "drop" => {
             let p = builder(2).spawn()?;

@@ -84,6 +84,19 @@ fn assert_all_gone(pids: &[u32], within: Duration) {
     }
 }
 
+/// Every worker the app listed or saw die is gone, and no queue is left.
+fn assert_workers_gone_and_queues_removed(dir: &TestDir, lines: &[String]) {
+    let deaths: Vec<u32> = lines
+        .iter()
+        .filter(|l| l.starts_with("death "))
+        .filter_map(|l| field(l, "pid")?.parse().ok())
+        .collect();
+    let mut pids = pids_of(lines);
+    pids.extend(deaths);
+    assert_all_gone(&pids, Duration::from_secs(5));
+    assert!(dir.leftovers().is_empty(), "left: {:?}", dir.leftovers());
+}
+
 fn read_until(
     lines: &mut Lines<BufReader<ChildStdout>>,
     seen: &mut Vec<String>,
@@ -216,15 +229,7 @@ fn a_task_that_always_kills_its_worker_is_retried_then_reported_failed() {
     );
     assert_eq!(field(results[1], "ok"), Some("true"), "{lines:#?}");
     assert!(lines.contains(&"deaths=3".to_string()), "{lines:#?}");
-    let deaths: Vec<u32> = lines
-        .iter()
-        .filter(|l| l.starts_with("death "))
-        .filter_map(|l| field(l, "pid")?.parse().ok())
-        .collect();
-    let mut pids = pids_of(&lines);
-    pids.extend(deaths);
-    assert_all_gone(&pids, Duration::from_secs(5));
-    assert!(dir.leftovers().is_empty(), "left: {:?}", dir.leftovers());
+    assert_workers_gone_and_queues_removed(&dir, &lines);
 }
 
 #[test]
@@ -394,13 +399,5 @@ fn a_task_past_the_task_timeout_fails_and_its_worker_is_replaced() {
         assert_eq!(field(r, "ok"), Some("true"), "{lines:#?}");
     }
     assert!(lines.contains(&"deaths=1".to_string()), "{lines:#?}");
-    let deaths: Vec<u32> = lines
-        .iter()
-        .filter(|l| l.starts_with("death "))
-        .filter_map(|l| field(l, "pid")?.parse().ok())
-        .collect();
-    let mut pids = pids_of(&lines);
-    pids.extend(deaths);
-    assert_all_gone(&pids, Duration::from_secs(5));
-    assert!(dir.leftovers().is_empty(), "left: {:?}", dir.leftovers());
+    assert_workers_gone_and_queues_removed(&dir, &lines);
 }
