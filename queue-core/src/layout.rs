@@ -47,7 +47,7 @@ pub const PARTICIPANT_SIZE: u64 = 64;
 /// Bytes at the start of every slot before the payload: the state word and the length.
 pub const SLOT_HEADER_SIZE: u64 = 16;
 
-/// Size of one [`SlotMeta`] record in bytes.
+/// Size of one slot record (`SlotMeta`, the delivery count and lease deadline of a slot) in bytes.
 pub const SLOT_META_SIZE: u64 = 32;
 
 /// Size of one [`LevelCursors`] entry in bytes.

@@ -69,6 +69,16 @@
 //!   cleaned up by whoever waits next, within about a second.
 //! * A re-delivered message may overtake younger ones (FIFO is kept otherwise).
 //!
+//! # Delivery control
+//! Set when the queue is created, stored in the segment so every process
+//! follows them (docs/design.md, "Delivery control"):
+//! [`Builder::priorities`] (levels served highest first,
+//! [`Queue::put_priority`]), [`Builder::lease_timeout`] (a lease not acked or
+//! [renewed](Lease::renew) in time goes back to another getter even if its
+//! holder lives; the late ack fails with [`AckError::Expired`]),
+//! [`Builder::max_deliveries`] (a poison message is dropped after that many
+//! deliveries, [`Lease::deliveries`] counts them).
+//!
 //! The design, the segment layout byte by byte, and the crash-safety argument
 //! are in `docs/design.md`; the tutorial for classes (processes, queues, pools) starts at
 //! [`docs/tutorial/README.md`](https://example.invalid/mq/blob/main/docs/tutorial/README.md).
