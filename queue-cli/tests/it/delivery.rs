@@ -108,6 +108,8 @@ fn get_renews_its_lease_while_a_slow_reader_drains_it() {
             "300ms",
             "--max-msg-size",
             "1MiB",
+            "--capacity",
+            "2",
         ],
         0,
     );
