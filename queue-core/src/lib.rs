@@ -113,6 +113,8 @@ mod error;
 #[cfg(not(loom))]
 mod layout;
 #[cfg(not(loom))]
+mod levels;
+#[cfg(not(loom))]
 mod liveness;
 #[cfg(not(loom))]
 mod observe;

@@ -22,7 +22,7 @@ use crate::layout::{
     Delivery, Geometry, GeometryError, HEADER_SIZE, Header, LAYOUT_VERSION, LEVEL_SIZE,
     LevelCursors, MAGIC, ParticipantEntry, SLOT_META_SIZE, SlotHeader, SlotMeta,
 };
-use crate::ring::{Cursors, Ring, Slots};
+use crate::ring::Slots;
 use crate::sys;
 
 /// Prefix of every segment file name, so `mq ls` can find queues.
@@ -575,78 +575,8 @@ impl Segment {
         })
     }
 
-    /// The slot protocol bound to priority level 0 (the only level of a
-    /// queue without priorities): the header's cursors, slots
-    /// `0 .. capacity`.
-    #[inline]
-    pub(crate) fn ring(&self) -> Ring<'_, Segment> {
-        let h = self.header();
-        let cursors = Cursors {
-            head: &h.head,
-            tail: &h.tail,
-            requeued: &h.requeued,
-            closed: &h.closed,
-        };
-        if self.geometry.priorities == 1 {
-            Ring::whole(cursors, self)
-        } else {
-            Ring::level(cursors, self, 0, self.geometry.capacity)
-        }
-    }
-
-    /// The slot protocol bound to priority level `level`
-    /// (`level < priorities`): its cursors, slots
-    /// `level * capacity .. (level + 1) * capacity`.
-    #[inline]
-    pub(crate) fn level_ring(&self, level: u64) -> Ring<'_, Segment> {
-        if level == 0 {
-            return self.ring();
-        }
-        self.upper_level_ring(level)
-    }
-
-    /// [`level_ring`](Self::level_ring) for `level >= 1`.
-    #[inline(never)]
-    fn upper_level_ring(&self, level: u64) -> Ring<'_, Segment> {
-        let c = self.level_cursors(level);
-        let cap = self.geometry.capacity;
-        Ring::level(
-            Cursors {
-                head: &c.head,
-                tail: &c.tail,
-                requeued: &c.requeued,
-                closed: &self.header().closed,
-            },
-            self,
-            level * cap,
-            cap,
-        )
-    }
-
-    /// Messages waiting in all levels now (a snapshot).
-    pub(crate) fn queued(&self) -> u64 {
-        (0..self.geometry.priorities)
-            .map(|l| self.level_ring(l).len())
-            .fold(0, u64::saturating_add)
-    }
-
-    /// Recovers every slot held by an owner for which `dead` is true, level
-    /// by level (each level's `requeued` hint counts its own slots).
-    pub(crate) fn recover_owned_by(&self, dead: impl Fn(u16) -> bool) -> crate::ring::Recovered {
-        let mut done = crate::ring::Recovered::default();
-        for l in 0..self.geometry.priorities {
-            done += self.level_ring(l).recover_owned_by(&dead);
-        }
-        done
-    }
-
-    /// The ring (priority level) slot `idx` belongs to.
-    pub(crate) fn ring_of(&self, idx: u64) -> Ring<'_, Segment> {
-        self.level_ring(idx / self.geometry.capacity)
-    }
-
     /// The cursors of level `level` (`1 <= level < priorities`).
-    fn level_cursors(&self, level: u64) -> &LevelCursors {
+    pub(crate) fn level_cursors(&self, level: u64) -> &LevelCursors {
         assert!(
             level >= 1 && level < self.geometry.priorities,
             "priority level out of range"
