@@ -170,6 +170,18 @@ pub struct CreateArgs {
     #[arg(long, value_name = "N", default_value = "256", value_parser = parse::count)]
     pub max_participants: u64,
 
+    /// Priority levels 0..N ('mq put --priority'); a get takes the highest first. Each level holds --capacity messages
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse::positive_count)]
+    pub priorities: u64,
+
+    /// Put a leased message back for another getter if it is not acked (or renewed) within DURATION, even though its holder lives
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub lease_timeout: Option<Duration>,
+
+    /// Drop a message instead of delivering it an (N+1)-th time (a poison message that kills its consumers); counted in 'mq inspect'
+    #[arg(long, value_name = "N", value_parser = parse::positive_count)]
+    pub max_deliveries: Option<u64>,
+
     /// Succeed if the queue already exists (its own settings are kept)
     #[arg(long)]
     pub exist_ok: bool,
@@ -212,6 +224,10 @@ pub struct PutArgs {
 
     #[command(flatten)]
     pub wait: WaitArgs,
+
+    /// Priority of the messages (0 to the queue's levels - 1; higher is served first)
+    #[arg(long, short = 'p', value_name = "N", default_value = "0", value_parser = parse::count)]
+    pub priority: u64,
 
     /// Create the queue (default sizes) if it does not exist
     #[arg(long)]

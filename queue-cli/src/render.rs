@@ -81,14 +81,46 @@ pub fn slot_counts(slots: &[SlotView]) -> [u64; 6] {
     c
 }
 
-/// The ring drawn as rows of cells, head (H) and tail (T) marked below.
+/// The ring drawn as rows of cells, head (H) and tail (T) marked below; a
+/// queue with priorities is drawn as one ring per level, the highest (served
+/// first) on top.
 pub fn ring(s: &Stats, slots: &[SlotView]) -> String {
+    let levels = s.levels.len();
+    if levels <= 1 {
+        return ring_of(s.head, s.tail, slots, "ring");
+    }
+    let cap = s.capacity.max(1);
+    let mut out = String::new();
+    for (l, level) in s.levels.iter().enumerate().rev() {
+        let first = (l * cap).min(slots.len());
+        let last = ((l + 1) * cap).min(slots.len());
+        let served = if l + 1 == levels {
+            ", served first"
+        } else {
+            ""
+        };
+        let title = format!("priority {l} ({} waiting{served}): ring", level.len);
+        let block = ring_of(level.head, level.tail, &slots[first..last], &title);
+        // The legend (the line before the cursors) once, after the last level.
+        let lines: Vec<&str> = block.lines().collect();
+        let legend = lines.len().saturating_sub(2);
+        for (i, line) in lines.iter().enumerate() {
+            if l == 0 || i != legend {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    out
+}
+
+/// One ring (or one priority level's) drawn with its cursors.
+fn ring_of(head: usize, tail: usize, slots: &[SlotView], title: &str) -> String {
     let cap = slots.len().max(1);
     let per_cell = cap.div_ceil(MAX_CELLS);
     let cells: Vec<char> = slots.chunks(per_cell).map(cell_char).collect();
     let width = cells.len().min(64);
-    let head_slot = s.head % cap;
-    let tail_slot = s.tail % cap;
+    let head_slot = head % cap;
+    let tail_slot = tail % cap;
     let (head_cell, tail_cell) = (head_slot / per_cell, tail_slot / per_cell);
     let mut out = String::new();
     let unit = if per_cell == 1 {
@@ -96,7 +128,7 @@ pub fn ring(s: &Stats, slots: &[SlotView]) -> String {
     } else {
         format!(", {per_cell} slots per cell ('+' partly full)")
     };
-    let _ = writeln!(out, "ring of {} slots{unit}:", slots.len());
+    let _ = writeln!(out, "{title} of {} slots{unit}:", slots.len());
     for (r, row) in cells.chunks(width).enumerate() {
         let first = r * width;
         let _ = writeln!(
@@ -129,10 +161,53 @@ pub fn ring(s: &Stats, slots: &[SlotView]) -> String {
     };
     let _ = writeln!(
         out,
-        "  H head = next get: position {} (slot {head_slot})   T tail = next put: position {} (slot {tail_slot}){both}",
-        s.head, s.tail
+        "  H head = next get: position {head} (slot {head_slot})   T tail = next put: position {tail} (slot {tail_slot}){both}",
     );
     out
+}
+
+/// The queue's delivery rules in words (`None` when it has none).
+pub fn delivery_rules(s: &Stats) -> Option<String> {
+    let mut rules = Vec::new();
+    if let Some(t) = s.lease_timeout {
+        rules.push(format!(
+            "leases expire after {} without ack or renew",
+            humantime::format_duration(t)
+        ));
+    }
+    if let Some(n) = s.max_deliveries {
+        rules.push(format!(
+            "a message is dropped instead of being delivered {} times",
+            n + 1
+        ));
+    }
+    (!rules.is_empty()).then(|| rules.join("; "))
+}
+
+/// The leases held now, with their deliveries and deadlines (at most 6).
+fn leases_text(s: &Stats) -> String {
+    let pid_of = |o: usize| s.participants.iter().find(|p| p.index == o).map(|p| p.pid);
+    let mut v: Vec<String> = s
+        .leases
+        .iter()
+        .take(6)
+        .map(|l| {
+            let who = match pid_of(l.owner) {
+                Some(pid) => format!("pid {pid}"),
+                None => format!("#{}", l.owner),
+            };
+            let when = match l.expires_in_ms {
+                Some(ms) if ms >= 0 => format!(", expires in {:.1}s", ms as f64 / 1000.0),
+                Some(ms) => format!(", OVERDUE by {:.1}s", -ms as f64 / 1000.0),
+                None => String::new(),
+            };
+            format!("slot {} by {who} (delivery {}{when})", l.slot, l.deliveries)
+        })
+        .collect();
+    if s.leases.len() > 6 {
+        v.push(format!("and {} more", s.leases.len() - 6));
+    }
+    v.join("\n             ")
 }
 
 /// A fill bar: `[#######.............]`.
@@ -332,8 +407,9 @@ pub fn table_text(t: &Table) -> String {
 pub fn inspect_text(s: &Stats, slots: &[SlotView], who: &str) -> String {
     let mut out = String::new();
     let counts = slot_counts(slots);
-    let pct = if s.capacity > 0 {
-        s.len as f64 * 100.0 / s.capacity as f64
+    let room = s.capacity.saturating_mul(s.priorities.max(1));
+    let pct = if room > 0 {
+        s.len as f64 * 100.0 / room as f64
     } else {
         0.0
     };
@@ -350,11 +426,16 @@ pub fn inspect_text(s: &Stats, slots: &[SlotView], who: &str) -> String {
     let _ = writeln!(
         out,
         "  messages   {} waiting of {} ({pct:.0}%), {} being read or leased, {} being written, {} free slots",
-        s.len, s.capacity, s.in_flight, counts[2], counts[0]
+        s.len, room, s.in_flight, counts[2], counts[0]
     );
+    let levels = if s.priorities > 1 {
+        format!(" in each of {} priority levels", s.priorities)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "  sizes      {} slots x {} bytes max = {} segment",
+        "  sizes      {} slots{levels} x {} bytes max = {} segment",
         s.capacity,
         s.max_msg_size,
         ByteSize(s.segment_size as u64)
@@ -364,6 +445,17 @@ pub fn inspect_text(s: &Stats, slots: &[SlotView], who: &str) -> String {
         "  totals     {} put, {} got, {} redelivered, {} half-written discarded",
         s.total_put, s.total_got, s.redelivered, s.discarded_partial
     );
+    if let Some(rules) = delivery_rules(s) {
+        let _ = writeln!(out, "  delivery   {rules}");
+        let _ = writeln!(
+            out,
+            "             {} leases expired and put back, {} poison messages dropped",
+            s.expired, s.dropped_poison
+        );
+    }
+    if !s.leases.is_empty() {
+        let _ = writeln!(out, "  leases     {}", leases_text(s));
+    }
     let (in_put, in_get) = blocked(s);
     let _ = writeln!(
         out,
@@ -459,6 +551,19 @@ pub fn inspect_json(s: &Stats, slots: &[SlotView]) -> Value {
         "redelivered": s.redelivered,
         "discarded_partial": s.discarded_partial,
         "in_flight": s.in_flight,
+        "priorities": s.priorities,
+        "levels": s.levels.iter().map(|l| json!({ "len": l.len, "head": l.head, "tail": l.tail })).collect::<Vec<_>>(),
+        "lease_timeout_ms": s.lease_timeout.map(|t| t.as_millis() as u64),
+        "max_deliveries": s.max_deliveries,
+        "expired": s.expired,
+        "dropped_poison": s.dropped_poison,
+        "leases": s.leases.iter().map(|l| json!({
+            "slot": l.slot,
+            "participant": l.owner,
+            "pid": pid_of(l.owner),
+            "deliveries": l.deliveries,
+            "expires_in_ms": l.expires_in_ms,
+        })).collect::<Vec<_>>(),
         "closed": s.closed,
         "created": humantime::format_rfc3339_seconds(s.created).to_string(),
         "created_unix": unix_secs(s.created),

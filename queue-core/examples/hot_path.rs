@@ -13,10 +13,16 @@
 //!     target/release/examples/hot_path 200000
 //! ```
 //!
-//! Arguments: `[pairs] [message size in bytes] [batch]` (defaults 1000000,
-//! 64 and 1). With a batch above 1 the loop is `put_many` of `batch`
-//! messages then `get_many_into(batch)` (one reused [`Batch`]), and `pairs`
-//! counts messages.
+//! Arguments: `[pairs] [message size in bytes] [batch] [options]` (defaults
+//! 1000000, 64, 1 and none). With a batch above 1 the loop is `put_many` of
+//! `batch` messages then `get_many_into(batch)` (one reused [`Batch`]), and
+//! `pairs` counts messages.
+//!
+//! `options` measures delivery control (docs/performance.md, "Delivery
+//! control"): a comma-separated list of `priorities=N` (messages are put at
+//! level `put-level=K`, default 0: the getter looks at every level above
+//! first), `max-deliveries=N`, `lease-timeout-ms=N`, and `lease` (take each
+//! message with `get_lease` + `ack` instead of `get_into`).
 
 use std::time::Instant;
 
@@ -27,20 +33,49 @@ fn main() {
     let pairs: u64 = args.next().map_or(1_000_000, |a| a.parse().expect("pairs"));
     let size: usize = args.next().map_or(64, |a| a.parse().expect("size"));
     let batch: usize = args.next().map_or(1, |a| a.parse().expect("batch"));
+    let options = args.next().unwrap_or_default();
     assert!((1..=1024).contains(&batch), "batch must be 1 to 1024");
     let dir = std::env::temp_dir().join(format!("mq-hot-path-{}", std::process::id()));
-    let q = Queue::builder("hot")
+    let mut builder = Queue::builder("hot")
         .dir(&dir)
         .capacity(1024)
-        .max_msg_size(size)
-        .create()
-        .expect("create queue");
+        .max_msg_size(size);
+    let (mut level, mut lease) = (0, false);
+    for opt in options.split(',').filter(|o| !o.is_empty()) {
+        let (key, value) = opt.split_once('=').unwrap_or((opt, "0"));
+        let n: usize = value.parse().expect("option value");
+        builder = match key {
+            "priorities" => builder.priorities(n),
+            "max-deliveries" => builder.max_deliveries(n),
+            "lease-timeout-ms" => builder.lease_timeout(std::time::Duration::from_millis(n as u64)),
+            "put-level" => {
+                level = n;
+                builder
+            }
+            "lease" => {
+                lease = true;
+                builder
+            }
+            _ => panic!("unknown option {key:?}"),
+        };
+    }
+    let q = builder.create().expect("create queue");
     let msg = vec![0xabu8; size];
     let mut buf = Vec::with_capacity(size);
     let many: Vec<&[u8]> = vec![&msg[..]; batch];
     let mut got = Batch::with_capacity(batch, batch * size);
     let start = Instant::now();
-    if batch == 1 {
+    if batch == 1 && lease {
+        for _ in 0..pairs {
+            q.put_priority(&msg, level).expect("put");
+            q.get_lease().expect("lease").ack().expect("ack");
+        }
+    } else if batch == 1 && level != 0 {
+        for _ in 0..pairs {
+            q.put_priority(&msg, level).expect("put");
+            q.get_into(&mut buf).expect("get");
+        }
+    } else if batch == 1 {
         for _ in 0..pairs {
             q.put(&msg).expect("put");
             q.get_into(&mut buf).expect("get");

@@ -62,11 +62,13 @@ pub enum OpenError {
     },
     /// The segment was made by an incompatible version of this library.
     #[error(
-        "queue {name:?} has layout version {found}, this build understands version {expected} (drain it with the old version, or remove it with 'mq rm {name}')"
+        "queue {name:?} ({path}) has layout version {found}, this build understands version {expected} (drain it with the build that made it, or remove it with 'mq rm {name}' and create it again)"
     )]
     Incompatible {
         /// The queue name.
         name: String,
+        /// The segment file.
+        path: PathBuf,
         /// Layout version found in the segment.
         found: u64,
         /// Layout version this build writes.
@@ -146,6 +148,16 @@ pub enum OpenError {
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PutError {
+    /// The priority is not one of the queue's levels.
+    #[error(
+        "priority {priority} is out of range: the queue has {priorities} level(s), 0 to {} (create it with more priorities)", priorities - 1
+    )]
+    InvalidPriority {
+        /// The priority given.
+        priority: usize,
+        /// The queue's number of levels.
+        priorities: usize,
+    },
     /// The message does not fit a slot.
     #[error(
         "message is {len} bytes, the queue takes at most {max} (create it with a larger max message size)"
@@ -265,6 +277,19 @@ pub enum AckError {
     Lost {
         /// The slot index.
         slot: usize,
+    },
+    /// The lease's deadline passed and the message was put back for another
+    /// getter (who may be handling it now); renew long tasks in time.
+    #[error(
+        "lease on slot {slot} expired {late_ms} ms ago and its message was put back (call Lease::renew more often than the queue's lease timeout of {timeout_ms} ms)"
+    )]
+    Expired {
+        /// The slot index.
+        slot: usize,
+        /// Milliseconds since the deadline passed.
+        late_ms: u64,
+        /// The queue's lease timeout in milliseconds.
+        timeout_ms: u64,
     },
 }
 

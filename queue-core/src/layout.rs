@@ -8,9 +8,19 @@
 //! A segment is laid out as:
 //!
 //! ```text
-//! 0                      512                     512 + 64 * P
-//! | Header (8 cache lines) | P participant entries | C slots of `slot_stride` bytes |
+//! 0          512             512 + 64 P = levels_offset     meta_offset              slots_offset
+//! | Header   | P participants | L - 1 level cursors (128 B) | S slot records (32 B) | S slots of `slot_stride` bytes |
 //! ```
+//!
+//! `L` is the number of priority levels and `S = L * capacity`: level `k`
+//! owns slots `k * capacity .. (k + 1) * capacity`, with its own cursors
+//! (level 0 uses the header's, so a queue with one level is laid out, and
+//! runs, exactly as one without levels).
+//!
+//! The slot records ([`SlotMeta`]) hold what delivery control needs per
+//! message (delivery count, lease deadline); they sit apart from the slots
+//! so that the slots, and so the put/get hot path, are laid out exactly as
+//! before.
 
 use crate::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -19,8 +29,11 @@ use crate::sync::atomic::{AtomicU32, AtomicU64};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MQSHMQ\0\x01");
 
 /// Bumped whenever anything in this file changes meaning or position.
-/// Version 2: slots are 16-byte aligned (were 64).
-pub const LAYOUT_VERSION: u64 = 2;
+/// Version 2: slots are 16-byte aligned (were 64). Version 3: delivery
+/// control (lease timeout and max deliveries in the header, a delivery
+/// generation in the state word, the slot records before the slots, the
+/// `expired` and `dropped_poison` counters).
+pub const LAYOUT_VERSION: u64 = 3;
 
 /// Cache line size used for padding (x86_64 and most aarch64 parts).
 pub const CACHE_LINE: u64 = 64;
@@ -33,6 +46,16 @@ pub const PARTICIPANT_SIZE: u64 = 64;
 
 /// Bytes at the start of every slot before the payload: the state word and the length.
 pub const SLOT_HEADER_SIZE: u64 = 16;
+
+/// Size of one slot record (`SlotMeta`, the delivery count and lease deadline of a slot) in bytes.
+pub const SLOT_META_SIZE: u64 = 32;
+
+/// Size of one [`LevelCursors`] entry in bytes.
+pub const LEVEL_SIZE: u64 = 128;
+
+/// The most priority levels a queue may have (a getter looks at every
+/// level from the highest down, so they are not free).
+pub const MAX_PRIORITIES: u64 = 64;
 
 /// Slot strides are multiples of this. Not of [`CACHE_LINE`]: a 64-byte
 /// message then takes 80 bytes instead of 128 - five cache lines for four
@@ -83,7 +106,18 @@ pub struct Header {
     pub created_unix_ns: AtomicU64,
     /// Pid of the creating process (informational only: pids are reused).
     pub creator_pid: AtomicU64,
-    _reserved1: [u64; 5],
+    /// How long a lease lasts without `ack` or `renew`, in nanoseconds
+    /// (0: no deadline, a lease lasts while its holder lives).
+    pub lease_timeout_ns: AtomicU64,
+    /// Deliveries a message may have; the next one drops it instead
+    /// (0: unlimited).
+    pub max_deliveries: AtomicU64,
+    /// Byte offset of the slot records ([`SlotMeta`]).
+    pub meta_offset: AtomicU64,
+    /// Number of priority levels (1 to [`MAX_PRIORITIES`]).
+    pub priorities: AtomicU64,
+    /// Byte offset of the cursors of levels 1 and up ([`LevelCursors`]).
+    pub levels_offset: AtomicU64,
 
     // ---- line 2: producer cursor ----
     /// Next position to write. Positions only grow; slot = pos % capacity,
@@ -127,7 +161,11 @@ pub struct Header {
     pub retired_puts: AtomicU64,
     /// Gets counted by participants that have since left or died.
     pub retired_gets: AtomicU64,
-    _pad7: [u64; 4],
+    /// Leases put back because their deadline passed (also in `redelivered`).
+    pub expired: AtomicU64,
+    /// Messages dropped after `max_deliveries` deliveries (poison messages).
+    pub dropped_poison: AtomicU64,
+    _pad7: [u64; 2],
 }
 
 /// One entry of the participant table. Entry `i` is owned by whoever holds the
@@ -167,6 +205,41 @@ pub struct SlotHeader {
     pub len: AtomicU64,
 }
 
+/// The cursors of one priority level above 0 (level 0 uses the header's
+/// `tail`, `head` and `requeued`): the same encoding, each cursor on a cache
+/// line of its own.
+#[repr(C)]
+pub struct LevelCursors {
+    /// Next position to write in this level.
+    pub tail: AtomicU64,
+    _pad0: [u64; 7],
+    /// Next position to read in this level.
+    pub head: AtomicU64,
+    /// Hint: REQUEUED slots in this level.
+    pub requeued: AtomicU64,
+    _pad1: [u64; 6],
+}
+
+/// What delivery control keeps per slot, beside the slot. Written only by
+/// the participant whose READING word holds the slot; read by anyone.
+#[repr(C)]
+pub struct SlotMeta {
+    /// Deliveries recorded for the message of one lap:
+    /// `{ lap: u32 (bits 32-63), count: u32 (bits 0-31) }`. Written by a
+    /// consumer that takes a re-queued message; a word of an older lap
+    /// counts as 0. The exact count is rebuilt from it and the state word's
+    /// `gen` (deliveries modulo 256), so a taker that died before writing
+    /// it, or a first delivery that never writes it, loses nothing.
+    pub deliveries: AtomicU64,
+    /// The READING state word of the delivery whose deadline
+    /// `lease_deadline_ms` is (written after the deadline, with Release).
+    pub lease_word: AtomicU64,
+    /// When that lease expires, milliseconds of `CLOCK_MONOTONIC` (which is
+    /// system-wide, so every process compares against the same clock).
+    pub lease_deadline_ms: AtomicU64,
+    _reserved: u64,
+}
+
 #[cfg(not(loom))]
 const _: () = {
     use core::mem::{offset_of, size_of};
@@ -182,6 +255,15 @@ const _: () = {
     assert!(offset_of!(Header, total_size) == 64);
     assert!(offset_of!(Header, created_unix_ns) == 72);
     assert!(offset_of!(Header, creator_pid) == 80);
+    assert!(offset_of!(Header, lease_timeout_ns) == 88);
+    assert!(offset_of!(Header, max_deliveries) == 96);
+    assert!(offset_of!(Header, meta_offset) == 104);
+    assert!(offset_of!(Header, priorities) == 112);
+    assert!(offset_of!(Header, levels_offset) == 120);
+    assert!(size_of::<LevelCursors>() as u64 == LEVEL_SIZE);
+    assert!(offset_of!(LevelCursors, tail) == 0);
+    assert!(offset_of!(LevelCursors, head) == 64);
+    assert!(offset_of!(LevelCursors, requeued) == 72);
     assert!(offset_of!(Header, tail) == 128);
     assert!(offset_of!(Header, head) == 192);
     assert!(offset_of!(Header, get_seq) == 256);
@@ -194,6 +276,12 @@ const _: () = {
     assert!(offset_of!(Header, discarded_partial) == 456);
     assert!(offset_of!(Header, retired_puts) == 464);
     assert!(offset_of!(Header, retired_gets) == 472);
+    assert!(offset_of!(Header, expired) == 480);
+    assert!(offset_of!(Header, dropped_poison) == 488);
+    assert!(size_of::<SlotMeta>() as u64 == SLOT_META_SIZE);
+    assert!(offset_of!(SlotMeta, deliveries) == 0);
+    assert!(offset_of!(SlotMeta, lease_word) == 8);
+    assert!(offset_of!(SlotMeta, lease_deadline_ms) == 16);
     assert!(size_of::<ParticipantEntry>() as u64 == PARTICIPANT_SIZE);
     assert!(offset_of!(ParticipantEntry, state) == 0);
     assert!(offset_of!(ParticipantEntry, pid) == 8);
@@ -211,8 +299,12 @@ const _: () = {
 /// it with every stored offset, so a damaged header is caught before any access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
-    /// Number of slots.
+    /// Number of slots of each priority level.
     pub capacity: u64,
+    /// Number of priority levels.
+    pub priorities: u64,
+    /// Number of slots in all: `capacity * priorities`.
+    pub slots: u64,
     /// Largest payload per slot.
     pub max_msg_size: u64,
     /// Entries in the participant table.
@@ -221,10 +313,25 @@ pub struct Geometry {
     pub slot_stride: u64,
     /// Offset of the participant table.
     pub participants_offset: u64,
-    /// Offset of slot 0.
+    /// Offset of the cursors of levels 1 and up (right after the participant table).
+    pub levels_offset: u64,
+    /// Offset of the slot records (right after the level cursors).
+    pub meta_offset: u64,
+    /// Offset of slot 0 (after the slot records, on a cache line).
     pub slots_offset: u64,
     /// Size of the whole segment.
     pub total_size: u64,
+}
+
+/// The delivery-control settings of a queue, stored in the header by its
+/// creator and read once by every opener (like the geometry, a handle uses
+/// only its own copy afterwards).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Lease timeout in nanoseconds; 0: none.
+    pub lease_timeout_ns: u64,
+    /// Deliveries a message may have; 0: unlimited.
+    pub max_deliveries: u64,
 }
 
 /// Why a geometry cannot exist.
@@ -234,20 +341,39 @@ pub enum GeometryError {
     ZeroCapacity,
     /// Participant table size out of range.
     BadParticipants,
+    /// Number of priority levels out of range.
+    BadPriorities,
     /// The sizes multiply past what this machine can address.
     Overflow,
 }
 
 impl Geometry {
-    /// Computes the layout for the given sizes, or says why it cannot exist.
+    /// Computes the layout for the given sizes and one priority level.
+    #[cfg(test)]
     pub fn new(
         capacity: u64,
         max_msg_size: u64,
         max_participants: u64,
     ) -> Result<Self, GeometryError> {
+        Self::with_priorities(capacity, max_msg_size, max_participants, 1)
+    }
+
+    /// Computes the layout for the given sizes, or says why it cannot exist.
+    pub fn with_priorities(
+        capacity: u64,
+        max_msg_size: u64,
+        max_participants: u64,
+        priorities: u64,
+    ) -> Result<Self, GeometryError> {
         if capacity == 0 {
             return Err(GeometryError::ZeroCapacity);
         }
+        if priorities == 0 || priorities > MAX_PRIORITIES {
+            return Err(GeometryError::BadPriorities);
+        }
+        let slots = capacity
+            .checked_mul(priorities)
+            .ok_or(GeometryError::Overflow)?;
         if max_participants == 0 || max_participants > MAX_PARTICIPANTS_LIMIT {
             return Err(GeometryError::BadParticipants);
         }
@@ -256,9 +382,15 @@ impl Geometry {
             .and_then(|n| n.checked_next_multiple_of(SLOT_ALIGN))
             .ok_or(GeometryError::Overflow)?;
         let participants_offset = HEADER_SIZE;
-        let slots_offset = participants_offset + PARTICIPANT_SIZE * max_participants;
+        let levels_offset = participants_offset + PARTICIPANT_SIZE * max_participants;
+        let meta_offset = levels_offset + LEVEL_SIZE * (priorities - 1);
+        let slots_offset = SLOT_META_SIZE
+            .checked_mul(slots)
+            .and_then(|n| n.checked_next_multiple_of(CACHE_LINE))
+            .and_then(|n| n.checked_add(meta_offset))
+            .ok_or(GeometryError::Overflow)?;
         let total_size = slot_stride
-            .checked_mul(capacity)
+            .checked_mul(slots)
             .and_then(|n| n.checked_add(slots_offset))
             .ok_or(GeometryError::Overflow)?;
         // The whole segment is mapped, so it must fit in this address space,
@@ -268,10 +400,14 @@ impl Geometry {
         }
         Ok(Geometry {
             capacity,
+            priorities,
+            slots,
             max_msg_size,
             max_participants,
             slot_stride,
             participants_offset,
+            levels_offset,
+            meta_offset,
             slots_offset,
             total_size,
         })
@@ -287,8 +423,26 @@ mod tests {
         let g = Geometry::new(4, 64, 8).unwrap();
         assert_eq!(g.slot_stride, 80);
         assert_eq!(g.participants_offset, 512);
-        assert_eq!(g.slots_offset, 512 + 8 * 64);
-        assert_eq!(g.total_size, 512 + 8 * 64 + 4 * 80);
+        assert_eq!(g.meta_offset, 512 + 8 * 64);
+        assert_eq!(g.slots_offset, 512 + 8 * 64 + 4 * 32);
+        assert_eq!(g.total_size, 512 + 8 * 64 + 4 * 32 + 4 * 80);
+        // The records are padded to a cache line: 3 slots take 96 -> 128.
+        let g = Geometry::new(3, 64, 8).unwrap();
+        assert_eq!(g.slots_offset, 512 + 8 * 64 + 128);
+        // Three levels: two level entries, three times the slots.
+        let g = Geometry::with_priorities(4, 64, 8, 3).unwrap();
+        assert_eq!((g.slots, g.levels_offset), (12, 512 + 8 * 64));
+        assert_eq!(g.meta_offset, 512 + 8 * 64 + 2 * 128);
+        assert_eq!(g.slots_offset, g.meta_offset + 12 * 32);
+        assert_eq!(g.total_size, g.slots_offset + 12 * 80);
+        assert_eq!(
+            Geometry::with_priorities(4, 64, 8, 0),
+            Err(GeometryError::BadPriorities)
+        );
+        assert_eq!(
+            Geometry::with_priorities(4, 64, 8, MAX_PRIORITIES + 1),
+            Err(GeometryError::BadPriorities)
+        );
     }
 
     #[test]

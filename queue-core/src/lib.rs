@@ -69,6 +69,16 @@
 //!   cleaned up by whoever waits next, within about a second.
 //! * A re-delivered message may overtake younger ones (FIFO is kept otherwise).
 //!
+//! # Delivery control
+//! Set when the queue is created, stored in the segment so every process
+//! follows them (docs/design.md, "Delivery control"):
+//! [`Builder::priorities`] (levels served highest first,
+//! [`Queue::put_priority`]), [`Builder::lease_timeout`] (a lease not acked or
+//! [renewed](Lease::renew) in time goes back to another getter even if its
+//! holder lives; the late ack fails with [`AckError::Expired`]),
+//! [`Builder::max_deliveries`] (a poison message is dropped after that many
+//! deliveries, [`Lease::deliveries`] counts them).
+//!
 //! The design, the segment layout byte by byte, and the crash-safety argument
 //! are in `docs/design.md`; the tutorial for classes (processes, queues, pools) starts at
 //! [`docs/tutorial/README.md`](https://example.invalid/mq/blob/main/docs/tutorial/README.md).
@@ -97,9 +107,13 @@ mod ring;
 #[cfg(not(loom))]
 mod batch;
 #[cfg(not(loom))]
+mod delivery;
+#[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
 mod layout;
+#[cfg(not(loom))]
+mod levels;
 #[cfg(not(loom))]
 mod liveness;
 #[cfg(not(loom))]
@@ -123,6 +137,8 @@ mod wait;
 #[cfg(not(loom))]
 pub use batch::{Batch, Iter as BatchIter};
 #[cfg(not(loom))]
+pub use delivery::LeaseView;
+#[cfg(not(loom))]
 pub use error::{AckError, CloseError, Corruption, GetError, OpenError, PutError, RemoveError};
 #[cfg(not(loom))]
 pub use observe::Observer;
@@ -134,7 +150,7 @@ pub use queue::{
 #[cfg(not(loom))]
 pub use segment::{FILE_PREFIX, MAX_NAME_LEN, list, queue_dir, segment_path, validate_name};
 #[cfg(not(loom))]
-pub use stats::{Participant, SlotView, Stats};
+pub use stats::{Level, Participant, SlotView, Stats};
 #[cfg(all(feature = "serde", not(loom)))]
 pub use typed::{TypedGetError, TypedLease, TypedPutError, TypedQueue};
 
@@ -142,6 +158,6 @@ pub use typed::{TypedGetError, TypedLease, TypedPutError, TypedQueue};
 #[cfg(not(loom))]
 pub mod segment_layout {
     pub use crate::layout::{
-        HEADER_SIZE, LAYOUT_VERSION, MAGIC, PARTICIPANT_SIZE, SLOT_HEADER_SIZE,
+        HEADER_SIZE, LAYOUT_VERSION, MAGIC, PARTICIPANT_SIZE, SLOT_HEADER_SIZE, SLOT_META_SIZE,
     };
 }

@@ -158,8 +158,7 @@ impl OwnerSet {
 fn recover_orphans(seg: &Segment, me: u16) -> Recovered {
     let table = seg.geometry.max_participants;
     let mut suspects = OwnerSet::new();
-    let ring = seg.ring();
-    for idx in 0..seg.geometry.capacity {
+    for idx in 0..seg.geometry.slots {
         let s = crate::ring::Slots::state(seg, idx).load(Relaxed);
         if !matches!(crate::ring::kind_of(s), WRITING | READING) {
             continue;
@@ -196,7 +195,7 @@ fn recover_orphans(seg: &Segment, me: u16) -> Recovered {
         }
         // Locked by someone else: attached and alive (or being recovered).
     }
-    let done = ring.recover_owned_by(|owner| orphaned.contains(owner));
+    let done = seg.recover_owned_by(|owner| orphaned.contains(owner));
     let h = seg.header();
     h.discarded_partial.fetch_add(done.discarded, Relaxed);
     h.redelivered.fetch_add(done.requeued, Relaxed);
@@ -228,7 +227,7 @@ fn recover_entry(seg: &Segment, i: u16) -> Recovered {
 /// The caller holds entry `i`'s lock.
 fn recover_slots(seg: &Segment, i: u16) -> Recovered {
     let h = seg.header();
-    let done = seg.ring().recover_owner(i);
+    let done = seg.recover_owned_by(|owner| owner == i);
     h.discarded_partial.fetch_add(done.discarded, Relaxed);
     h.redelivered.fetch_add(done.requeued, Relaxed);
     done

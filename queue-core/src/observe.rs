@@ -79,7 +79,7 @@ impl Observer {
 
     /// Messages waiting now (a snapshot; leased messages are not counted).
     pub fn len(&self) -> usize {
-        count(self.seg.ring().len())
+        count(self.seg.queued())
     }
 
     /// Whether no message is waiting now.
@@ -87,9 +87,14 @@ impl Observer {
         self.len() == 0
     }
 
-    /// Whether every slot is taken now.
+    /// Whether every slot of every priority level is taken now.
     pub fn is_full(&self) -> bool {
-        self.len() >= self.capacity()
+        self.len() >= self.capacity().saturating_mul(self.priorities())
+    }
+
+    /// Number of priority levels (1: no priorities).
+    pub fn priorities(&self) -> usize {
+        count(self.seg.geometry.priorities)
     }
 
     /// Number of messages the queue holds.

@@ -19,10 +19,10 @@ use memmap2::MmapRaw;
 
 use crate::error::{OpenError, RemoveError};
 use crate::layout::{
-    Geometry, GeometryError, HEADER_SIZE, Header, LAYOUT_VERSION, MAGIC, ParticipantEntry,
-    SlotHeader,
+    Delivery, Geometry, GeometryError, HEADER_SIZE, Header, LAYOUT_VERSION, LEVEL_SIZE,
+    LevelCursors, MAGIC, ParticipantEntry, SLOT_META_SIZE, SlotHeader, SlotMeta,
 };
-use crate::ring::{Cursors, Ring, Slots};
+use crate::ring::Slots;
 use crate::sys;
 
 /// Prefix of every segment file name, so `mq ls` can find queues.
@@ -135,6 +135,8 @@ pub(crate) struct Segment {
     pub path: PathBuf,
     pub file: File,
     pub geometry: Geometry,
+    /// The delivery-control settings, read once when opened.
+    pub delivery: Delivery,
     map: MmapRaw,
 }
 
@@ -196,6 +198,7 @@ impl Segment {
         name: &str,
         dir: &Path,
         geometry: Geometry,
+        delivery: Delivery,
         mode: u32,
     ) -> Result<Segment, OpenError> {
         if !dir.exists() {
@@ -246,6 +249,7 @@ impl Segment {
             path: path.clone(),
             file,
             geometry,
+            delivery,
             map,
         };
         // The file was just created by us and is not yet published (magic is
@@ -260,7 +264,12 @@ impl Segment {
         h.participants_offset
             .store(geometry.participants_offset, Relaxed);
         h.slots_offset.store(geometry.slots_offset, Relaxed);
+        h.meta_offset.store(geometry.meta_offset, Relaxed);
+        h.priorities.store(geometry.priorities, Relaxed);
+        h.levels_offset.store(geometry.levels_offset, Relaxed);
         h.total_size.store(geometry.total_size, Relaxed);
+        h.lease_timeout_ns.store(delivery.lease_timeout_ns, Relaxed);
+        h.max_deliveries.store(delivery.max_deliveries, Relaxed);
         h.created_unix_ns.store(now_unix_ns(), Relaxed);
         h.creator_pid.store(u64::from(sys::current_pid()), Relaxed);
         // Everything else (cursors, counters, participant table, slot states)
@@ -316,6 +325,7 @@ impl Segment {
             if first[..6] == MAGIC.to_le_bytes()[..6] {
                 return Err(OpenError::Incompatible {
                     name: name.to_owned(),
+                    path: path.clone(),
                     found: u64::from(first[7]),
                     expected: LAYOUT_VERSION,
                 });
@@ -339,7 +349,7 @@ impl Segment {
             Access::ReadOnly => memmap2::MmapOptions::new().map_raw_read_only(&file),
         }
         .map_err(|e| io_err("map", &path, e))?;
-        let geometry = Self::validate(name, &map, corrupted)?;
+        let (geometry, delivery) = Self::validate(name, &path, &map, corrupted)?;
         // Make sure every page has storage behind it. A segment we created
         // has (`create` allocates it all), but a file made by someone else
         // may be sparse: touching a hole in a full tmpfs kills the process
@@ -364,6 +374,7 @@ impl Segment {
             path,
             file,
             geometry,
+            delivery,
             map,
         })
     }
@@ -373,9 +384,10 @@ impl Segment {
     /// the writable and the read-only open.
     fn validate(
         name: &str,
+        path: &Path,
         map: &MmapRaw,
         corrupted: impl Fn(String) -> OpenError,
-    ) -> Result<Geometry, OpenError> {
+    ) -> Result<(Geometry, Delivery), OpenError> {
         // From here on only the mapping's own length counts: the file may
         // have changed size since it was measured.
         let mapped = map.len() as u64;
@@ -399,6 +411,7 @@ impl Segment {
         if layout_version != LAYOUT_VERSION {
             return Err(OpenError::Incompatible {
                 name: name.to_owned(),
+                path: path.to_path_buf(),
                 found: layout_version,
                 expected: LAYOUT_VERSION,
             });
@@ -406,12 +419,14 @@ impl Segment {
         let capacity = h.capacity.load(Relaxed);
         let max_msg_size = h.max_msg_size.load(Relaxed);
         let max_participants = h.max_participants.load(Relaxed);
-        let geometry = Geometry::new(capacity, max_msg_size, max_participants).map_err(|e| {
+        let priorities = h.priorities.load(Relaxed);
+        let geometry = Geometry::with_priorities(capacity, max_msg_size, max_participants, priorities).map_err(|e| {
             corrupted(format!(
-                "impossible sizes in the header (capacity {capacity}, max message size {max_msg_size}, participants {max_participants}: {})",
+                "impossible sizes in the header (capacity {capacity}, max message size {max_msg_size}, participants {max_participants}, priorities {priorities}: {})",
                 match e {
                     GeometryError::ZeroCapacity => "zero capacity",
                     GeometryError::BadParticipants => "participant table out of range",
+                    GeometryError::BadPriorities => "priority levels out of range",
                     GeometryError::Overflow => "sizes overflow",
                 }
             ))
@@ -426,6 +441,16 @@ impl Segment {
                 "participant table offset",
                 h.participants_offset.load(Relaxed),
                 geometry.participants_offset,
+            ),
+            (
+                "level table offset",
+                h.levels_offset.load(Relaxed),
+                geometry.levels_offset,
+            ),
+            (
+                "slot record offset",
+                h.meta_offset.load(Relaxed),
+                geometry.meta_offset,
             ),
             (
                 "slot offset",
@@ -446,7 +471,13 @@ impl Segment {
                 )));
             }
         }
-        Ok(geometry)
+        // Any value is a valid setting (0 means "none"); read once, and
+        // every use is saturating arithmetic.
+        let delivery = Delivery {
+            lease_timeout_ns: h.lease_timeout_ns.load(Relaxed),
+            max_deliveries: h.max_deliveries.load(Relaxed),
+        };
+        Ok((geometry, delivery))
     }
 
     /// Waits (bounded) until the file's magic is published. Returns the file
@@ -544,18 +575,18 @@ impl Segment {
         })
     }
 
-    /// The slot protocol bound to this segment's cursors and slots.
-    pub(crate) fn ring(&self) -> Ring<'_, Segment> {
-        let h = self.header();
-        Ring::new(
-            Cursors {
-                head: &h.head,
-                tail: &h.tail,
-                requeued: &h.requeued,
-                closed: &h.closed,
-            },
-            self,
-        )
+    /// The cursors of level `level` (`1 <= level < priorities`).
+    pub(crate) fn level_cursors(&self, level: u64) -> &LevelCursors {
+        assert!(
+            level >= 1 && level < self.geometry.priorities,
+            "priority level out of range"
+        );
+        let offset = self.geometry.levels_offset + (level - 1) * LEVEL_SIZE;
+        // SAFETY: `offset + LEVEL_SIZE <= meta_offset <= total_size` (the
+        // geometry reserves `priorities - 1` entries there, checked against
+        // the mapping length on open); 64-byte aligned; any bit pattern is a
+        // valid `LevelCursors` (atomics and padding).
+        unsafe { &*(self.map.as_ptr().add(offset as usize) as *const LevelCursors) }
     }
 
     /// The header.
@@ -580,8 +611,19 @@ impl Segment {
         unsafe { &*(self.map.as_ptr().add(offset as usize) as *const ParticipantEntry) }
     }
 
+    /// The delivery record of slot `idx` (`idx < capacity`).
+    pub(crate) fn meta(&self, idx: u64) -> &SlotMeta {
+        assert!(idx < self.geometry.slots, "slot index out of range");
+        let offset = self.geometry.meta_offset + idx * SLOT_META_SIZE;
+        // SAFETY: `offset + SLOT_META_SIZE <= slots_offset <= total_size`
+        // (the geometry reserves `capacity` records there, checked against
+        // the mapping length on open); 32-byte aligned (`meta_offset` is a
+        // multiple of 64); any bit pattern is a valid `SlotMeta` (atomics).
+        unsafe { &*(self.map.as_ptr().add(offset as usize) as *const SlotMeta) }
+    }
+
     fn slot_ptr(&self, idx: u64) -> *mut u8 {
-        assert!(idx < self.geometry.capacity, "slot index out of range");
+        assert!(idx < self.geometry.slots, "slot index out of range");
         let offset = self.geometry.slots_offset + idx * self.geometry.slot_stride;
         // SAFETY: `offset + slot_stride <= total_size == mapping length`.
         unsafe { self.map.as_mut_ptr().add(offset as usize) }
@@ -686,8 +728,11 @@ impl Segment {
 }
 
 impl Slots for Segment {
+    // The trait's capacity is every slot of the segment; the geometry's
+    // `capacity` is one priority level's.
+    #[allow(clippy::misnamed_getters)]
     fn capacity(&self) -> u64 {
-        self.geometry.capacity
+        self.geometry.slots
     }
     fn state(&self, idx: u64) -> &AtomicU64 {
         &self.slot(idx).state

@@ -26,8 +26,11 @@ pub struct Stats {
     pub path: PathBuf,
     /// Segment size in bytes.
     pub segment_size: usize,
-    /// Number of slots.
+    /// Number of slots of each priority level (the queue holds
+    /// `capacity * priorities` messages in all).
     pub capacity: usize,
+    /// Number of priority levels (1: no priorities).
+    pub priorities: usize,
     /// Largest message in bytes.
     pub max_msg_size: usize,
     /// Messages waiting now.
@@ -50,6 +53,19 @@ pub struct Stats {
     pub discarded_partial: usize,
     /// Slots held by leases or readers right now.
     pub in_flight: usize,
+    /// Leases put back because their deadline passed (also in `redelivered`).
+    pub expired: usize,
+    /// Messages dropped after `max_deliveries` deliveries (poison messages).
+    pub dropped_poison: usize,
+    /// The queue's lease timeout (`None`: a lease lasts while its holder lives).
+    pub lease_timeout: Option<Duration>,
+    /// Deliveries a message may have (`None`: unlimited).
+    pub max_deliveries: Option<usize>,
+    /// Every slot held by a reader or a lease now, with its deadline.
+    pub leases: Vec<crate::LeaseView>,
+    /// The cursors of every priority level, level 0 first (one entry
+    /// without priorities; its head and tail are `head` and `tail`).
+    pub levels: Vec<Level>,
     /// Whether the queue was closed.
     pub closed: bool,
     /// Creation time.
@@ -65,6 +81,18 @@ pub struct Stats {
     /// Attached participants (including the handle that asked, unless an
     /// observer asked).
     pub participants: Vec<Participant>,
+}
+
+/// One priority level's ring: slots `level * capacity .. (level + 1) * capacity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Level {
+    /// Messages waiting in this level now.
+    pub len: usize,
+    /// Next position to read in this level.
+    pub head: usize,
+    /// Next position to write in this level.
+    pub tail: usize,
 }
 
 /// One attached handle.
@@ -165,18 +193,17 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
         total_got = total_got.saturating_add(p.gets);
         participants.push(p);
     }
-    let in_flight = slots(seg)
-        .iter()
-        .filter(|s| matches!(s, SlotView::Reading(_)))
-        .count();
+    let leases = crate::delivery::leases(seg);
+    let in_flight = leases.len();
     let owner = seg.file_owner();
     Stats {
         name: seg.name.clone(),
         path: seg.path.clone(),
         segment_size: count(seg.geometry.total_size),
         capacity: count(seg.geometry.capacity),
+        priorities: count(seg.geometry.priorities),
         max_msg_size: count(seg.geometry.max_msg_size),
-        len: count(seg.ring().len()),
+        len: count(seg.queued()),
         head: count(h.head.load(Relaxed)),
         tail: count(h.tail.load(Relaxed)),
         total_put,
@@ -186,6 +213,28 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
         redelivered: count(h.redelivered.load(Relaxed)),
         discarded_partial: count(h.discarded_partial.load(Relaxed)),
         in_flight,
+        expired: count(h.expired.load(Relaxed)),
+        dropped_poison: count(h.dropped_poison.load(Relaxed)),
+        lease_timeout: match seg.delivery.lease_timeout_ns {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        },
+        max_deliveries: match seg.delivery.max_deliveries {
+            0 => None,
+            n => Some(count(n)),
+        },
+        leases,
+        levels: (0..seg.geometry.priorities)
+            .map(|l| {
+                let ring = seg.level_ring(l);
+                let (head, tail) = ring.cursors();
+                Level {
+                    len: count(ring.len()),
+                    head: count(head),
+                    tail: count(tail),
+                }
+            })
+            .collect(),
         closed: h.closed.load(Relaxed) != 0,
         created: time_of(h.created_unix_ns.load(Relaxed)),
         creator_pid: h.creator_pid.load(Relaxed) as u32,
@@ -199,10 +248,13 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
 /// A copy of the message a getter would take next, without taking it: loads
 /// and a validated copy only (see `Ring::peek` and `Segment::peek_payload`).
 pub(crate) fn peek(seg: &Segment) -> Option<Vec<u8>> {
-    let ring = seg.ring();
     let mut buf = Vec::new();
     for _ in 0..100 {
-        let found = ring.peek()?;
+        // The highest level with a message is the one a getter serves.
+        let (ring, found) = (0..seg.geometry.priorities)
+            .rev()
+            .map(|l| seg.level_ring(l))
+            .find_map(|r| r.peek().map(|f| (r, f)))?;
         if seg.peek_payload(found.idx, &mut buf) && ring.unchanged(found.idx, found.seen) {
             return Some(buf);
         }

@@ -169,9 +169,20 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         0usize..=2,
         any::<bool>(),
         prop::bool::weighted(0.2),
+        (1usize..=3, any::<bool>()),
     )
         .prop_map(
-            |(capacity, max_msg_size, max_participants, puts, gets, leases, second, closed)| {
+            |(
+                capacity,
+                max_msg_size,
+                max_participants,
+                puts,
+                gets,
+                leases,
+                second,
+                closed,
+                (priorities, delivery),
+            )| {
                 Scenario {
                     capacity,
                     max_msg_size,
@@ -181,6 +192,8 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     leases,
                     second_handle: second,
                     closed,
+                    priorities,
+                    delivery,
                 }
             },
         )
@@ -213,20 +226,28 @@ fn target() -> impl Strategy<Value = Target> {
     prop_oneof![
         // Geometry, cursors, wait words, flags, counters.
         prop_oneof![
-            0u8..12,
+            // Geometry, settings (lease timeout, max deliveries), the slot
+            // record, level and priority fields.
+            0u8..16,
             Just(16),
             Just(24),
             Just(32),
             Just(33),
             Just(40),
             Just(48),
-            49u8..=59
+            49u8..=59,
+            // The delivery counters.
+            60u8..=61
         ]
         .prop_map(Target::Header),
         (any::<u8>(), 0u8..6).prop_map(|(entry, field)| Target::Participant { entry, field }),
         // Slot states and lengths, mostly.
         (any::<u8>(), prop_oneof![4 => 0u8..2, 1 => 2u8..4])
             .prop_map(|(idx, field)| Target::Slot { idx, field }),
+        // Delivery counts, lease tags and deadlines; level cursors.
+        (any::<u8>(), 0u8..3).prop_map(|(idx, field)| Target::Meta { idx, field }),
+        (any::<u8>(), prop_oneof![Just(0u8), Just(8), Just(9)])
+            .prop_map(|(level, field)| Target::Level { level, field }),
     ]
 }
 

@@ -13,6 +13,9 @@ use crate::remote::{RemoteLease, RemoteQueue};
 use crate::target::Target;
 
 /// A local or a remote queue.
+// A handle is made once per program and lives as long, so its size does not
+// matter; boxing the local variant would only add a pointer to every call.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AnyQueue {
     /// A queue in shared memory on this machine.
@@ -111,6 +114,54 @@ impl AnyQueue {
     /// See `Queue::put_timeout` / [`RemoteQueue::put_timeout`].
     pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), PutError> {
         either!(self, q => q.put_timeout(msg, timeout))
+    }
+
+    /// Priority levels (`Queue::priorities`); a remote queue has one.
+    pub fn priorities(&self) -> usize {
+        match self {
+            AnyQueue::Local(q) => q.priorities(),
+            AnyQueue::Remote(_) => 1,
+        }
+    }
+
+    /// The lease deadline (`Queue::lease_timeout`); a remote lease lasts the
+    /// server's ack wait instead, so `None` for a remote queue.
+    pub fn lease_timeout(&self) -> Option<Duration> {
+        match self {
+            AnyQueue::Local(q) => q.lease_timeout(),
+            AnyQueue::Remote(_) => None,
+        }
+    }
+
+    /// See `Queue::put_priority`; a remote queue has level 0 only.
+    pub fn put_priority(&self, msg: &[u8], priority: usize) -> Result<(), PutError> {
+        match self {
+            AnyQueue::Local(q) => Ok(q.put_priority(msg, priority)?),
+            AnyQueue::Remote(q) => only_level_0(priority).and_then(|()| q.put(msg)),
+        }
+    }
+
+    /// See `Queue::try_put_priority`; a remote queue has level 0 only.
+    pub fn try_put_priority(&self, msg: &[u8], priority: usize) -> Result<(), PutError> {
+        match self {
+            AnyQueue::Local(q) => Ok(q.try_put_priority(msg, priority)?),
+            AnyQueue::Remote(q) => only_level_0(priority).and_then(|()| q.try_put(msg)),
+        }
+    }
+
+    /// See `Queue::put_priority_timeout`; a remote queue has level 0 only.
+    pub fn put_priority_timeout(
+        &self,
+        msg: &[u8],
+        priority: usize,
+        timeout: Duration,
+    ) -> Result<(), PutError> {
+        match self {
+            AnyQueue::Local(q) => Ok(q.put_priority_timeout(msg, priority, timeout)?),
+            AnyQueue::Remote(q) => {
+                only_level_0(priority).and_then(|()| q.put_timeout(msg, timeout))
+            }
+        }
     }
 
     /// See `Queue::get` / [`RemoteQueue::get`].
@@ -214,6 +265,15 @@ impl AnyLease<'_> {
         }
     }
 
+    /// Restarts a local lease's deadline (`Lease::renew`); a remote lease
+    /// has none to restart here (the server's ack wait governs it).
+    pub fn renew(&self) -> Result<(), AckError> {
+        match self {
+            AnyLease::Local(l) => Ok(l.renew()?),
+            AnyLease::Remote(_) => Ok(()),
+        }
+    }
+
     /// Puts the message back now.
     pub fn release(self) {
         match self {
@@ -230,5 +290,19 @@ impl Deref for AnyLease<'_> {
             AnyLease::Local(l) => l,
             AnyLease::Remote(l) => l,
         }
+    }
+}
+
+/// A remote queue has one priority level: any other is refused, as a local
+/// queue refuses a level it does not have.
+fn only_level_0(priority: usize) -> Result<(), PutError> {
+    if priority == 0 {
+        Ok(())
+    } else {
+        Err(queue_core::PutError::InvalidPriority {
+            priority,
+            priorities: 1,
+        }
+        .into())
     }
 }

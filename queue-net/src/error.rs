@@ -116,6 +116,17 @@ pub enum PutError {
         /// The queue's maximum message size.
         max: usize,
     },
+    /// The priority is not one of the queue's levels (a remote queue has
+    /// one, level 0).
+    #[error(
+        "priority {priority} is out of range: the queue has {priorities} level(s), 0 to {} (create it with more priorities)", priorities - 1
+    )]
+    InvalidPriority {
+        /// The priority given.
+        priority: usize,
+        /// The queue's number of levels.
+        priorities: usize,
+    },
     /// The queue is full (`try_put` only).
     #[error("queue is full")]
     Full,
@@ -137,6 +148,13 @@ impl From<queue_core::PutError> for PutError {
     fn from(e: queue_core::PutError) -> Self {
         match e {
             queue_core::PutError::TooLarge { len, max } => PutError::TooLarge { len, max },
+            queue_core::PutError::InvalidPriority {
+                priority,
+                priorities,
+            } => PutError::InvalidPriority {
+                priority,
+                priorities,
+            },
             queue_core::PutError::Full => PutError::Full,
             queue_core::PutError::Timeout => PutError::Timeout,
             queue_core::PutError::Closed => PutError::Closed,

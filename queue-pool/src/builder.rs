@@ -40,6 +40,7 @@ pub struct PoolBuilder {
     max_task_size: usize,
     max_result_size: usize,
     start_timeout: Duration,
+    task_timeout: Option<Duration>,
     on_death: Option<Arc<DeathHook>>,
 }
 
@@ -69,6 +70,7 @@ impl PoolBuilder {
             max_task_size: DEFAULT_MAX_TASK_SIZE,
             max_result_size: DEFAULT_MAX_RESULT_SIZE,
             start_timeout: Duration::from_secs(30),
+            task_timeout: None,
             on_death: None,
         }
     }
@@ -80,9 +82,24 @@ impl PoolBuilder {
     }
 
     /// How often a task is tried again after the worker running it died
-    /// (default 2, so at most 3 runs). Task errors and panics are not retried.
+    /// (default 2, so at most 3 runs: the task's deliveries are limited,
+    /// as a queue's `max_deliveries` limits a message's). A task that kills
+    /// its worker every time then ends with
+    /// [`TaskError::WorkerDied`](crate::TaskError::WorkerDied), which names
+    /// it. Task errors and panics are not retried.
     pub fn max_retries(mut self, n: u32) -> Self {
         self.max_retries = n;
+        self
+    }
+
+    /// The longest a task may run (default: no limit). A task still running
+    /// after `timeout` ends with
+    /// [`TaskError::TimedOut`](crate::TaskError::TimedOut) (not retried),
+    /// and its worker - which may be stuck for good - is killed and
+    /// replaced; the tasks waiting in that worker's inbox are handed out
+    /// again. Checked every 50 ms by the supervisor.
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = Some(timeout);
         self
     }
 
@@ -197,6 +214,7 @@ impl PoolBuilder {
             dir,
             workers: self.workers,
             max_retries: self.max_retries,
+            task_timeout: self.task_timeout,
             depth: self.prefetch + 1,
             max_task_size: self.max_task_size,
             max_result_size: self.max_result_size,

@@ -25,13 +25,27 @@ pub enum TaskError {
     },
     /// Every worker that ran it died (killed, crashed, aborted); it was not retried again.
     #[error(
-        "its worker died in all {attempts} attempt(s), last: {last}; not retried again (see max_retries)"
+        "task {task:?} killed its worker: it died in all {attempts} attempt(s), last: {last}; not retried again (see max_retries)"
     )]
     WorkerDied {
+        /// The task's name.
+        task: String,
         /// Runs started and interrupted.
         attempts: u32,
         /// How the last worker ended.
         last: String,
+    },
+    /// The task ran longer than the pool's
+    /// [`task_timeout`](crate::PoolBuilder::task_timeout); its worker was
+    /// killed and replaced.
+    #[error(
+        "task {task:?} ran longer than the pool's task timeout of {timeout:?}; its worker was killed (raise PoolBuilder::task_timeout, or make the task shorter)"
+    )]
+    TimedOut {
+        /// The task's name.
+        task: String,
+        /// The pool's task timeout.
+        timeout: Duration,
     },
     /// The worker could not decode the input.
     #[error(

@@ -30,6 +30,8 @@ pub(crate) struct Config {
     pub(crate) workers: usize,
     /// Runs of a task interrupted by a worker death that are tried again.
     pub(crate) max_retries: u32,
+    /// The longest a task may run before its worker is killed.
+    pub(crate) task_timeout: Option<Duration>,
     /// Tasks handed to one worker at a time (running + waiting).
     pub(crate) depth: usize,
     /// Largest encoded task (inbox message size).
@@ -110,6 +112,10 @@ pub(crate) struct Worker {
     pub(crate) ready: bool,
     /// Runs put in its inbox whose result has not arrived.
     pub(crate) outstanding: Vec<Run>,
+    /// When the first of `outstanding` (the one it runs) was handed out,
+    /// or the result of the one before it arrived: what `task_timeout` is
+    /// measured from.
+    pub(crate) running_since: Option<Instant>,
 }
 
 /// Everything that changes while the pool runs.

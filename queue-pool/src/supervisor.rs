@@ -82,6 +82,7 @@ fn spawn_worker(config: &Config, st: &mut State) -> Result<(), String> {
                 inbox_name: name,
                 ready: false,
                 outstanding: Vec::new(),
+                running_since: None,
             });
             Ok(())
         }
@@ -129,6 +130,9 @@ pub(crate) fn dispatch(config: &Config, st: &mut State) {
         };
         match w.inbox.try_put(&bytes) {
             Ok(()) => {
+                if w.outstanding.is_empty() {
+                    w.running_since = Some(Instant::now());
+                }
                 w.outstanding.push(run);
                 pending.pop_front();
             }
@@ -183,6 +187,8 @@ fn handle_report(st: &mut State, bytes: &[u8]) {
         } => {
             if let Some(w) = st.workers.iter_mut().find(|w| w.wid == wid) {
                 w.outstanding.retain(|&t| t != Run { id, attempt });
+                // The next one (if any) starts now.
+                w.running_since = (!w.outstanding.is_empty()).then(Instant::now);
             }
             let outcome = match outcome {
                 Outcome::Ok(bytes) => Ok(bytes),
@@ -245,6 +251,7 @@ fn interrupted(config: &Config, st: &mut State, run: Run, pid: u32, how: &str) -
     }
     if attempt > config.max_retries {
         let outcome = Err(TaskError::WorkerDied {
+            task: st.tasks[&id].name.to_owned(),
             attempts: attempt,
             last: format!("worker {pid} {how}"),
         });
@@ -319,6 +326,38 @@ fn expire_limbo(config: &Config, st: &mut State) {
     }
 }
 
+/// Ends the runs that have run longer than `task_timeout` with
+/// [`TaskError::TimedOut`] and kills their workers (`reap_workers` then
+/// replaces them and hands their waiting tasks out again; the timed-out
+/// run, already finished, is not retried).
+fn enforce_task_timeout(config: &Config, st: &mut State) {
+    let Some(timeout) = config.task_timeout else {
+        return;
+    };
+    let now = Instant::now();
+    let mut overdue = Vec::new();
+    for w in &mut st.workers {
+        let Some(since) = w.running_since else {
+            continue;
+        };
+        if now.duration_since(since) < timeout || w.outstanding.is_empty() {
+            continue;
+        }
+        w.running_since = None;
+        let _ = w.child.kill();
+        overdue.push((w.outstanding[0], w.pid, now.duration_since(since)));
+    }
+    for (run, pid, ran) in overdue {
+        if let Some(info) = st.tasks.get(&run.id) {
+            let outcome = Err(TaskError::TimedOut {
+                task: info.name.to_owned(),
+                timeout,
+            });
+            finish(st, run.id, pid, ran, run.attempt, outcome);
+        }
+    }
+}
+
 /// Stops everything because workers cannot be started.
 fn break_pool(st: &mut State, reason: String) {
     for w in &mut st.workers {
@@ -373,6 +412,7 @@ pub(crate) fn supervise(shared: &Shared, results: Queue) {
             if matches!(st.phase, Phase::Terminated | Phase::Broken(_)) {
                 true
             } else {
+                enforce_task_timeout(config, &mut st);
                 deaths = reap_workers(config, &mut st, &results, &mut buf);
                 expire_limbo(config, &mut st);
                 dispatch(config, &mut st);

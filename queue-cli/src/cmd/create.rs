@@ -1,4 +1,5 @@
-//! `mq create NAME [--capacity N] [--max-msg-size SIZE] [--mode 600] [--exist-ok]`
+//! `mq create NAME [--capacity N] [--max-msg-size SIZE] [--mode 600]
+//! [--priorities N] [--lease-timeout DURATION] [--max-deliveries N] [--exist-ok]`
 
 use std::io::Write;
 
@@ -14,13 +15,20 @@ pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<Exit> {
     if let queue_net::Target::Remote(_) = ctx.target(&a.name)? {
         return super::remote::create(ctx, &a);
     }
-    let created = Queue::builder(&a.name)
+    let mut builder = Queue::builder(&a.name)
         .capacity(usize::try_from(a.capacity).unwrap_or(usize::MAX))
         .max_msg_size(usize::try_from(a.max_msg_size).unwrap_or(usize::MAX))
         .mode(a.mode)
         .max_participants(usize::try_from(a.max_participants).unwrap_or(usize::MAX))
-        .dir(&ctx.dir)
-        .create();
+        .priorities(usize::try_from(a.priorities).unwrap_or(usize::MAX))
+        .dir(&ctx.dir);
+    if let Some(t) = a.lease_timeout {
+        builder = builder.lease_timeout(t);
+    }
+    if let Some(n) = a.max_deliveries {
+        builder = builder.max_deliveries(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    let created = builder.create();
     let q = match created {
         Ok(q) => q,
         Err(OpenError::AlreadyExists { .. }) if a.exist_ok => {
@@ -35,6 +43,21 @@ pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<Exit> {
             let mode = q.stats().mode;
             if mode != a.mode {
                 differs.push(format!("mode {mode:o}"));
+            }
+            if q.priorities() as u64 != a.priorities {
+                differs.push(format!("{} priorities", q.priorities()));
+            }
+            if q.lease_timeout() != a.lease_timeout {
+                differs.push(match q.lease_timeout() {
+                    Some(t) => format!("lease timeout {}", humantime::format_duration(t)),
+                    None => "no lease timeout".into(),
+                });
+            }
+            if q.max_deliveries().map(|n| n as u64) != a.max_deliveries {
+                differs.push(match q.max_deliveries() {
+                    Some(n) => format!("max deliveries {n}"),
+                    None => "unlimited deliveries".into(),
+                });
             }
             if differs.is_empty() {
                 ctx.note(format_args!("queue {:?} already exists", a.name));
@@ -51,9 +74,14 @@ pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<Exit> {
     };
     if !ctx.quiet {
         let s = q.stats();
+        let levels = if s.priorities > 1 {
+            format!(" in each of {} priority levels", s.priorities)
+        } else {
+            String::new()
+        };
         writeln!(
             std::io::stdout(),
-            "created queue {:?}: {} messages of at most {} bytes, mode {:o}, {} of shared memory ({})",
+            "created queue {:?}: {} messages{levels} of at most {} bytes, mode {:o}, {} of shared memory ({})",
             a.name,
             s.capacity,
             s.max_msg_size,
@@ -61,6 +89,9 @@ pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<Exit> {
             ByteSize(s.segment_size as u64),
             s.path.display()
         )?;
+        if let Some(rules) = crate::render::delivery_rules(&s) {
+            writeln!(std::io::stdout(), "  {rules}")?;
+        }
     }
     Ok(Exit::Ok)
 }

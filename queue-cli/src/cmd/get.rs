@@ -7,6 +7,11 @@
 //! server redelivers it after the ack wait). Ctrl-C is deferred
 //! across write+ack (see `interrupt.rs`), so a message is either printed or
 //! still queued.
+//!
+//! On a queue with a lease timeout (`mq create --lease-timeout`), a helper
+//! thread renews the lease every third of the timeout while the message is
+//! being written, so a slow reader of stdout (a pipe into a slow program,
+//! a huge message) does not lose the lease to another getter.
 
 use std::time::{Duration, Instant};
 
@@ -62,7 +67,7 @@ pub fn run(ctx: &Ctx, a: GetArgs) -> Result<Exit> {
         // Dropping the lease on any error below puts the message back.
         printer.check(name, &lease)?;
         interrupt::critical(|| -> Result<()> {
-            printer.print(&lease)?;
+            print_renewing(&mut printer, &lease, q.lease_timeout())?;
             lease.ack().with_context(|| {
                 format!("a message of queue {name:?} was printed, but may be delivered again")
             })
@@ -86,6 +91,32 @@ pub fn run(ctx: &Ctx, a: GetArgs) -> Result<Exit> {
         ctx.note(format_args!("got {got} of {n} messages: {reason}"));
     }
     Ok(Exit::Ok)
+}
+
+/// Prints the leased message; with a lease timeout, renews the lease every
+/// third of it until the printing is done.
+fn print_renewing(
+    printer: &mut Printer,
+    lease: &AnyLease<'_>,
+    timeout: Option<Duration>,
+) -> Result<()> {
+    let Some(timeout) = timeout else {
+        return Ok(printer.print(lease)?);
+    };
+    let every = (timeout / 3).max(Duration::from_millis(1));
+    std::thread::scope(|s| {
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        s.spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(every)
+            {
+                // A failed renewal shows up as a failed ack afterwards.
+                let _ = lease.renew();
+            }
+        });
+        let printed = printer.print(lease);
+        drop(done);
+        Ok(printed?)
+    })
 }
 
 /// Takes one message under a lease, waiting as `wait` allows.

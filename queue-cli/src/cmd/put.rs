@@ -1,4 +1,5 @@
-//! `mq put NAME [MESSAGE...] [--lines] [--file PATH] [--timeout D | --no-wait] [--create]`
+//! `mq put NAME [MESSAGE...] [--lines] [--file PATH] [--timeout D | --no-wait]
+//! [--priority N] [--create]`
 //!
 //! Message arguments and files are all checked against the queue's maximum
 //! message size before the first is put, so a bad one puts nothing. Stdin
@@ -36,10 +37,21 @@ pub fn run(ctx: &Ctx, a: PutArgs) -> Result<Exit> {
         .into(),
         (_, false) => ctx.open_any(&a.name)?,
     };
+    let priority = usize::try_from(a.priority).unwrap_or(usize::MAX);
+    if priority >= q.priorities() {
+        bail!(
+            "priority {} is out of range for queue {:?}: it has {} level(s), 0 to {} (create it with 'mq create --priorities N')",
+            a.priority,
+            a.name,
+            q.priorities(),
+            q.priorities() - 1
+        );
+    }
     let mut p = Putter {
         q: &q,
         name: &a.name,
         wait: a.wait.mode_or(WaitMode::Forever),
+        priority,
         done: 0,
     };
     let max = q.max_msg_size();
@@ -131,6 +143,7 @@ struct Putter<'a> {
     q: &'a AnyQueue,
     name: &'a str,
     wait: WaitMode,
+    priority: usize,
     done: usize,
 }
 
@@ -138,9 +151,9 @@ impl Putter<'_> {
     /// Puts one message; `Ok(Some(reason))` if it could not wait any longer.
     fn put(&mut self, msg: &[u8]) -> Result<Option<String>> {
         let r = match self.wait {
-            WaitMode::Forever => self.q.put(msg),
-            WaitMode::Timeout(d) => self.q.put_timeout(msg, d),
-            WaitMode::NoWait => self.q.try_put(msg),
+            WaitMode::Forever => self.q.put_priority(msg, self.priority),
+            WaitMode::Timeout(d) => self.q.put_priority_timeout(msg, self.priority, d),
+            WaitMode::NoWait => self.q.try_put_priority(msg, self.priority),
         };
         let name = self.name;
         match r {

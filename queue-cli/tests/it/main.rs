@@ -4,6 +4,7 @@
 
 mod support;
 
+mod delivery;
 mod demo_bench_docs;
 mod errors;
 mod net;

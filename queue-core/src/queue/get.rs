@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use super::Queue;
 use crate::batch::Batch;
+use crate::delivery;
 use crate::error::{Corruption, GetError};
-use crate::ring::{Claim, GetBlocked};
+use crate::ring::{Claim, GetBlocked, Ring};
+use crate::segment::Segment;
 use crate::wait::Deadline;
 
 impl Queue {
@@ -166,6 +168,8 @@ impl Queue {
         }
         let (ring, putters) = (self.ring(), self.putters());
         let mut next = Some(self.claim_read(deadline)?);
+        // `ring` only hands over: `release_read` touches the slot's state
+        // word alone, whatever level the slot belongs to.
         // `handed`: messages whose release succeeded (what `gets` counts:
         // a slot taken over meanwhile was not handed over by us); `taken`:
         // those the caller also received intact.
@@ -188,7 +192,7 @@ impl Queue {
             if failure.is_some() || taken >= max {
                 break;
             }
-            next = ring.try_claim_read(self.me).ok();
+            next = self.try_claim().ok();
         }
         self.seg
             .participant(self.me)
@@ -223,38 +227,13 @@ impl Queue {
     }
 
     /// Claims the next message, waiting until `deadline` while empty.
+    #[inline]
     pub(super) fn claim_read(&self, deadline: Deadline) -> Result<Claim, GetError> {
         let ring = self.ring();
-        let closed = &self.seg.header().closed;
-        let attempt = || match ring.try_claim_read(self.me) {
+        let attempt = || match self.try_claim_with(&ring) {
             Ok(c) => Some(Ok(c)),
             Err(GetBlocked::Corrupt(d)) => Some(Err(GetError::Corrupted(d.into()))),
-            Err(GetBlocked::Empty | GetBlocked::Pending { .. }) => {
-                // Now and then, look for dead participants and for re-queued
-                // messages the hint may have missed (a crash between the
-                // re-queue and its count, or a damaged segment).
-                let recovered = self.recover_if_due();
-                if recovered || self.requeue_scan_due() {
-                    if let Some(c) = ring.take_requeued(self.me) {
-                        return Some(Ok(c));
-                    }
-                }
-                if closed.load(SeqCst) != 0 {
-                    if ring.is_drained(self.me) {
-                        return Some(Err(GetError::Closed));
-                    }
-                    // A damaged ring can hold a message the head never
-                    // reaches: report it rather than wait for it forever.
-                    if let Some(d) = ring.stranded() {
-                        return Some(Err(GetError::Corrupted(Corruption::Stranded {
-                            slot: d.idx as usize,
-                            state: d.found,
-                            head_lap: d.expected_lap,
-                        })));
-                    }
-                }
-                None
-            }
+            Err(GetBlocked::Empty | GetBlocked::Pending { .. }) => self.nothing_to_claim(),
         };
         self.block(
             deadline,
@@ -263,6 +242,167 @@ impl Queue {
             GetError::Empty,
             GetError::Timeout,
         )
+    }
+}
+
+impl Queue {
+    /// Claims the next message if one is ready now: the oldest of the
+    /// highest priority level that has one (a queue without priorities
+    /// goes straight to its one ring).
+    #[inline]
+    pub(super) fn try_claim(&self) -> Result<Claim, GetBlocked> {
+        self.try_claim_with(&self.ring())
+    }
+
+    /// [`try_claim`](Self::try_claim) with level 0's ring made already.
+    /// A queue with one level and no `max_deliveries` (`plain_gets`) goes
+    /// straight to the ring: its hot path is the one of a queue without
+    /// delivery control.
+    #[inline]
+    fn try_claim_with(&self, level0: &Ring<'_, Segment>) -> Result<Claim, GetBlocked> {
+        if self.plain_gets {
+            return level0.try_claim_read(self.me);
+        }
+        self.try_claim_levels(true)
+    }
+
+    /// [`try_claim`](Self::try_claim) under the delivery rules, over the
+    /// levels, highest first. With `skip`, a level whose cursors say it is
+    /// empty is not looked at (three loads instead of a claim attempt);
+    /// a closed queue looks at every level, so that damage under a cursor
+    /// is reported instead of waited on.
+    #[inline(never)]
+    fn try_claim_levels(&self, skip: bool) -> Result<Claim, GetBlocked> {
+        let mut blocked = GetBlocked::Empty;
+        for level in (0..self.seg.geometry.priorities).rev() {
+            let ring = self.seg.level_ring(level);
+            if skip && ring.looks_empty() {
+                continue;
+            }
+            match self.try_claim_level(&ring) {
+                Ok(claim) => return Ok(claim),
+                Err(GetBlocked::Empty) => {}
+                Err(pending @ GetBlocked::Pending { .. }) => blocked = pending,
+                Err(corrupt @ GetBlocked::Corrupt(_)) => return Err(corrupt),
+            }
+        }
+        Err(blocked)
+    }
+
+    /// `Ring::try_claim_read` of one level under the delivery rules: a
+    /// message past `max_deliveries` is dropped (see [`admit`](Self::admit))
+    /// and the next one tried.
+    #[inline]
+    fn try_claim_level(&self, ring: &Ring<'_, Segment>) -> Result<Claim, GetBlocked> {
+        let claim = ring.try_claim_read(self.me)?;
+        if self.admit(claim) {
+            return Ok(claim);
+        }
+        self.try_claim_level_again(ring)
+    }
+
+    /// The rest of [`try_claim_level`](Self::try_claim_level) after a
+    /// message was dropped.
+    #[cold]
+    #[inline(never)]
+    fn try_claim_level_again(&self, ring: &Ring<'_, Segment>) -> Result<Claim, GetBlocked> {
+        loop {
+            let claim = ring.try_claim_read(self.me)?;
+            if self.admit(claim) {
+                return Ok(claim);
+            }
+        }
+    }
+
+    /// `Ring::take_requeued` under the delivery rules, highest level first.
+    fn take_requeued(&self) -> Option<Claim> {
+        for level in (0..self.seg.geometry.priorities).rev() {
+            let ring = self.seg.level_ring(level);
+            while let Some(claim) = ring.take_requeued(self.me) {
+                if self.admit(claim) {
+                    return Some(claim);
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether the message `claim` holds may be delivered. A first delivery
+    /// on a queue without `max_deliveries` is let through at once. (A queue
+    /// with one level and no `max_deliveries` does not come here at all:
+    /// its plain gets record nothing, and leases record their count in
+    /// `lease_until`.) Otherwise the delivery count is rebuilt; a
+    /// message past `max_deliveries` is dropped - handed over like a get,
+    /// counted in `dropped_poison` - and a redelivery is recorded in the
+    /// slot record. A death anywhere here leaves the slot READING, so it is
+    /// re-queued and the next getter decides again: a poison message is
+    /// dropped exactly once (only the count can miss it, if the dropper
+    /// dies between the hand-over and the count).
+    #[inline]
+    fn admit(&self, claim: Claim) -> bool {
+        let max = self.seg.delivery.max_deliveries;
+        if max == 0 && claim.generation == 1 {
+            return true;
+        }
+        self.admit_slow(claim, max)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn admit_slow(&self, claim: Claim, max: u64) -> bool {
+        let n = delivery::deliveries(&self.seg, claim);
+        if max != 0 && n > max {
+            // The hand-over drops it: until this store, our death puts it back.
+            if self.ring().release_read(claim, self.me) {
+                self.seg.header().dropped_poison.fetch_add(1, Relaxed);
+            }
+            self.putters().notify_one();
+            return false;
+        }
+        if claim.generation != 1 {
+            delivery::record(&self.seg, claim, n);
+        }
+        true
+    }
+}
+
+impl Queue {
+    /// What a getter does when it found nothing to claim: now and then,
+    /// look for dead participants (and overdue leases) and for re-queued
+    /// messages the hint may have missed (a crash between the re-queue and
+    /// its count, or a damaged segment); in a closed queue, decide whether
+    /// it is drained. `None`: wait.
+    #[inline(never)]
+    fn nothing_to_claim(&self) -> Option<Result<Claim, GetError>> {
+        let recovered = self.recover_if_due();
+        if recovered || self.requeue_scan_due() {
+            if let Some(c) = self.take_requeued() {
+                return Some(Ok(c));
+            }
+        }
+        if self.seg.header().closed.load(SeqCst) != 0 {
+            let levels = self.seg.geometry.priorities;
+            if !self.plain_gets {
+                match self.try_claim_levels(false) {
+                    Ok(c) => return Some(Ok(c)),
+                    Err(GetBlocked::Corrupt(d)) => return Some(Err(GetError::Corrupted(d.into()))),
+                    Err(_) => {}
+                }
+            }
+            if (0..levels).all(|l| self.seg.level_ring(l).is_drained(self.me)) {
+                return Some(Err(GetError::Closed));
+            }
+            // A damaged ring can hold a message the head never
+            // reaches: report it rather than wait for it forever.
+            if let Some(d) = (0..levels).find_map(|l| self.seg.level_ring(l).stranded()) {
+                return Some(Err(GetError::Corrupted(Corruption::Stranded {
+                    slot: d.idx as usize,
+                    state: d.found,
+                    head_lap: d.expected_lap,
+                })));
+            }
+        }
+        None
     }
 }
 

@@ -3,12 +3,15 @@
 //! the claim until [`Lease::ack`] (or puts the message back when dropped).
 
 use std::ops::Deref;
-use std::sync::atomic::Ordering::*;
+use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::Duration;
 
 use super::Queue;
+use crate::delivery;
 use crate::error::{AckError, GetError};
 use crate::ring::Claim;
+use crate::stats::count;
+use crate::sys;
 use crate::wait::Deadline;
 
 impl Queue {
@@ -34,6 +37,12 @@ impl Queue {
     /// and copies it out, keeping the claim until ack or drop.
     fn lease_until(&self, deadline: Deadline) -> Result<Lease<'_>, GetError> {
         let claim = self.claim_read(deadline)?;
+        // The deadline runs from the claim: a long copy counts against it.
+        let deadline_ms = delivery::start_lease(&self.seg, claim, self.me).unwrap_or(0);
+        let deliveries = delivery::deliveries(&self.seg, claim);
+        if claim.generation != 1 {
+            delivery::record(&self.seg, claim, deliveries);
+        }
         let mut data = Vec::new();
         if let Err(e) = self.copy_out(claim, &mut data) {
             let handed_over = self.ring().release_read(claim, self.me);
@@ -45,6 +54,8 @@ impl Queue {
             claim,
             data,
             settled: false,
+            deliveries,
+            deadline_ms: AtomicU64::new(deadline_ms),
         })
     }
 }
@@ -58,10 +69,18 @@ pub struct Lease<'q> {
     claim: Claim,
     data: Vec<u8>,
     settled: bool,
+    /// Deliveries of the message, this one included.
+    deliveries: u64,
+    /// The lease's deadline, monotonic milliseconds (0: none).
+    deadline_ms: AtomicU64,
 }
 
 impl Lease<'_> {
     /// Confirms the message was handled: it leaves the queue for good.
+    ///
+    /// Fails with [`AckError::Expired`] if the queue has a
+    /// [lease timeout](crate::Builder::lease_timeout), the deadline passed
+    /// and the message was put back (another getter may be handling it now).
     pub fn ack(mut self) -> Result<(), AckError> {
         self.settled = true;
         let handed_over = self.queue.ring().release_read(self.claim, self.queue.me);
@@ -69,9 +88,55 @@ impl Lease<'_> {
         if handed_over {
             Ok(())
         } else {
-            Err(AckError::Lost {
-                slot: self.claim.idx as usize,
-            })
+            Err(self.lost())
+        }
+    }
+
+    /// How many times this message was delivered, this delivery included:
+    /// 1 the first time, 2 after one redelivery (its reader died, a lease
+    /// was released or dropped, or a lease deadline passed), and so on.
+    pub fn deliveries(&self) -> usize {
+        count(self.deliveries)
+    }
+
+    /// Restarts this lease's deadline: the message stays ours for another
+    /// [lease timeout](crate::Builder::lease_timeout) from now. Call it more
+    /// often than the timeout during a long task. On a queue without a
+    /// lease timeout it only checks that the lease is still held.
+    ///
+    /// Fails with [`AckError::Expired`] if the deadline had already passed
+    /// and the message was put back. (A renewal made after the deadline but
+    /// before anyone noticed may still succeed, or may lose the race and
+    /// show up as a failed `ack`.)
+    pub fn renew(&self) -> Result<(), AckError> {
+        let q = self.queue;
+        if !q.ring().holds(self.claim, q.me) {
+            return Err(self.lost());
+        }
+        if let Some(deadline) = delivery::start_lease(&q.seg, self.claim, q.me) {
+            self.deadline_ms.store(deadline, Relaxed);
+            // Expired between the check and the new deadline: report it.
+            if !q.ring().holds(self.claim, q.me) {
+                return Err(self.lost());
+            }
+        }
+        Ok(())
+    }
+
+    /// The error for a lease whose slot is no longer ours: expired if its
+    /// deadline passed, else taken over by a foreign write.
+    fn lost(&self) -> AckError {
+        let slot = self.claim.idx as usize;
+        let deadline = self.deadline_ms.load(Relaxed);
+        let now = sys::monotonic_ms();
+        if deadline != 0 && now > deadline {
+            AckError::Expired {
+                slot,
+                late_ms: now - deadline,
+                timeout_ms: self.queue.seg.delivery.lease_timeout_ns / 1_000_000,
+            }
+        } else {
+            AckError::Lost { slot }
         }
     }
 
@@ -91,7 +156,7 @@ impl Lease<'_> {
         }
         self.settled = true;
         let q = self.queue;
-        if q.ring().requeue(self.claim, q.me) {
+        if q.seg.ring_of(self.claim.idx).requeue(self.claim, q.me) {
             q.seg.header().redelivered.fetch_add(1, Relaxed);
         }
         q.getters().notify_all();
@@ -116,6 +181,7 @@ impl std::fmt::Debug for Lease<'_> {
         f.debug_struct("Lease")
             .field("slot", &self.claim.idx)
             .field("len", &self.data.len())
+            .field("deliveries", &self.deliveries)
             .finish()
     }
 }

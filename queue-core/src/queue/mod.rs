@@ -25,6 +25,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
+use crate::delivery;
 use crate::error::{CloseError, OpenError, RemoveError};
 use crate::liveness;
 use crate::ring::Ring;
@@ -62,6 +63,9 @@ pub struct Queue {
     /// Milliseconds since `born` when `other_producers` was last looked up
     /// (`u64::MAX`: never).
     producers_scan_ms: AtomicU64,
+    /// One priority level and no `max_deliveries`: a get claims straight
+    /// from the ring, with no delivery rule to apply (see `get.rs`).
+    plain_gets: bool,
 }
 
 impl std::fmt::Debug for Queue {
@@ -85,6 +89,9 @@ impl Queue {
             mode: DEFAULT_MODE,
             max_participants: DEFAULT_MAX_PARTICIPANTS,
             dir: None,
+            lease_timeout: None,
+            max_deliveries: None,
+            priorities: 1,
         }
     }
 
@@ -117,6 +124,7 @@ impl Queue {
 
     fn attach(seg: Segment) -> Result<Queue, OpenError> {
         let me = liveness::attach(&seg)?;
+        let plain_gets = seg.geometry.priorities == 1 && seg.delivery.max_deliveries == 0;
         let q = Queue {
             seg,
             me,
@@ -127,6 +135,7 @@ impl Queue {
             put_polling: Adapt::default(),
             other_producers: AtomicBool::new(false),
             producers_scan_ms: AtomicU64::new(u64::MAX),
+            plain_gets,
         };
         // Clean up after anyone who died since the queue was last used.
         q.recover_now();
@@ -166,7 +175,8 @@ impl Queue {
     fn recover_now(&self) -> u64 {
         let now = self.born.elapsed().as_millis() as u64;
         self.last_recovery_ms.store(now, Relaxed);
-        let changed = liveness::recover(&self.seg, self.me).total();
+        let changed =
+            liveness::recover(&self.seg, self.me).total() + delivery::expire_overdue(&self.seg);
         if changed > 0 {
             self.getters().notify_all();
             self.putters().notify_all();
@@ -270,7 +280,7 @@ impl Queue {
 
     /// Messages waiting now (a snapshot; leased messages are not counted).
     pub fn len(&self) -> usize {
-        count(self.ring().len())
+        count(self.seg.queued())
     }
 
     /// Whether no message is waiting now.
@@ -278,12 +288,18 @@ impl Queue {
         self.len() == 0
     }
 
-    /// Whether every slot is taken now.
+    /// Whether every slot of every level is taken now.
     pub fn is_full(&self) -> bool {
-        self.len() >= self.capacity()
+        self.len() >= self.capacity().saturating_mul(self.priorities())
     }
 
-    /// Number of messages the queue holds.
+    /// Number of priority levels (1: no priorities); see [`Builder::priorities`].
+    pub fn priorities(&self) -> usize {
+        count(self.seg.geometry.priorities)
+    }
+
+    /// Number of messages each priority level holds (the whole queue,
+    /// without priorities).
     pub fn capacity(&self) -> usize {
         count(self.seg.geometry.capacity)
     }
@@ -291,6 +307,24 @@ impl Queue {
     /// Largest message in bytes.
     pub fn max_msg_size(&self) -> usize {
         count(self.seg.geometry.max_msg_size)
+    }
+
+    /// How long a lease lasts without `ack` or `renew` (`None`: while its
+    /// holder lives); see [`Builder::lease_timeout`].
+    pub fn lease_timeout(&self) -> Option<Duration> {
+        match self.seg.delivery.lease_timeout_ns {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    /// How many times a message may be delivered (`None`: unlimited); see
+    /// [`Builder::max_deliveries`].
+    pub fn max_deliveries(&self) -> Option<usize> {
+        match self.seg.delivery.max_deliveries {
+            0 => None,
+            n => Some(count(n)),
+        }
     }
 
     /// Whether the queue was closed.

@@ -1,5 +1,6 @@
-//! The put family: three verbs over one [`Queue::put_until`], and three batch
-//! verbs over one [`Queue::put_many_until`]. Each public verb only picks a
+//! The put family: six verbs (three at priority 0, three at a given
+//! priority) over one [`Queue::put_until`], and four batch verbs over one
+//! [`Queue::put_many_until`]. Each public verb only picks a
 //! [`Deadline`].
 
 use std::sync::atomic::Ordering::*;
@@ -7,39 +8,85 @@ use std::time::Duration;
 
 use super::Queue;
 use crate::error::PutError;
-use crate::ring::{Claim, PutBlocked};
+use crate::ring::{Claim, PutBlocked, Ring};
+use crate::segment::Segment;
 use crate::wait::Deadline;
 
 impl Queue {
-    /// Puts a message, blocking while the queue is full.
+    /// Puts a message (at priority 0), blocking while the queue is full.
     pub fn put(&self, msg: &[u8]) -> Result<(), PutError> {
-        self.put_until(msg, Deadline::Forever)
+        self.put_until(msg, 0, Deadline::Forever)
     }
 
     /// Puts a message if there is a free slot now.
     pub fn try_put(&self, msg: &[u8]) -> Result<(), PutError> {
-        self.put_until(msg, Deadline::Now)
+        self.put_until(msg, 0, Deadline::Now)
     }
 
     /// Puts a message, waiting at most `timeout` for a free slot.
     pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), PutError> {
-        self.put_until(msg, Deadline::after(timeout))
+        self.put_until(msg, 0, Deadline::after(timeout))
     }
 
-    /// The one put: claims a slot (waiting until `deadline`), copies the
-    /// message in, publishes it and wakes a sleeping getter.
-    fn put_until(&self, msg: &[u8], deadline: Deadline) -> Result<(), PutError> {
+    /// Puts a message at priority `priority` (`0 .. priorities`, higher is
+    /// served first; see [`Builder::priorities`](crate::Builder::priorities)),
+    /// blocking while that level is full.
+    pub fn put_priority(&self, msg: &[u8], priority: usize) -> Result<(), PutError> {
+        self.put_until(msg, self.level(priority)?, Deadline::Forever)
+    }
+
+    /// Like [`put_priority`](Self::put_priority), but returns
+    /// [`PutError::Full`] at once when the level is full.
+    pub fn try_put_priority(&self, msg: &[u8], priority: usize) -> Result<(), PutError> {
+        self.put_until(msg, self.level(priority)?, Deadline::Now)
+    }
+
+    /// Like [`put_priority`](Self::put_priority), waiting at most `timeout`.
+    pub fn put_priority_timeout(
+        &self,
+        msg: &[u8],
+        priority: usize,
+        timeout: Duration,
+    ) -> Result<(), PutError> {
+        self.put_until(msg, self.level(priority)?, Deadline::after(timeout))
+    }
+
+    /// Like [`put_many`](Self::put_many), at priority `priority`.
+    pub fn put_many_priority<M: AsRef<[u8]>>(
+        &self,
+        msgs: &[M],
+        priority: usize,
+    ) -> Result<(), (usize, PutError)> {
+        let level = self.level(priority).map_err(|e| (0, e))?;
+        self.put_many_until(msgs, level, Deadline::Forever)
+    }
+
+    /// Checks a priority against the queue's levels.
+    fn level(&self, priority: usize) -> Result<u64, PutError> {
+        if priority as u64 >= self.seg.geometry.priorities {
+            return Err(PutError::InvalidPriority {
+                priority,
+                priorities: self.priorities(),
+            });
+        }
+        Ok(priority as u64)
+    }
+
+    /// The one put: claims a slot of `level` (waiting until `deadline`),
+    /// copies the message in, publishes it and wakes a sleeping getter.
+    fn put_until(&self, msg: &[u8], level: u64, deadline: Deadline) -> Result<(), PutError> {
         if msg.len() as u64 > self.seg.geometry.max_msg_size {
             return Err(PutError::TooLarge {
                 len: msg.len(),
                 max: self.max_msg_size(),
             });
         }
-        let claim = self.claim_write(deadline)?;
+        let ring = self.seg.level_ring(level);
+        let claim = self.claim_write(&ring, deadline)?;
         // SAFETY: `claim` holds the slot in WRITING for us; the length was
         // checked against max_msg_size above.
         unsafe { self.seg.write_payload(claim.idx, msg) };
-        self.ring().publish(claim);
+        ring.publish(claim);
         self.count_puts(1);
         self.getters().notify_one();
         Ok(())
@@ -51,7 +98,7 @@ impl Queue {
     /// sleeping consumer is woken at the first message, as by `put`.
     /// On error, returns it together with how many messages were put.
     pub fn put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), (usize, PutError)> {
-        self.put_many_until(msgs, Deadline::Forever)
+        self.put_many_until(msgs, 0, Deadline::Forever)
     }
 
     /// Like [`put_many`](Self::put_many), but puts only what fits now: on a
@@ -68,7 +115,7 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), (usize, PutError)> {
-        self.put_many_until(msgs, Deadline::Now)
+        self.put_many_until(msgs, 0, Deadline::Now)
     }
 
     /// Like [`put_many`](Self::put_many), waiting at most `timeout` in all
@@ -79,7 +126,7 @@ impl Queue {
         msgs: &[M],
         timeout: Duration,
     ) -> Result<(), (usize, PutError)> {
-        self.put_many_until(msgs, Deadline::after(timeout))
+        self.put_many_until(msgs, 0, Deadline::after(timeout))
     }
 
     /// The one batch put: checks every size first, then claims, copies and
@@ -87,6 +134,7 @@ impl Queue {
     fn put_many_until<M: AsRef<[u8]>>(
         &self,
         msgs: &[M],
+        level: u64,
         deadline: Deadline,
     ) -> Result<(), (usize, PutError)> {
         let max = self.seg.geometry.max_msg_size;
@@ -97,9 +145,9 @@ impl Queue {
             };
             return Err((0, err));
         }
-        let (ring, getters) = (self.ring(), self.getters());
+        let (ring, getters) = (self.seg.level_ring(level), self.getters());
         for (done, msg) in msgs.iter().enumerate() {
-            let claim = match self.claim_write(deadline) {
+            let claim = match self.claim_write(&ring, deadline) {
                 Ok(c) => c,
                 Err(e) => {
                     self.count_puts(done);
@@ -127,9 +175,10 @@ impl Queue {
             .fetch_add(n as u64, Relaxed);
     }
 
-    /// Claims the slot under the tail, waiting until `deadline` while full.
-    fn claim_write(&self, deadline: Deadline) -> Result<Claim, PutError> {
-        let ring = self.ring();
+    /// Claims the slot under the tail of `ring` (one priority level),
+    /// waiting until `deadline` while it is full.
+    #[inline]
+    fn claim_write(&self, ring: &Ring<'_, Segment>, deadline: Deadline) -> Result<Claim, PutError> {
         let attempt = || match ring.try_claim_write(self.me) {
             Ok(c) => Some(Ok(c)),
             Err(PutBlocked::Closed) => Some(Err(PutError::Closed)),

@@ -287,3 +287,79 @@ fn loom_close_never_strands_a_message() {
         assert_eq!(got.is_some(), put_ok);
     });
 }
+
+/// A lease deadline passing (any participant's `expire`) races the living
+/// holder's `ack`: exactly one wins, and an expired message is delivered
+/// again, once, as its second delivery.
+#[test]
+fn loom_expiry_races_the_ack() {
+    model(|| {
+        let m = Model::new(2);
+        m.put(1, 7);
+        let lease = m.claim(3, false);
+        assert_eq!(lease.generation, 1);
+        let holder = {
+            let m = m.clone();
+            thread::spawn(move || m.ring().release_read(lease, 3))
+        };
+        let expirer = {
+            let m = m.clone();
+            thread::spawn(move || m.ring().expire(lease.idx, lease.reading_word(3)))
+        };
+        let acked = holder.join().unwrap();
+        let expired = expirer.join().unwrap();
+        assert!(acked ^ expired, "acked {acked}, expired {expired}");
+        let r = m.ring();
+        if expired {
+            let again = r.take_requeued(4).expect("the expired message is back");
+            assert_eq!((m.read(again), again.generation), (7, 2));
+            assert!(r.release_read(again, 4));
+        }
+        assert_eq!(r.try_claim_read(4), Err(GetBlocked::Empty));
+        assert_eq!(r.take_requeued(4), None);
+        m.assert_whole(2);
+    });
+}
+
+/// The holder of an expired lease takes the same message again (same slot,
+/// same lap, same owner) while the expiry runs: the old lease can never
+/// hand over the new delivery (no ABA), and the message leaves once.
+#[test]
+fn loom_an_old_lease_cannot_ack_a_new_delivery() {
+    model(|| {
+        let m = Model::new(1);
+        m.put(1, 9);
+        let old = m.claim(3, false);
+        let expirer = {
+            let m = m.clone();
+            thread::spawn(move || m.ring().expire(old.idx, old.reading_word(3)))
+        };
+        let holder = {
+            let m = m.clone();
+            thread::spawn(move || {
+                let r = m.ring();
+                for _ in 0..2 {
+                    if let Some(new) = r.take_requeued(3) {
+                        assert!(
+                            !r.release_read(old, 3),
+                            "the old lease acked a new delivery"
+                        );
+                        assert_eq!(m.read(new), 9);
+                        assert!(r.release_read(new, 3));
+                        return true;
+                    }
+                    thread::yield_now();
+                }
+                false
+            })
+        };
+        assert!(expirer.join().unwrap());
+        if !holder.join().unwrap() {
+            // The holder looked before the expiry: take it now.
+            let again = m.ring().take_requeued(3).expect("re-queued");
+            assert!(!m.ring().release_read(old, 3));
+            assert!(m.ring().release_read(again, 3));
+        }
+        m.assert_whole(1);
+    });
+}

@@ -2,14 +2,21 @@
 //! participant's slot is recovered. No system calls and no waiting here - this
 //! module only moves state words, so `loom` can check it exhaustively.
 //!
-//! Every slot has one state word `{ lap: u32, kind: u8, owner: u16 }`:
+//! Every slot has one state word `{ lap: u32, gen: u8, kind: u8, owner: u16 }`:
 //!
 //! ```text
 //!  63            32 31    24 23     16 15            0
 //! +----------------+--------+---------+---------------+
-//! |      lap       |  zero  |  kind   |     owner     |
+//! |      lap       |  gen   |  kind   |     owner     |
 //! +----------------+--------+---------+---------------+
 //! ```
+//!
+//! `gen` (the delivery generation) counts the deliveries of the message in the slot, modulo 256: a
+//! READY slot has 0, the consumer CAS from READY makes it 1, every claim of
+//! a REQUEUED slot adds one, and a re-queue keeps it. So two deliveries of
+//! one message to the same participant (a lease that expired and was taken
+//! again by its old holder) are different words, and the late `ack` of the
+//! first one fails its CAS (no ABA). EMPTY and WRITING words have generation 0.
 //!
 //! Position `p` lives in slot `p % capacity` during lap `p / capacity`
 //! (truncated to 32 bits; laps are compared with wrapping arithmetic and only
@@ -48,10 +55,22 @@ pub(crate) const READING: u8 = 3;
 /// sits behind `head` and is found through the `requeued` hint.
 pub(crate) const REQUEUED: u8 = 4;
 
-/// Packs a state word.
+/// Packs a state word (delivery generation 0).
 #[inline]
 pub(crate) const fn pack(lap: u32, kind: u8, owner: u16) -> u64 {
-    ((lap as u64) << 32) | ((kind as u64) << 16) | owner as u64
+    pack_gen(lap, 0, kind, owner)
+}
+
+/// Packs a state word with a delivery generation (READING and REQUEUED).
+#[inline]
+pub(crate) const fn pack_gen(lap: u32, generation: u8, kind: u8, owner: u16) -> u64 {
+    ((lap as u64) << 32) | ((generation as u64) << 24) | ((kind as u64) << 16) | owner as u64
+}
+
+/// The delivery generation of a state word (deliveries modulo 256).
+#[inline]
+pub(crate) const fn gen_of(state: u64) -> u8 {
+    (state >> 24) as u8
 }
 
 /// The lap of a state word.
@@ -107,6 +126,18 @@ pub(crate) struct Claim {
     pub idx: u64,
     /// Lap the slot was claimed in.
     pub lap: u32,
+    /// Delivery generation of a read claim (0 for a write claim): part of
+    /// the state word the claim holds, see the module docs. (Only the low
+    /// 8 bits are used; a `u32` keeps the claim two plain words.)
+    pub generation: u32,
+}
+
+impl Claim {
+    /// The state word this claim holds the slot in, as participant `me`.
+    #[inline]
+    pub(crate) fn reading_word(self, me: u16) -> u64 {
+        pack_gen(self.lap, self.generation as u8, READING, me) // { lap, generation, READING, me }
+    }
 }
 
 /// What the segment held where the protocol allows no such state (the
@@ -178,21 +209,85 @@ pub(crate) struct Peeked {
     pub seen: u64,
 }
 
-/// The slot protocol over a set of slots and cursors.
+/// The slot protocol over a set of slots and cursors: one ring per
+/// priority level, each over its own run of `cap` slots starting at `base`
+/// (slot indices in claims and reports are always the global ones).
 pub(crate) struct Ring<'a, S: Slots> {
     cursors: Cursors<'a>,
     slots: &'a S,
+    /// Index of this ring's first slot.
+    base: u64,
+    /// Number of slots of this ring; 0: all of `slots` (then `base` is 0).
+    /// The whole set is the common case (a queue without priorities), and
+    /// there the slot index is `pos % slots.capacity()`, which the compiler
+    /// knows to be in bounds: the hot path has no extra bounds check.
+    cap: u64,
 }
 
 impl<'a, S: Slots> Ring<'a, S> {
-    /// Binds the protocol to its shared words.
+    /// Binds the protocol to its shared words: one ring over all slots
+    /// (the unit tests and the loom model; segments use [`Ring::whole`]
+    /// and [`Ring::level`]).
+    #[cfg(test)]
     pub(crate) fn new(cursors: Cursors<'a>, slots: &'a S) -> Self {
-        Ring { cursors, slots }
+        Ring {
+            cursors,
+            slots,
+            base: 0,
+            cap: 0,
+        }
     }
 
+    /// A ring over all of `slots` (a queue with one priority level).
+    pub(crate) fn whole(cursors: Cursors<'a>, slots: &'a S) -> Self {
+        Ring {
+            cursors,
+            slots,
+            base: 0,
+            cap: 0,
+        }
+    }
+
+    /// A ring over slots `base .. base + cap` of `slots` (one priority
+    /// level); `cap > 0` and `base + cap <= slots.capacity()`.
+    pub(crate) fn level(cursors: Cursors<'a>, slots: &'a S, base: u64, cap: u64) -> Self {
+        assert!(
+            cap > 0 && base + cap <= slots.capacity(),
+            "level out of range"
+        );
+        Ring {
+            cursors,
+            slots,
+            base,
+            cap,
+        }
+    }
+
+    /// Number of slots of this ring.
+    #[inline]
+    fn cap(&self) -> u64 {
+        if self.cap == 0 {
+            self.slots.capacity()
+        } else {
+            self.cap
+        }
+    }
+
+    /// The global indices of this ring's slots.
+    fn range(&self) -> std::ops::Range<u64> {
+        self.base..self.base + self.cap()
+    }
+
+    #[inline]
     fn locate(&self, pos: u64) -> (u64, u32) {
-        let cap = self.slots.capacity();
-        (pos % cap, (pos / cap) as u32)
+        if self.cap == 0 {
+            let cap = self.slots.capacity();
+            return (pos % cap, (pos / cap) as u32);
+        }
+        // One division for both (the compiler would otherwise divide twice
+        // around the bounds check of the slot index).
+        let lap = pos / self.cap;
+        (self.base + (pos - lap * self.cap), lap as u32)
     }
 
     /// Claims the slot under the tail for writing, as participant `me`.
@@ -221,7 +316,11 @@ impl<'a, S: Slots> Ring<'a, S> {
                     // { tail: t + 1 }; failure means someone helped already.
                     // (Wrapping: only a damaged segment gets near 2^64.)
                     let _ = tail.compare_exchange(t, t.wrapping_add(1), SeqCst, Relaxed);
-                    let claim = Claim { idx, lap };
+                    let claim = Claim {
+                        idx,
+                        lap,
+                        generation: 0,
+                    };
                     seqcst_order_point();
                     // SYNC: the claim CAS and this load are SeqCst, as are
                     // `close` and the drain scan in `is_drained`: either the
@@ -311,10 +410,14 @@ impl<'a, S: Slots> Ring<'a, S> {
                 0 => match kind_of(s) {
                     READY => {
                         // SYNC: Acquire (within SeqCst) pairs with `publish`.
-                        let claimed = pack(lap, READING, me); // { lap, READING, me }
+                        let claimed = pack_gen(lap, 1, READING, me); // { lap, generation: 1, READING, me }
                         if slot.compare_exchange(s, claimed, SeqCst, Relaxed).is_ok() {
                             let _ = head.compare_exchange(h, h.wrapping_add(1), SeqCst, Relaxed); // { head: h + 1 }
-                            return Ok(Claim { idx, lap });
+                            return Ok(Claim {
+                                idx,
+                                lap,
+                                generation: 1,
+                            });
                         }
                     }
                     EMPTY => {
@@ -403,10 +506,9 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// taken meanwhile (the lap in the word makes any reuse visible).
     /// Loads only: safe on a read-only mapping.
     pub(crate) fn peek(&self) -> Option<Peeked> {
-        let cap = self.slots.capacity();
         // A re-queued message is older than anything at the head.
         if self.cursors.requeued.load(Relaxed) != 0 {
-            for idx in 0..cap {
+            for idx in self.range() {
                 let s = self.slots.state(idx).load(Acquire);
                 if kind_of(s) == REQUEUED {
                     return Some(Peeked { idx, seen: s });
@@ -434,21 +536,26 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// Also corrects the `requeued` hint when it over-counts.
     pub(crate) fn take_requeued(&self, me: u16) -> Option<Claim> {
         let hint = self.cursors.requeued.load(Relaxed);
-        for idx in 0..self.slots.capacity() {
+        for idx in self.range() {
             let slot = self.slots.state(idx);
             let s = slot.load(Acquire);
             if kind_of(s) != REQUEUED {
                 continue;
             }
             let lap = lap_of(s);
+            let generation = gen_of(s).wrapping_add(1); // one more delivery
             // SYNC: Acquire (within SeqCst) continues the release sequence of
             // the original `publish`, so the payload is visible.
             if slot
-                .compare_exchange(s, pack(lap, READING, me), SeqCst, Relaxed)
+                .compare_exchange(s, pack_gen(lap, generation, READING, me), SeqCst, Relaxed) // { lap, generation + 1, READING, me }
                 .is_ok()
             {
                 self.decrement_requeued();
-                return Some(Claim { idx, lap });
+                return Some(Claim {
+                    idx,
+                    lap,
+                    generation: u32::from(generation),
+                });
             }
         }
         // Nothing found: a re-queuer that raced with a taker may have left the
@@ -482,7 +589,7 @@ impl<'a, S: Slots> Ring<'a, S> {
         self.slots
             .state(claim.idx)
             .compare_exchange(
-                pack(claim.lap, READING, me),
+                claim.reading_word(me),
                 pack(claim.lap.wrapping_add(1), EMPTY, 0), // { lap + 1, EMPTY }
                 SeqCst,
                 Relaxed,
@@ -497,8 +604,8 @@ impl<'a, S: Slots> Ring<'a, S> {
             .slots
             .state(claim.idx)
             .compare_exchange(
-                pack(claim.lap, READING, me),
-                pack(claim.lap, REQUEUED, 0), // { lap, REQUEUED }
+                claim.reading_word(me),
+                pack_gen(claim.lap, claim.generation as u8, REQUEUED, 0), // { lap, generation, REQUEUED }
                 SeqCst,
                 Relaxed,
             )
@@ -511,12 +618,40 @@ impl<'a, S: Slots> Ring<'a, S> {
         ok
     }
 
+    /// Whether `claim` still holds its slot for `me` (the word is unchanged).
+    pub(crate) fn holds(&self, claim: Claim, me: u16) -> bool {
+        self.slots.state(claim.idx).load(SeqCst) == claim.reading_word(me)
+    }
+
+    /// Puts back the message of slot `idx` whose lease deadline passed,
+    /// if the slot still holds the READING word `seen` (same delivery):
+    /// `READING(l, g, o)` -> `REQUEUED(l, g)`. The holder may be alive; its
+    /// `ack` then fails, since its word is gone. Returns whether it did.
+    pub(crate) fn expire(&self, idx: u64, seen: u64) -> bool {
+        if kind_of(seen) != READING {
+            return false;
+        }
+        let back = pack_gen(lap_of(seen), gen_of(seen), REQUEUED, 0); // { lap, generation, REQUEUED }
+        // SYNC: SeqCst like every other move of a READING word; pairs with
+        // the holder's `release_read` / `requeue` CAS on the same word:
+        // exactly one of them succeeds.
+        let ok = self
+            .slots
+            .state(idx)
+            .compare_exchange(seen, back, SeqCst, Relaxed)
+            .is_ok();
+        if ok {
+            self.cursors.requeued.fetch_add(1, SeqCst);
+        }
+        ok
+    }
+
     /// True when the queue can never again yield a message to `me`: no slot
     /// is being written, waits to be read, or is held by another reader who
     /// might put it back. Used only after `closed` was seen set.
     pub(crate) fn is_drained(&self, me: u16) -> bool {
         seqcst_order_point();
-        (0..self.slots.capacity()).all(|idx| {
+        self.range().all(|idx| {
             let s = self.slots.state(idx).load(SeqCst);
             match kind_of(s) {
                 EMPTY => true,
@@ -546,7 +681,7 @@ impl<'a, S: Slots> Ring<'a, S> {
         if kind_of(s) != EMPTY || lap_distance(s, lap) != 0 || head.load(SeqCst) != h {
             return None;
         }
-        (0..self.slots.capacity()).find_map(|i| {
+        self.range().find_map(|i| {
             let s = self.slots.state(i).load(SeqCst);
             (kind_of(s) == READY || kind_of(s) > REQUEUED).then_some(Damage {
                 idx: i,
@@ -559,6 +694,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// Recovers every slot held by participant `dead`, which must be known dead
     /// (its kernel lock is gone and the caller holds that lock now): a
     /// half-written message is discarded, a message being read is re-queued.
+    #[cfg(test)]
     pub(crate) fn recover_owner(&self, dead: u16) -> Recovered {
         self.recover_owned_by(|owner| owner == dead)
     }
@@ -569,7 +705,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// or they lie outside the participant table).
     pub(crate) fn recover_owned_by(&self, dead: impl Fn(u16) -> bool) -> Recovered {
         let mut done = Recovered::default();
-        for idx in 0..self.slots.capacity() {
+        for idx in self.range() {
             let slot = self.slots.state(idx);
             let s = slot.load(Acquire);
             if !dead(owner_of(s)) {
@@ -578,7 +714,7 @@ impl<'a, S: Slots> Ring<'a, S> {
             let lap = lap_of(s);
             let (recovered, discarded) = match kind_of(s) {
                 WRITING => (pack(lap.wrapping_add(1), EMPTY, 0), true), // { lap + 1, EMPTY }: skipped
-                READING => (pack(lap, REQUEUED, 0), false),             // { lap, REQUEUED }
+                READING => (pack_gen(lap, gen_of(s), REQUEUED, 0), false), // { lap, generation, REQUEUED }
                 _ => continue,
             };
             if slot
@@ -597,6 +733,24 @@ impl<'a, S: Slots> Ring<'a, S> {
         done
     }
 
+    /// Whether nothing was ever claimed past the head and nothing waits
+    /// for redelivery: a getter may skip this ring (a priority level) at
+    /// the cost of three loads. A claim racing this look is a message that
+    /// arrived just after it, as with any other getter's look.
+    #[inline]
+    pub(crate) fn looks_empty(&self) -> bool {
+        self.cursors.requeued.load(Relaxed) == 0
+            && self.cursors.tail.load(SeqCst) == self.cursors.head.load(SeqCst)
+    }
+
+    /// The head and the tail now (loads only).
+    pub(crate) fn cursors(&self) -> (u64, u64) {
+        (
+            self.cursors.head.load(Relaxed),
+            self.cursors.tail.load(Relaxed),
+        )
+    }
+
     /// Messages between head and tail, plus re-queued ones (a snapshot).
     pub(crate) fn len(&self) -> u64 {
         let head = self.cursors.head.load(SeqCst);
@@ -605,7 +759,7 @@ impl<'a, S: Slots> Ring<'a, S> {
         // Saturating: the hint may hold anything in a damaged segment.
         queued
             .saturating_add(self.cursors.requeued.load(Relaxed))
-            .min(self.slots.capacity())
+            .min(self.cap())
     }
 }
 

@@ -124,7 +124,12 @@ fn dead_reader_message_is_redelivered_once() {
         }
     );
     let again = r.try_claim_read(2).unwrap();
-    assert_eq!(again, lost, "the re-queued (older) message comes first");
+    assert_eq!(
+        (again.idx, again.lap),
+        (lost.idx, lost.lap),
+        "the re-queued (older) message comes first"
+    );
+    assert_eq!(again.generation, 2, "its second delivery");
     assert!(r.release_read(again, 2));
     let next = r.try_claim_read(2).unwrap();
     assert_eq!(next.idx, 1);

@@ -94,3 +94,21 @@ pub(crate) fn current_pid() -> u32 {
 pub(crate) fn current_uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
+
+/// Milliseconds of `CLOCK_MONOTONIC`. The clock is system-wide (unlike an
+/// `Instant`, its value means the same in every process), so lease deadlines
+/// written by one process are compared by another.
+/// (Through libc, not rustix: rustix's own vDSO lookup crashes under
+/// valgrind, which the instruction counts in docs/performance.md use.)
+pub(crate) fn monotonic_ms() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec; CLOCK_MONOTONIC always
+    // exists on Linux, so the call cannot fail (and `t` stays 0 if it did).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    (t.tv_sec as u64)
+        .saturating_mul(1000)
+        .saturating_add(t.tv_nsec as u64 / 1_000_000)
+}

@@ -27,11 +27,17 @@ const CAPACITY_AT: usize = 16;
 const STRIDE_AT: usize = 32;
 const PARTICIPANTS_AT: usize = 40;
 const SLOTS_AT: usize = 56;
+const META_AT: usize = 104;
+const PRIORITIES_AT: usize = 112;
+const LEVELS_AT: usize = 120;
+/// Size of one slot record and of one level's cursors.
+const META_SIZE: usize = 32;
+const LEVEL_SIZE: usize = 128;
 
 /// Slot kinds, as in `ring.rs`.
 pub const KINDS: u8 = 5;
 
-/// Packs a slot state word `{ lap: u32, kind: u8, owner: u16 }`.
+/// Packs a slot state word `{ lap: u32, gen: 0, kind: u8, owner: u16 }`.
 pub fn pack(lap: u32, kind: u8, owner: u16) -> u64 {
     (u64::from(lap) << 32) | (u64::from(kind) << 16) | u64::from(owner)
 }
@@ -56,6 +62,11 @@ pub struct Scenario {
     pub second_handle: bool,
     /// The queue was closed.
     pub closed: bool,
+    /// Priority levels (1..=3); messages are put round-robin over them.
+    pub priorities: usize,
+    /// Delivery control on: a lease timeout and `max_deliveries(2)`, and
+    /// every lease is taken twice (so slot records hold counts).
+    pub delivery: bool,
 }
 
 /// One change to the segment image.
@@ -81,6 +92,13 @@ pub enum Target {
     /// Slot `idx % capacity`: word 0 is the state, word 1 the length, the
     /// others are payload.
     Slot { idx: u8, field: u8 },
+    /// Word `field % 4` of the slot record of slot `idx % slots`
+    /// (deliveries, lease word, lease deadline, reserved).
+    Meta { idx: u8, field: u8 },
+    /// Word `field % 16` of the cursors of level `1 + level % (levels - 1)`
+    /// (tail at 0, head at 8, requeued at 9); header word 8 when there is
+    /// one level only.
+    Level { level: u8, field: u8 },
 }
 
 /// What is written into a field.
@@ -107,13 +125,19 @@ fn read_u64(image: &[u8], at: usize) -> u64 {
 /// bytes of its segment (taken while its handles and leases are alive) and
 /// removes it again.
 pub fn base_image(dir: &Path, name: &str, sc: &Scenario) -> Vec<u8> {
-    let q = Queue::builder(name)
+    let mut builder = Queue::builder(name)
         .dir(dir)
         .capacity(sc.capacity.max(1))
         .max_msg_size(sc.max_msg_size)
         .max_participants(sc.max_participants.max(1))
-        .create()
-        .expect("create the base queue");
+        .priorities(sc.priorities.clamp(1, 3));
+    if sc.delivery {
+        builder = builder
+            .lease_timeout(Duration::from_secs(60))
+            .max_deliveries(2);
+    }
+    let q = builder.create().expect("create the base queue");
+    let levels = q.priorities();
     let second = if sc.second_handle && sc.max_participants > 1 {
         Some(Queue::open_in(dir, name).expect("open a second handle"))
     } else {
@@ -122,7 +146,12 @@ pub fn base_image(dir: &Path, name: &str, sc: &Scenario) -> Vec<u8> {
     let puts = sc.puts.min(sc.capacity);
     for i in 0..puts {
         let len = (i * 7 + 3) % (sc.max_msg_size + 1);
-        q.try_put(&vec![i as u8 ^ 0xa5; len]).expect("put");
+        q.try_put_priority(&vec![i as u8 ^ 0xa5; len], i % levels)
+            .expect("put");
+    }
+    if sc.delivery && puts > sc.gets.min(puts) {
+        // A second delivery of one message: its slot record holds a count.
+        drop(q.try_get_lease().expect("lease"));
     }
     let gets = sc.gets.min(puts);
     for _ in 0..gets {
@@ -150,6 +179,9 @@ pub fn apply(image: &mut Vec<u8>, mutations: &[Mutation]) {
     let stride = read_u64(image, STRIDE_AT) as usize;
     let participants = read_u64(image, PARTICIPANTS_AT).max(1);
     let slots = read_u64(image, SLOTS_AT) as usize;
+    let meta = read_u64(image, META_AT) as usize;
+    let levels = read_u64(image, PRIORITIES_AT).max(1);
+    let level_table = read_u64(image, LEVELS_AT) as usize;
     let base_len = image.len();
     for m in mutations {
         if image.is_empty() {
@@ -173,9 +205,19 @@ pub fn apply(image: &mut Vec<u8>, mutations: &[Mutation]) {
                     }
                     Target::Slot { idx, field } => {
                         slots
-                            + stride * (u64::from(idx) % capacity) as usize
+                            + stride * (u64::from(idx) % (capacity * levels)) as usize
                             + 8 * usize::from(field) % stride.max(8)
                     }
+                    Target::Meta { idx, field } => {
+                        meta + META_SIZE * (u64::from(idx) % (capacity * levels)) as usize
+                            + 8 * usize::from(field % 4)
+                    }
+                    Target::Level { level, field } if levels > 1 => {
+                        level_table
+                            + LEVEL_SIZE * (u64::from(level) % (levels - 1)) as usize
+                            + 8 * usize::from(field % 16)
+                    }
+                    Target::Level { .. } => 8 * 8,
                 };
                 if at + 8 > image.len() {
                     continue;
@@ -246,11 +288,16 @@ pub fn exercise(dir: &Path, name: &str, image: &[u8]) -> Outcome {
             let stats = q.stats();
             std::hint::black_box((&stats, q.slots(), q.peek()));
             std::hint::black_box((q.len(), q.is_empty(), q.is_full(), q.is_closed()));
+            std::hint::black_box((q.priorities(), q.lease_timeout(), q.max_deliveries()));
             run!(q.try_get());
             run!(q.try_put(&[0x5a; 3][..3.min(max)]));
+            run!(q.try_put_priority(&[0x5b; 2][..2.min(max)], q.priorities() - 1));
+            run!(q.try_put_priority(b"", q.priorities()));
+            std::hint::black_box(q.recover());
             match q.try_get_lease() {
                 Ok(lease) => {
-                    std::hint::black_box(lease.len());
+                    std::hint::black_box((lease.len(), lease.deliveries()));
+                    run!(lease.renew());
                     drop(lease); // back into the queue
                     match q.try_get_lease() {
                         Ok(lease) => run!(lease.ack()),
@@ -316,9 +363,11 @@ pub fn decode(data: &[u8]) -> (Scenario, Vec<Mutation>) {
         leases: usize::from(byte() % 3),
         second_handle: byte() & 1 == 1,
         closed: byte() % 4 == 0,
+        priorities: 1 + usize::from(byte() % 3),
+        delivery: byte() & 1 == 1,
     };
     let mut muts = Vec::new();
-    let mut rest = data.get(8..).unwrap_or(&[]);
+    let mut rest = data.get(10..).unwrap_or(&[]);
     let take = |rest: &mut &[u8], n: usize| -> [u8; 8] {
         let mut b = [0u8; 8];
         let k = n.min(rest.len());
@@ -344,6 +393,14 @@ pub fn decode(data: &[u8]) -> (Scenario, Vec<Mutation>) {
                     3 => Target::Header(a as u8),
                     4 => Target::Participant {
                         entry: a as u8,
+                        field: (a >> 8) as u8,
+                    },
+                    5 => Target::Meta {
+                        idx: a as u8,
+                        field: (a >> 8) as u8,
+                    },
+                    6 => Target::Level {
+                        level: a as u8,
                         field: (a >> 8) as u8,
                     },
                     _ => Target::Slot {

@@ -3,12 +3,14 @@
 //! and then verify what was committed and what arrived.
 //!
 //! ```text
-//! mq-test-child produce DIR NAME ID COUNT SIZE   # prints "seq" after each put returned Ok
+//! mq-test-child produce DIR NAME ID COUNT SIZE [LEVELS]  # prints "seq" after each put returned Ok; with LEVELS, message seq goes to priority seq % LEVELS
 //! mq-test-child consume DIR NAME MODE            # MODE get|lease|batch (get_many_into, up to 8); prints "id seq" per message; exits 0 on Closed
 //! mq-test-child race DIR NAME ID                 # open_or_create, put one message, print "created" or "opened"
 //! mq-test-child get-timeout DIR NAME MILLIS      # exit 0 got / 10 timeout / 11 closed
 //! mq-test-child put-timeout DIR NAME MILLIS      # exit 0 put / 10 timeout / 11 closed
 //! mq-test-child hold DIR NAME                    # attach and sleep until killed
+//! mq-test-child lease-hold DIR NAME MILLIS       # lease one message, print "leased DELIVERIES", sleep, ack: print "acked" or "ack-failed <error>"
+//! mq-test-child lease-print DIR NAME             # lease messages; print "msg DELIVERIES BYTES" for each, then wait to be killed before the ack
 //! mq-test-child probe DIR NAME ACTION            # ACTION open|remove|putget: prints "ok ..." (exit 0) or "err <error>" (exit 4)
 //! mq-test-child create-env NAME CAP SIZE         # create in $MQ_DIR: prints "ok" (exit 0) or "err <error>" (exit 4)
 //! mq-test-child script DIR NAME                  # prints "ready", then per stdin line "put TEXT" / "get": "ok" / "msg TEXT" / "err <error>"
@@ -70,10 +72,11 @@ fn main() {
         "produce" => {
             let q = open(arg(1), arg(2));
             let (id, count, size) = (num(3) as u32, num(4), num(5) as usize);
+            let levels = arg(6).parse::<u64>().unwrap_or(1).max(1);
             let mut buf = Vec::new();
             for seq in 0..count {
                 message::encode(id, seq, size, &mut buf);
-                match q.put(&buf) {
+                match q.put_priority(&buf, (seq % levels) as usize) {
                     Ok(()) => out(&format!("{seq}\n")),
                     Err(PutError::Closed) => break,
                     Err(e) => {
@@ -99,7 +102,17 @@ fn main() {
                                 std::process::exit(3)
                             };
                             out(&format!("{} {}\n", m.0, m.1));
-                            lease.ack().expect("ack");
+                            match lease.ack() {
+                                // A lease timeout passed (a very slow
+                                // moment): the message comes again, and
+                                // the parent allows one duplicate per
+                                // expiry (`Stats::expired`).
+                                Ok(()) | Err(queue_core::AckError::Expired { .. }) => {}
+                                Err(e) => {
+                                    eprintln!("mq-test-child: ack: {e}");
+                                    std::process::exit(2)
+                                }
+                            }
                             continue;
                         }
                         Err(GetError::Closed) => break,
@@ -122,6 +135,41 @@ fn main() {
                     }
                 };
                 out(&format!("{id} {seq}\n"));
+            }
+        }
+        "lease-hold" => {
+            let q = open(arg(1), arg(2));
+            let lease = q.get_lease().expect("lease");
+            out(&format!("leased {}\n", lease.deliveries()));
+            std::thread::sleep(Duration::from_millis(num(3)));
+            match lease.ack() {
+                Ok(()) => out("acked\n"),
+                Err(e) => out(&format!("ack-failed {e}\n")),
+            }
+        }
+        "lease-print" => {
+            let q = open(arg(1), arg(2));
+            loop {
+                match q.get_lease() {
+                    Ok(lease) => {
+                        out(&format!(
+                            "msg {} {}\n",
+                            lease.deliveries(),
+                            String::from_utf8_lossy(&lease)
+                        ));
+                        // The parent kills us here for a poison message,
+                        // and lets us ack the others.
+                        if &*lease == b"poison" {
+                            std::thread::sleep(Duration::from_secs(3600));
+                        }
+                        lease.ack().expect("ack");
+                    }
+                    Err(GetError::Closed) => break,
+                    Err(e) => {
+                        eprintln!("mq-test-child: get_lease: {e}");
+                        std::process::exit(2)
+                    }
+                }
             }
         }
         "race" => {
@@ -289,7 +337,10 @@ fn soak_produce(args: &[String]) {
     let size = |rng: &mut Rng| {
         message::HEADER + rng.below((max_size - message::HEADER) as u64 + 1) as usize
     };
+    let levels = q.priorities() as u64;
     while seq < count {
+        // On a queue with priorities, each put picks a level.
+        let level = rng.below(levels) as usize;
         let result = match rng.below(8) {
             0 => {
                 // A batch, printed once it is all in.
@@ -301,7 +352,7 @@ fn soak_produce(args: &[String]) {
                         m
                     })
                     .collect();
-                match q.put_many(&batch) {
+                match q.put_many_priority(&batch, level) {
                     Ok(()) => {
                         let lines: String = (seq..seq + n).map(|s| format!("{s}\n")).collect();
                         out(&lines);
@@ -319,15 +370,15 @@ fn soak_produce(args: &[String]) {
             }
             1 => {
                 message::encode(id, seq, size(&mut rng), &mut buf);
-                q.try_put(&buf)
+                q.try_put_priority(&buf, level)
             }
             2 | 3 => {
                 message::encode(id, seq, size(&mut rng), &mut buf);
-                q.put_timeout(&buf, Duration::from_millis(1 + rng.below(30)))
+                q.put_priority_timeout(&buf, level, Duration::from_millis(1 + rng.below(30)))
             }
             _ => {
                 message::encode(id, seq, size(&mut rng), &mut buf);
-                q.put(&buf)
+                q.put_priority(&buf, level)
             }
         };
         match result {
@@ -374,7 +425,16 @@ fn soak_consume(args: &[String]) {
                 // Printed before the ack: a kill in between duplicates it,
                 // which at-least-once allows (at most one per kill).
                 out(&line);
-                l.ack().expect("ack");
+                match l.ack() {
+                    // A lease timeout passed (a very slow moment): the
+                    // message comes again; the parent allows one duplicate
+                    // per expiry (`Stats::expired`).
+                    Ok(()) | Err(queue_core::AckError::Expired { .. }) => {}
+                    Err(e) => {
+                        eprintln!("mq-test-child: ack: {e}");
+                        std::process::exit(2)
+                    }
+                }
                 String::new()
             })
         } else {

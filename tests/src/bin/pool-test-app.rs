@@ -9,6 +9,7 @@
 //!   slow N MS WORKERS [PREFETCH]  N tasks that sleep MS ms (kill a worker meanwhile)
 //!   errors                a failing task, a panicking task, a good one
 //!   crash RETRIES         a task that aborts its worker every time, and a good one
+//!   timeout MS            task_timeout MS: one task that hangs, then N short ones
 //!   drop N                submit N long tasks, then drop the pool unjoined
 //!   sigint N              N long tasks; SIGINT runs queue_pool::cleanup and exits 130
 //!   hang N                N long tasks; never returns (kill the parent)
@@ -62,6 +63,19 @@ fn print_pool(p: &Pool) {
     println!("pids={}", pids.join(","));
     println!("queues={}", p.queue_names().join(","));
     let _ = std::io::stdout().flush();
+}
+
+/// Prints every result in submission order, the deaths, joins, "done".
+fn finish_in_order(p: Pool) -> Result<(), Box<dyn std::error::Error>> {
+    let mut results: Vec<TaskResult> = p.results().collect();
+    results.sort_by_key(|r| r.id);
+    for r in &results {
+        print_result(r);
+    }
+    println!("deaths={}", p.worker_deaths().len());
+    p.join()?;
+    println!("done");
+    Ok(())
 }
 
 fn arg(args: &[String], i: usize, default: u64) -> u64 {
@@ -152,14 +166,19 @@ fn run(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
             print_pool(&p);
             p.submit(ABORT, &())?;
             p.submit(SQUARE, &3)?;
-            let mut results: Vec<TaskResult> = p.results().collect();
-            results.sort_by_key(|r| r.id);
-            for r in &results {
-                print_result(r);
+            finish_in_order(p)?;
+        }
+        "timeout" => {
+            let p = builder(1)
+                .task_timeout(Duration::from_millis(arg(args, 1, 300)))
+                .prefetch(2)
+                .spawn()?;
+            print_pool(&p);
+            p.submit(SLOW, &600_000)?; // hangs (for a test's lifetime)
+            for _ in 0..3 {
+                p.submit(SLOW, &10)?;
             }
-            println!("deaths={}", p.worker_deaths().len());
-            p.join()?;
-            println!("done");
+            finish_in_order(p)?;
         }
         "drop" => {
             let p = builder(2).spawn()?;

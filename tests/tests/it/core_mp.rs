@@ -260,16 +260,33 @@ fn a_blocked_getter_burns_no_cpu() {
 
 /// Chaos: producers and consumers streaming sequence-numbered messages are
 /// killed with SIGKILL at random and replaced; then everything is checked.
+/// Delivery control for a chaos run: priority levels (producers spread
+/// their messages over them) and a lease timeout.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Delivery {
+    pub priorities: usize,
+    pub lease_timeout: Option<Duration>,
+}
+
 fn chaos(mode: &str, kills_wanted: usize, tag: &str) {
+    chaos_with(mode, kills_wanted, tag, Delivery::default());
+}
+
+pub(crate) fn chaos_with(mode: &str, kills_wanted: usize, tag: &str, delivery: Delivery) {
     let _w = Watchdog::new("kill -9 chaos", Duration::from_secs(240));
     let d = TestDir::new(tag);
     let dir = dir_str(&d).to_owned();
-    let q = Queue::builder("chaos")
+    let levels = delivery.priorities.max(1);
+    let mut builder = Queue::builder("chaos")
         .dir(d.path())
         .capacity(32)
         .max_msg_size(512)
-        .create()
-        .unwrap();
+        .priorities(levels);
+    if let Some(t) = delivery.lease_timeout {
+        builder = builder.lease_timeout(t);
+    }
+    let q = builder.create().unwrap();
+    let levels = levels.to_string();
     let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
     let mut next = move |n: usize| {
         rng ^= rng << 13;
@@ -290,6 +307,7 @@ fn chaos(mode: &str, kills_wanted: usize, tag: &str) {
                 &id.to_string(),
                 "1000000000",
                 &size.to_string(),
+                &levels,
             ],
             &out,
         )
@@ -352,12 +370,14 @@ fn chaos(mode: &str, kills_wanted: usize, tag: &str) {
     let (duplicates, missing) = (ledger.duplicates(), ledger.missing());
     let st = q.stats();
     eprintln!(
-        "chaos {mode}: {kills} kills ({consumer_kills} consumers), {} committed, {} received, \
-         {duplicates} duplicates, {missing} missing, redelivered {}, discarded_partial {}",
+        "chaos {mode} ({} levels): {kills} kills ({consumer_kills} consumers), {} committed, {} received, \
+         {duplicates} duplicates, {missing} missing, redelivered {}, discarded_partial {}, expired {}",
+        st.priorities,
         committed.len(),
         received.len(),
         st.redelivered,
-        st.discarded_partial
+        st.discarded_partial,
+        st.expired
     );
     assert!(
         committed.len() > 100,
@@ -365,10 +385,11 @@ fn chaos(mode: &str, kills_wanted: usize, tag: &str) {
     );
     match mode {
         // At-least-once: nothing committed is missing; a consumer killed
-        // between printing and acking causes at most one duplicate.
+        // between printing and acking causes at most one duplicate, and so
+        // does a lease whose deadline passed after printing.
         "lease" => {
             assert_eq!(missing, 0, "committed messages lost");
-            assert!(duplicates <= consumer_kills as u64);
+            assert!(duplicates <= consumer_kills as u64 + st.expired as u64);
         }
         // Batches (get_many_into): never a duplicate; a consumer killed
         // after handing off part of a batch, before printing it, loses at

@@ -84,6 +84,19 @@ fn assert_all_gone(pids: &[u32], within: Duration) {
     }
 }
 
+/// Every worker the app listed or saw die is gone, and no queue is left.
+fn assert_workers_gone_and_queues_removed(dir: &TestDir, lines: &[String]) {
+    let deaths: Vec<u32> = lines
+        .iter()
+        .filter(|l| l.starts_with("death "))
+        .filter_map(|l| field(l, "pid")?.parse().ok())
+        .collect();
+    let mut pids = pids_of(lines);
+    pids.extend(deaths);
+    assert_all_gone(&pids, Duration::from_secs(5));
+    assert!(dir.leftovers().is_empty(), "left: {:?}", dir.leftovers());
+}
+
 fn read_until(
     lines: &mut Lines<BufReader<ChildStdout>>,
     seen: &mut Vec<String>,
@@ -210,17 +223,13 @@ fn a_task_that_always_kills_its_worker_is_retried_then_reported_failed() {
         error.contains("died in all 3 attempt(s)") && error.contains("SIGABRT"),
         "{error}"
     );
+    assert!(
+        error.contains("task \"abort\" killed its worker"),
+        "{error}"
+    );
     assert_eq!(field(results[1], "ok"), Some("true"), "{lines:#?}");
     assert!(lines.contains(&"deaths=3".to_string()), "{lines:#?}");
-    let deaths: Vec<u32> = lines
-        .iter()
-        .filter(|l| l.starts_with("death "))
-        .filter_map(|l| field(l, "pid")?.parse().ok())
-        .collect();
-    let mut pids = pids_of(&lines);
-    pids.extend(deaths);
-    assert_all_gone(&pids, Duration::from_secs(5));
-    assert!(dir.leftovers().is_empty(), "left: {:?}", dir.leftovers());
+    assert_workers_gone_and_queues_removed(&dir, &lines);
 }
 
 #[test]
@@ -367,4 +376,28 @@ fn random_kills_lose_no_task_and_charge_only_the_running_one() {
         .collect();
     assert_all_gone(&ran, Duration::from_secs(5));
     assert!(dir.leftovers().is_empty(), "left: {:?}", dir.leftovers());
+}
+
+/// A task that runs longer than the pool's task timeout ends with an error
+/// naming it; its (stuck) worker is killed and replaced, and the tasks that
+/// waited in its inbox still run.
+#[test]
+fn a_task_past_the_task_timeout_fails_and_its_worker_is_replaced() {
+    let _w = Watchdog::new("pool: task timeout", Duration::from_secs(60));
+    let dir = TestDir::new("pool-timeout");
+    let (code, lines) = run(&dir, &["timeout", "300"]);
+    assert_eq!(code, Some(0), "{lines:#?}");
+    let results = results(&lines);
+    assert_eq!(results.len(), 4, "{lines:#?}");
+    assert_eq!(field(results[0], "ok"), Some("false"), "{lines:#?}");
+    let error = field(results[0], "error").unwrap();
+    assert!(
+        error.contains("task \"slow\" ran longer than the pool's task timeout of 300ms"),
+        "{error}"
+    );
+    for r in &results[1..] {
+        assert_eq!(field(r, "ok"), Some("true"), "{lines:#?}");
+    }
+    assert!(lines.contains(&"deaths=1".to_string()), "{lines:#?}");
+    assert_workers_gone_and_queues_removed(&dir, &lines);
 }

@@ -97,12 +97,18 @@ fn round(n: u64, rng: &mut Rng, total: &mut Figures) {
     let dir = d.path().to_str().unwrap().to_owned();
     let capacity = [1usize, 2, 3, 8, 64][rng.below(5) as usize];
     let max_size = [32usize, 200, 4096][rng.below(3) as usize];
-    let q = Queue::builder("soak")
+    // Delivery control in half the rounds: 1-3 priority levels (producers
+    // pick one per put) and a lease timeout.
+    let mut builder = Queue::builder("soak")
         .dir(d.path())
         .capacity(capacity)
-        .max_msg_size(max_size)
-        .create()
-        .unwrap();
+        .max_msg_size(max_size);
+    if rng.below(2) == 0 {
+        builder = builder
+            .priorities(1 + rng.below(3) as usize)
+            .lease_timeout(Duration::from_secs(2));
+    }
+    let q = builder.create().unwrap();
     let producers_wanted = 1 + rng.below(PROCESSES as u64 - 2) as usize;
     let mut next_producer = 0u32;
     let mut next_consumer = 0u32;
@@ -213,10 +219,13 @@ fn round(n: u64, rng: &mut Rng, total: &mut Figures) {
     let (timeouts, releases) = (ledger.timeouts, ledger.releases);
     let st = q.stats();
     eprintln!(
-        "soak round {n}: capacity {capacity}, max {max_size} B, {} producers + {} consumers started, \
+        "soak round {n}: capacity {capacity} x {} levels, lease timeout {:?}, expired {}, max {max_size} B, {} producers + {} consumers started, \
          kills {} (producers {producer_kills}, get consumers {get_kills}, lease consumers {lease_kills}), \
          committed {}, received {}, duplicates {duplicates}, missing {missing}, redelivered {}, \
          discarded {}, timeouts {timeouts}, releases {releases}, {}",
+        st.priorities,
+        st.lease_timeout,
+        st.expired,
         next_producer,
         next_consumer,
         producer_kills + get_kills + lease_kills,
@@ -235,8 +244,9 @@ fn round(n: u64, rng: &mut Rng, total: &mut Figures) {
         "round {n}: {missing} committed messages lost for {get_kills} killed get consumers"
     );
     assert!(
-        duplicates <= lease_kills,
-        "round {n}: {duplicates} duplicates for {lease_kills} killed lease consumers"
+        duplicates <= lease_kills + st.expired as u64,
+        "round {n}: {duplicates} duplicates for {lease_kills} killed lease consumers and {} expired leases",
+        st.expired
     );
     assert!(
         q.slots().iter().all(|s| *s == SlotView::Empty),
