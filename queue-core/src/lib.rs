@@ -109,6 +109,8 @@ mod queue;
 #[cfg(not(loom))]
 mod segment;
 #[cfg(not(loom))]
+mod select;
+#[cfg(not(loom))]
 mod stats;
 #[cfg(not(loom))]
 mod sys;
@@ -133,6 +135,8 @@ pub use queue::{
 };
 #[cfg(not(loom))]
 pub use segment::{FILE_PREFIX, MAX_NAME_LEN, list, queue_dir, segment_path, validate_name};
+#[cfg(not(loom))]
+pub use select::Select;
 #[cfg(not(loom))]
 pub use stats::{Participant, SlotView, Stats};
 #[cfg(all(feature = "serde", not(loom)))]

@@ -222,6 +222,20 @@ impl Queue {
         self.putters().notify_one();
     }
 
+    /// Whether a get would find an answer now without waiting: a message to
+    /// take, or the queue closed and drained (a get answers `Closed`). Loads
+    /// only, takes nothing: `Select`'s readiness check. With `patient` it
+    /// also says yes for messages between head and tail that a quick look
+    /// does not reach (a head left behind by a getter that died right after
+    /// its claim, which only a getter's claim moves on), at the price of a
+    /// false yes while a message is still being written.
+    pub(crate) fn get_ready(&self, patient: bool) -> bool {
+        let ring = self.ring();
+        ring.peek().is_some()
+            || (self.seg.header().closed.load(SeqCst) != 0 && ring.is_drained(self.me))
+            || (patient && ring.len() > 0)
+    }
+
     /// Claims the next message, waiting until `deadline` while empty.
     pub(super) fn claim_read(&self, deadline: Deadline) -> Result<Claim, GetError> {
         let ring = self.ring();

@@ -137,7 +137,7 @@ impl Queue {
         self.seg.ring()
     }
 
-    fn getters(&self) -> WaitPoint<'_> {
+    pub(crate) fn getters(&self) -> WaitPoint<'_> {
         let h = self.seg.header();
         WaitPoint {
             seq: &h.get_seq,
@@ -149,7 +149,7 @@ impl Queue {
         }
     }
 
-    fn putters(&self) -> WaitPoint<'_> {
+    pub(crate) fn putters(&self) -> WaitPoint<'_> {
         let h = self.seg.header();
         WaitPoint {
             seq: &h.put_seq,
@@ -216,7 +216,7 @@ impl Queue {
 
     /// Runs [`recover_now`](Self::recover_now) if [`RECOVERY_INTERVAL`]
     /// has passed since it last ran; returns whether it ran.
-    fn recover_if_due(&self) -> bool {
+    pub(crate) fn recover_if_due(&self) -> bool {
         let now = self.born.elapsed().as_millis() as u64;
         let last = self.last_recovery_ms.load(Relaxed);
         if now.saturating_sub(last) >= RECOVERY_INTERVAL.as_millis() as u64 {
