@@ -98,6 +98,8 @@ mod ring;
 mod batch;
 #[cfg(not(loom))]
 mod error;
+#[cfg(all(feature = "async", not(loom)))]
+mod future;
 #[cfg(not(loom))]
 mod layout;
 #[cfg(not(loom))]

@@ -327,6 +327,13 @@ impl Queue {
 
 impl Drop for Queue {
     fn drop(&mut self) {
+        // A future leaked with `mem::forget` may have left a watch on our
+        // words with the waiter thread: take it back before the unmap.
+        #[cfg(feature = "async")]
+        {
+            let h = self.seg.header();
+            crate::future::forget_words(&[&h.get_seq, &h.put_seq]);
+        }
         if liveness::detach(&self.seg, self.me).total() > 0 {
             self.getters().notify_all();
             self.putters().notify_all();

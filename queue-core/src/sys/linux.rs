@@ -48,23 +48,23 @@ pub(crate) enum Waitv {
 
 /// Sleeps until one of `words` is woken, or one no longer holds its expected
 /// value, for at most `timeout` (at most [`WAITV_MAX`] words; more is
-/// `Unsupported`). Shared futexes (no `FUTEX2_PRIVATE`) unless `private` is
-/// set for that word: sleeper and waker of a queue are different processes.
-pub(crate) fn futex_waitv(words: &[(&AtomicU32, u32, bool)], timeout: Duration) -> Waitv {
+/// `Unsupported`). Shared futexes (no `FUTEX2_PRIVATE`): sleeper and waker
+/// of a queue are different processes (and a private wait would not match
+/// [`futex_wake`], which is shared, even on process memory).
+/// Takes the words' addresses, not references: the kernel reads them itself
+/// (a word whose mapping went away makes the call fail with `EFAULT`, a
+/// `Recheck`), so the caller need not keep them mapped during the sleep.
+pub(crate) fn futex_waitv(words: &[(*const AtomicU32, u32)], timeout: Duration) -> Waitv {
     if words.len() > WAITV_MAX {
         return Waitv::Unsupported;
     }
     let waiters: Vec<futex::Wait> = words
         .iter()
-        .map(|&(word, expected, private)| {
+        .map(|&(word, expected)| {
             let mut w = futex::Wait::new();
             w.val = u64::from(expected);
-            w.uaddr = futex::WaitPtr::new(word.as_ptr().cast());
-            w.flags = if private {
-                futex::WaitFlags::SIZE_U32 | futex::WaitFlags::PRIVATE
-            } else {
-                futex::WaitFlags::SIZE_U32
-            };
+            w.uaddr = futex::WaitPtr::new(word.cast_mut().cast());
+            w.flags = futex::WaitFlags::SIZE_U32;
             w
         })
         .collect();

@@ -36,7 +36,7 @@
 //! queues and a hand-off on every wake-up; polling is simpler, cannot lose
 //! a wake-up, and only pays where it is needed.
 
-use std::sync::atomic::{AtomicBool, Ordering::*, fence};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*, fence};
 use std::time::{Duration, Instant};
 
 use super::{Deadline, POLL_FOR, SLEEP_SLICE, SLEEPERS, WaitPoint};
@@ -182,7 +182,7 @@ fn sleep_on(points: &[WaitPoint<'_>], tickets: &[u32], slice: Duration) -> Optio
         let words: Vec<_> = points[..n]
             .iter()
             .zip(tickets)
-            .map(|(wp, &t)| (wp.seq, t, false))
+            .map(|(wp, &t)| (wp.seq as *const AtomicU32, t))
             .collect();
         let slice = if all_fit {
             slice

@@ -107,6 +107,8 @@ use std::time::{Duration, Instant};
 use crate::sys;
 
 mod many;
+#[cfg(feature = "async")]
+pub(crate) use many::{FALLBACK_SLICE, waitv_unsupported};
 pub(crate) use many::{Look, wait_any};
 
 /// Longest single futex sleep; a sleeper re-checks (and may run recovery)
