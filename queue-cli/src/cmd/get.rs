@@ -1,4 +1,9 @@
-//! `mq get NAME [-n COUNT | --all | --follow] [--timeout D | --no-wait] [--raw | --json]`
+//! `mq get NAME... [-n COUNT | --all | --follow] [--timeout D | --no-wait] [--raw | --json | --with-name]`
+//!
+//! With several names, messages come from whichever queue has one
+//! (`queue_core::Select`, then a lease from that queue); a queue that is
+//! closed and drained leaves the selection, and `--follow` ends when all
+//! have.
 //!
 //! Every message is taken under a lease, written out and flushed, and only
 //! then acked: if writing fails (a closed pipe, a full disk, binary refused
@@ -7,10 +12,11 @@
 //! across write+ack (see `interrupt.rs`), so a message is either printed or
 //! still queued.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use queue_core::{GetError, Lease, Queue};
+use queue_core::{GetError, Lease, Queue, Select};
 
 use super::Ctx;
 use crate::cli::{GetArgs, WaitMode};
@@ -35,8 +41,15 @@ enum Stop {
 }
 
 pub fn run(ctx: &Ctx, a: GetArgs) -> Result<Exit> {
-    let q = ctx.open(&a.name)?;
-    let name = a.name.as_str();
+    let queues = a
+        .names
+        .iter()
+        .map(|name| ctx.open(name))
+        .collect::<Result<Vec<Queue>>>()?;
+    let mut sel = Select::new();
+    for q in &queues {
+        sel.add(q);
+    }
     let mut printer = Printer::new(Format::from(a.format));
     let (limit, default_wait) = if a.follow {
         (None, WaitMode::Forever)
@@ -51,16 +64,22 @@ pub fn run(ctx: &Ctx, a: GetArgs) -> Result<Exit> {
         if limit.is_some_and(|n| got >= n) {
             return Ok(Exit::Ok);
         }
-        let lease = match take(&q, wait) {
-            Ok(lease) => lease,
+        let (i, lease) = match take(&queues, &mut sel, wait) {
+            Ok(taken) => taken,
             Err(Ok(stop)) => break stop,
-            Err(Err(e)) => {
+            Err(Err((i, e))) => {
+                let name = &a.names[i];
                 return Err(anyhow!(e).context(format!("cannot get from queue {name:?}")));
             }
         };
+        let name = a.names[i].as_str();
         // Dropping the lease on any error below puts the message back.
         printer.check(name, &lease)?;
         interrupt::critical(|| -> Result<()> {
+            if a.with_name {
+                // Buffered until the printer's flush after the message.
+                write!(std::io::stdout(), "{name}: ")?;
+            }
             printer.print(&lease)?;
             lease.ack().with_context(|| {
                 format!("a message of queue {name:?} was printed, but may be delivered again")
@@ -68,14 +87,26 @@ pub fn run(ctx: &Ctx, a: GetArgs) -> Result<Exit> {
         })?;
         got += 1;
     };
+    let which = match a.names.as_slice() {
+        [one] => format!("queue {one:?}"),
+        many => format!(
+            "queues {}",
+            many.iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     let reason = match stop {
         Stop::HungUp => return Ok(Exit::Ok),
         Stop::Timeout(d) => format!(
-            "no message in queue {name:?} within {}",
+            "no message in {which} within {}",
             humantime::format_duration(d)
         ),
-        Stop::Empty => format!("queue {name:?} is empty"),
-        Stop::Closed => format!("queue {name:?} is closed and drained"),
+        Stop::Empty if a.names.len() == 1 => format!("{which} is empty"),
+        Stop::Empty => format!("{which} are empty"),
+        Stop::Closed if a.names.len() == 1 => format!("{which} is closed and drained"),
+        Stop::Closed => format!("{which} are closed and drained"),
     };
     if got == 0 {
         ctx.note(reason);
@@ -87,39 +118,51 @@ pub fn run(ctx: &Ctx, a: GetArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// Takes one message under a lease, waiting as `wait` allows.
-fn take(q: &Queue, wait: WaitMode) -> Result<Lease<'_>, Result<Stop, GetError>> {
+/// Takes one message under a lease from whichever selected queue has one,
+/// waiting as `wait` allows; returns the queue's index with it. A queue
+/// found closed and drained leaves the selection; when none is left, the
+/// answer is [`Stop::Closed`].
+fn take<'q>(
+    queues: &'q [Queue],
+    sel: &mut Select<'q>,
+    wait: WaitMode,
+) -> Result<(usize, Lease<'q>), Result<Stop, (usize, GetError)>> {
     let deadline = match wait {
-        WaitMode::NoWait => {
-            return q.try_get_lease().map_err(|e| match e {
-                GetError::Empty => Ok(Stop::Empty),
-                GetError::Closed => Ok(Stop::Closed),
-                e => Err(e),
-            });
-        }
         WaitMode::Timeout(d) => Some((Instant::now() + d, d)),
-        WaitMode::Forever => None,
+        WaitMode::NoWait | WaitMode::Forever => None,
     };
     loop {
-        let slice = match deadline {
-            Some((at, d)) => {
+        if sel.is_empty() {
+            return Err(Ok(Stop::Closed));
+        }
+        let ready = match (wait, deadline) {
+            (WaitMode::NoWait, _) => sel.try_ready(),
+            (_, Some((at, d))) => {
                 let left = at.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(Ok(Stop::Timeout(d)));
                 }
-                left.min(SLICE)
+                sel.ready_timeout(left.min(SLICE))
             }
-            None => SLICE,
+            (_, None) => sel.ready_timeout(SLICE),
         };
-        match q.get_lease_timeout(slice) {
-            Ok(lease) => return Ok(lease),
-            Err(GetError::Timeout) => {
-                if stdout_hung_up() {
-                    return Err(Ok(Stop::HungUp));
-                }
+        let Some(i) = ready else {
+            if wait == WaitMode::NoWait {
+                return Err(Ok(Stop::Empty));
             }
-            Err(GetError::Closed) => return Err(Ok(Stop::Closed)),
-            Err(e) => return Err(Err(e)),
+            if stdout_hung_up() {
+                return Err(Ok(Stop::HungUp));
+            }
+            continue;
+        };
+        match queues[i].try_get_lease() {
+            Ok(lease) => return Ok((i, lease)),
+            // Another getter was quicker: ask again.
+            Err(GetError::Empty) => {}
+            Err(GetError::Closed) => {
+                sel.remove(i);
+            }
+            Err(e) => return Err(Err((i, e))),
         }
     }
 }

@@ -8,5 +8,6 @@
 mod core_mp;
 mod hardening;
 mod pool;
+mod select_mp;
 mod soak;
 mod tutorial;
