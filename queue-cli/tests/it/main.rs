@@ -6,6 +6,7 @@ mod support;
 
 mod demo_bench_docs;
 mod errors;
+mod multi_get;
 mod observe;
 mod put_get;
 mod put_lines;
