@@ -93,6 +93,8 @@
 mod sync;
 
 mod ring;
+#[cfg(all(test, loom))]
+mod select_loom;
 
 #[cfg(not(loom))]
 mod batch;
