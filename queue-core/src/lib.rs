@@ -78,9 +78,18 @@
 //! it needs only read permission, takes no participant entry and never
 //! writes a byte. `mq inspect`, `ls`, `watch` and `peek` use it.
 //!
+//! # Waiting on many queues, and async
+//! [`Select`] waits until one of several queues has a message (or is
+//! closed) and says which, taking nothing; then take with a `try_` verb. It
+//! sleeps in the kernel on every queue at once (`futex_waitv`), so a blocked
+//! selector uses no CPU. With the cargo feature `async`, `Queue::get_async`,
+//! `put_async` and `get_lease_async` are cancel-safe futures for any
+//! executor, woken by one waiter thread per process.
+//!
 //! # Cargo features
 //! * `serde` (on by default): `TypedQueue`, serde values encoded with
 //!   postcard (and, for now, the process pool).
+//! * `async` (off by default): `get_async`, `put_async`, `get_lease_async`.
 //!
 //! # Where queues live
 //! Queue `jobs` is the file `mq.jobs` in the queue directory: the builder's

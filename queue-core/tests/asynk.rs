@@ -4,9 +4,7 @@
 #![cfg(feature = "async")]
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,40 +12,8 @@ use futures::executor::block_on;
 use futures::task::noop_waker;
 use queue_core::{GetError, PutError, Queue};
 
-/// A private queue directory, removed on drop.
-struct Dir(PathBuf);
-impl Dir {
-    fn new() -> Dir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        Dir(std::env::temp_dir().join(format!(
-            "mq-async-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        )))
-    }
-    fn queue(&self, name: &str, cap: usize) -> Queue {
-        Queue::builder(name)
-            .dir(&self.0)
-            .capacity(cap)
-            .max_msg_size(64)
-            .create()
-            .unwrap()
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Fails the test instead of hanging it.
-fn watchdog(secs: u64) {
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(secs));
-        eprintln!("async test hung for {secs} s");
-        std::process::exit(99);
-    });
-}
+mod waiting;
+use waiting::{Dir, watchdog};
 
 /// Polls once with a waker that does nothing.
 fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
@@ -58,7 +24,7 @@ fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
 #[test]
 fn get_async_is_woken_by_a_put_from_another_thread() {
     watchdog(60);
-    let d = Dir::new();
+    let d = Dir::new("async");
     let q = d.queue("q", 4);
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -75,7 +41,7 @@ fn get_async_is_woken_by_a_put_from_another_thread() {
 #[test]
 fn put_async_on_a_full_queue_completes_when_a_slot_frees() {
     watchdog(60);
-    let d = Dir::new();
+    let d = Dir::new("async");
     let q = d.queue("q", 1);
     q.put(b"first").unwrap();
     std::thread::scope(|s| {
@@ -96,7 +62,7 @@ fn put_async_on_a_full_queue_completes_when_a_slot_frees() {
 
 #[test]
 fn dropped_futures_take_and_put_nothing() {
-    let d = Dir::new();
+    let d = Dir::new("async");
     let q = d.queue("q", 1);
     {
         let mut get = pin!(q.get_async());
@@ -125,7 +91,7 @@ fn dropped_futures_take_and_put_nothing() {
 #[test]
 fn a_forgotten_future_outlives_its_queue_harmlessly() {
     watchdog(60);
-    let d = Dir::new();
+    let d = Dir::new("async");
     let q = d.queue("gone", 2);
     let mut f = Box::pin(q.get_async());
     assert!(poll_once(f.as_mut()).is_pending());
@@ -144,7 +110,7 @@ fn a_forgotten_future_outlives_its_queue_harmlessly() {
 #[test]
 fn tokio_current_thread_serves_many_tasks_on_many_queues() {
     watchdog(120);
-    let d = Dir::new();
+    let d = Dir::new("async");
     let queues: Vec<Queue> = (0..10).map(|i| d.queue(&format!("q{i}"), 4)).collect();
     let queues: &'static [Queue] = Box::leak(queues.into_boxed_slice());
     let rt = tokio::runtime::Builder::new_current_thread()

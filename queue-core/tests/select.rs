@@ -2,55 +2,22 @@
 //! close from another thread, fairness, and more queues than one
 //! `futex_waitv` takes. (Across processes: the `tests` package.)
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use queue_core::{GetError, Queue, Select};
 
-/// A private queue directory, removed on drop.
-struct Dir(PathBuf);
-impl Dir {
-    fn new() -> Dir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        Dir(std::env::temp_dir().join(format!(
-            "mq-select-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        )))
-    }
-    fn queues(&self, n: usize) -> Vec<Queue> {
-        (0..n)
-            .map(|i| {
-                Queue::builder(&format!("q{i}"))
-                    .dir(&self.0)
-                    .capacity(4)
-                    .max_msg_size(64)
-                    .create()
-                    .unwrap()
-            })
-            .collect()
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod waiting;
+use waiting::{Dir, watchdog};
 
-/// Fails the test instead of hanging it.
-fn watchdog(secs: u64) {
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(secs));
-        eprintln!("select test hung for {secs} s");
-        std::process::exit(99);
-    });
+/// `n` queues `q0..` of 4 slots.
+fn queues(d: &Dir, n: usize) -> Vec<Queue> {
+    (0..n).map(|i| d.queue(&format!("q{i}"), 4)).collect()
 }
 
 #[test]
 fn ready_names_the_queue_with_a_message_and_takes_nothing() {
-    let d = Dir::new();
-    let qs = d.queues(3);
+    let d = Dir::new("select");
+    let qs = queues(&d, 3);
     let mut sel = Select::new();
     let idx: Vec<usize> = qs.iter().map(|q| sel.add(q)).collect();
     assert_eq!(idx, vec![0, 1, 2]);
@@ -68,8 +35,8 @@ fn ready_names_the_queue_with_a_message_and_takes_nothing() {
 
 #[test]
 fn ready_timeout_waits_at_least_the_timeout() {
-    let d = Dir::new();
-    let qs = d.queues(2);
+    let d = Dir::new("select");
+    let qs = queues(&d, 2);
     let mut sel = Select::new();
     for q in &qs {
         sel.add(q);
@@ -82,8 +49,8 @@ fn ready_timeout_waits_at_least_the_timeout() {
 #[test]
 fn a_put_or_a_close_from_another_thread_wakes_ready() {
     watchdog(60);
-    let d = Dir::new();
-    let qs = d.queues(5);
+    let d = Dir::new("select");
+    let qs = queues(&d, 5);
     std::thread::scope(|s| {
         let mut sel = Select::new();
         for q in &qs {
@@ -108,8 +75,8 @@ fn a_put_or_a_close_from_another_thread_wakes_ready() {
 
 #[test]
 fn a_busy_queue_does_not_starve_the_others() {
-    let d = Dir::new();
-    let qs = d.queues(3);
+    let d = Dir::new("select");
+    let qs = queues(&d, 3);
     let mut sel = Select::new();
     for q in &qs {
         sel.add(q);
@@ -126,8 +93,8 @@ fn a_busy_queue_does_not_starve_the_others() {
 #[test]
 fn more_queues_than_one_futex_waitv_takes_still_wake_ready() {
     watchdog(60);
-    let d = Dir::new();
-    let qs = d.queues(150);
+    let d = Dir::new("select");
+    let qs = queues(&d, 150);
     std::thread::scope(|s| {
         let mut sel = Select::new();
         for q in &qs {
@@ -151,8 +118,8 @@ fn a_woken_selector_passes_the_wake_up_on_to_a_getter() {
     // wakes one of them. If the selector is woken and its caller takes
     // nothing, the getter must still get the message promptly.
     watchdog(60);
-    let d = Dir::new();
-    let qs = d.queues(1);
+    let d = Dir::new("select");
+    let qs = queues(&d, 1);
     std::thread::scope(|s| {
         let getter = s.spawn(|| qs[0].get_timeout(Duration::from_secs(30)));
         let selector = s.spawn(|| {
