@@ -91,6 +91,7 @@ fn main() {
         .nth(1)
         .map_or(300, |a| a.parse().expect("rounds"));
     let dir = std::env::temp_dir().join(format!("mq-wake-latency-{}", std::process::id()));
+    #[cfg_attr(not(feature = "async"), allow(unused_mut))]
     let mut kinds = vec![
         ("get", Waiter::Get),
         ("select 1", Waiter::Select(1)),
