@@ -60,9 +60,10 @@ pub(crate) fn waitv_unsupported() -> bool {
 pub(crate) enum Look {
     /// An ordinary look.
     Quick,
-    /// A look after a whole sleep slice passed without a wake-up: the
+    /// A look after a sleep that ended without a wake-up (its slice
+    /// passed, a signal, or a word had changed before it began): the
     /// caller may also report what a quick look leaves to the getters
-    /// (see `Select`'s head-lag check).
+    /// (see `Queue::get_ready`'s head-lag check).
     Patient,
 }
 
