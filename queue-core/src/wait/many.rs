@@ -47,7 +47,7 @@ use crate::sys::{self, WAITV_MAX, Waitv};
 pub(crate) const FALLBACK_SLICE: Duration = Duration::from_millis(10);
 
 /// Set once the kernel refused `futex_waitv`: later waits skip the attempt.
-static WAITV_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+pub(super) static WAITV_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 
 /// Whether the sleeps of this process fall back to polling for any number
 /// of words (the kernel refused `futex_waitv`).
