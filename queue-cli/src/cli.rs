@@ -250,8 +250,13 @@ pub struct FormatArgs {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("how_many").args(["count", "all", "follow"])))]
 pub struct GetArgs {
-    /// Queue name, or nats://HOST:PORT/NAME
-    pub name: String,
+    /// Queue names (or nats://HOST:PORT/NAME for one remote queue): with several, take from whichever has a message (--follow ends when all are closed)
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+
+    /// Prefix each message with its queue's name and ": " (as in "q2: msg")
+    #[arg(long, conflicts_with_all = ["raw", "json"])]
+    pub with_name: bool,
 
     /// Take this many messages
     #[arg(short = 'n', long, value_name = "COUNT", default_value = "1", value_parser = parse::positive_count)]

@@ -88,9 +88,18 @@
 //! it needs only read permission, takes no participant entry and never
 //! writes a byte. `mq inspect`, `ls`, `watch` and `peek` use it.
 //!
+//! # Waiting on many queues, and async
+//! [`Select`] waits until one of several queues has a message (or is
+//! closed) and says which, taking nothing; then take with a `try_` verb. It
+//! sleeps in the kernel on every queue at once (`futex_waitv`), so a blocked
+//! selector uses no CPU. With the cargo feature `async`, `Queue::get_async`,
+//! `put_async` and `get_lease_async` are cancel-safe futures for any
+//! executor, woken by one waiter thread per process.
+//!
 //! # Cargo features
 //! * `serde` (on by default): `TypedQueue`, serde values encoded with
 //!   postcard (and, for now, the process pool).
+//! * `async` (off by default): `get_async`, `put_async`, `get_lease_async`.
 //!
 //! # Where queues live
 //! Queue `jobs` is the file `mq.jobs` in the queue directory: the builder's
@@ -103,6 +112,8 @@
 mod sync;
 
 mod ring;
+#[cfg(all(test, loom))]
+mod select_loom;
 
 #[cfg(not(loom))]
 mod batch;
@@ -110,6 +121,8 @@ mod batch;
 mod delivery;
 #[cfg(not(loom))]
 mod error;
+#[cfg(all(feature = "async", not(loom)))]
+mod future;
 #[cfg(not(loom))]
 mod layout;
 #[cfg(not(loom))]
@@ -122,6 +135,8 @@ mod observe;
 mod queue;
 #[cfg(not(loom))]
 mod segment;
+#[cfg(not(loom))]
+mod select;
 #[cfg(not(loom))]
 mod stats;
 #[cfg(not(loom))]
@@ -149,6 +164,8 @@ pub use queue::{
 };
 #[cfg(not(loom))]
 pub use segment::{FILE_PREFIX, MAX_NAME_LEN, list, queue_dir, segment_path, validate_name};
+#[cfg(not(loom))]
+pub use select::Select;
 #[cfg(not(loom))]
 pub use stats::{Level, Participant, SlotView, Stats};
 #[cfg(all(feature = "serde", not(loom)))]

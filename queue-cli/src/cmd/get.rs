@@ -1,22 +1,30 @@
-//! `mq get NAME [-n COUNT | --all | --follow] [--timeout D | --no-wait] [--raw | --json]`
+//! `mq get NAME... [-n COUNT | --all | --follow] [--timeout D | --no-wait] [--raw | --json | --with-name]`
+//!
+//! One NAME may be a local queue or `nats://HOST:PORT/NAME`. With several
+//! (local) names, messages come from whichever queue has one
+//! (`queue_core::Select`, then a lease from that queue); a queue that is
+//! closed and drained leaves the selection, and `--follow` ends when all
+//! have.
 //!
 //! Every message is taken under a lease, written out and flushed, and only
 //! then acked: if writing fails (a closed pipe, a full disk, binary refused
 //! on a terminal) the lease is dropped and the message goes back to the
 //! queue; if the process dies, queue-core re-queues it (a remote queue's
-//! server redelivers it after the ack wait). Ctrl-C is deferred
-//! across write+ack (see `interrupt.rs`), so a message is either printed or
-//! still queued.
+//! server redelivers it after the ack wait). Ctrl-C is deferred across
+//! write+ack (see `interrupt.rs`), so a message is either printed or still
+//! queued.
 //!
 //! On a queue with a lease timeout (`mq create --lease-timeout`), a helper
 //! thread renews the lease every third of the timeout while the message is
 //! being written, so a slow reader of stdout (a pipe into a slow program,
 //! a huge message) does not lose the lease to another getter.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
-use queue_net::{AnyLease, AnyQueue, GetError};
+use anyhow::{Context, Result, anyhow, bail};
+use queue_core::{Queue, Select};
+use queue_net::{AnyLease, AnyQueue, GetError, Target};
 
 use super::Ctx;
 use crate::cli::{GetArgs, WaitMode};
@@ -40,9 +48,43 @@ enum Stop {
     HungUp,
 }
 
+/// Where the messages come from.
+enum Source<'q> {
+    /// One queue, local or remote.
+    One(&'q AnyQueue),
+    /// Several local queues, waited on at once.
+    Many {
+        queues: &'q [Queue],
+        sel: Select<'q>,
+    },
+}
+
 pub fn run(ctx: &Ctx, a: GetArgs) -> Result<Exit> {
-    let q = ctx.open_any(&a.name)?;
-    let name = a.name.as_str();
+    // Kept alive for the `Source` that borrows them.
+    let one: AnyQueue;
+    let many: Vec<Queue>;
+    let mut source = if let [name] = a.names.as_slice() {
+        one = ctx.open_any(name)?;
+        Source::One(&one)
+    } else {
+        for name in &a.names {
+            if let Target::Remote(_) = ctx.target(name)? {
+                bail!(
+                    "mq get takes several queues only when all are local, and {name:?} is remote (run one 'mq get' per remote queue, or bridge it to a local queue with 'mq bridge')"
+                );
+            }
+        }
+        many = a
+            .names
+            .iter()
+            .map(|name| ctx.open(name))
+            .collect::<Result<Vec<Queue>>>()?;
+        let mut sel = Select::new();
+        for q in &many {
+            sel.add(q);
+        }
+        Source::Many { queues: &many, sel }
+    };
     let mut printer = Printer::new(Format::from(a.format));
     let (limit, default_wait) = if a.follow {
         (None, WaitMode::Forever)
@@ -57,31 +99,49 @@ pub fn run(ctx: &Ctx, a: GetArgs) -> Result<Exit> {
         if limit.is_some_and(|n| got >= n) {
             return Ok(Exit::Ok);
         }
-        let lease = match take(&q, wait) {
-            Ok(lease) => lease,
+        let (i, lease, lease_timeout) = match source.take(wait) {
+            Ok(taken) => taken,
             Err(Ok(stop)) => break stop,
-            Err(Err(e)) => {
+            Err(Err((i, e))) => {
+                let name = &a.names[i];
                 return Err(anyhow!(e).context(format!("cannot get from queue {name:?}")));
             }
         };
+        let name = a.names[i].as_str();
         // Dropping the lease on any error below puts the message back.
         printer.check(name, &lease)?;
         interrupt::critical(|| -> Result<()> {
-            print_renewing(&mut printer, &lease, q.lease_timeout())?;
+            if a.with_name {
+                // Buffered until the printer's flush after the message.
+                write!(std::io::stdout(), "{name}: ")?;
+            }
+            print_renewing(&mut printer, &lease, lease_timeout)?;
             lease.ack().with_context(|| {
                 format!("a message of queue {name:?} was printed, but may be delivered again")
             })
         })?;
         got += 1;
     };
+    let which = match a.names.as_slice() {
+        [one] => format!("queue {one:?}"),
+        many => format!(
+            "queues {}",
+            many.iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     let reason = match stop {
         Stop::HungUp => return Ok(Exit::Ok),
         Stop::Timeout(d) => format!(
-            "no message in queue {name:?} within {}",
+            "no message in {which} within {}",
             humantime::format_duration(d)
         ),
-        Stop::Empty => format!("queue {name:?} is empty"),
-        Stop::Closed => format!("queue {name:?} is closed and drained"),
+        Stop::Empty if a.names.len() == 1 => format!("{which} is empty"),
+        Stop::Empty => format!("{which} are empty"),
+        Stop::Closed if a.names.len() == 1 => format!("{which} is closed and drained"),
+        Stop::Closed => format!("{which} are closed and drained"),
     };
     if got == 0 {
         ctx.note(reason);
@@ -119,39 +179,90 @@ fn print_renewing(
     })
 }
 
-/// Takes one message under a lease, waiting as `wait` allows.
-fn take(q: &AnyQueue, wait: WaitMode) -> Result<AnyLease<'_>, Result<Stop, GetError>> {
-    let deadline = match wait {
-        WaitMode::NoWait => {
-            return q.try_get_lease().map_err(|e| match e {
-                GetError::Empty => Ok(Stop::Empty),
-                GetError::Closed => Ok(Stop::Closed),
-                e => Err(e),
-            });
-        }
-        WaitMode::Timeout(d) => Some((Instant::now() + d, d)),
-        WaitMode::Forever => None,
-    };
-    loop {
-        let slice = match deadline {
-            Some((at, d)) => {
-                let left = at.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Ok(Stop::Timeout(d)));
-                }
-                left.min(SLICE)
-            }
-            None => SLICE,
+/// A taken message: the index of its queue, its lease, and the queue's
+/// lease timeout.
+type Taken<'q> = (usize, AnyLease<'q>, Option<Duration>);
+
+impl<'q> Source<'q> {
+    /// Takes one message under a lease, waiting as `wait` allows.
+    fn take(&mut self, wait: WaitMode) -> Result<Taken<'q>, Result<Stop, (usize, GetError)>> {
+        let deadline = match wait {
+            WaitMode::Timeout(d) => Some((Instant::now() + d, d)),
+            WaitMode::NoWait | WaitMode::Forever => None,
         };
-        match q.get_lease_timeout(slice) {
-            Ok(lease) => return Ok(lease),
-            Err(GetError::Timeout) => {
-                if stdout_hung_up() {
-                    return Err(Ok(Stop::HungUp));
+        // The next wait: `None` once the deadline has passed.
+        let slice = || match deadline {
+            Some((at, _)) => {
+                let left = at.saturating_duration_since(Instant::now());
+                (!left.is_zero()).then(|| left.min(SLICE))
+            }
+            None => Some(SLICE),
+        };
+        let timed_out = || Err(Ok(Stop::Timeout(deadline.map_or(SLICE, |(_, d)| d))));
+        match self {
+            Source::One(q) => {
+                let q: &'q AnyQueue = q;
+                let timeout = q.lease_timeout();
+                if wait == WaitMode::NoWait {
+                    return q
+                        .try_get_lease()
+                        .map(|l| (0, l, timeout))
+                        .map_err(|e| match e {
+                            GetError::Empty => Ok(Stop::Empty),
+                            GetError::Closed => Ok(Stop::Closed),
+                            e => Err((0, e)),
+                        });
+                }
+                loop {
+                    let Some(slice) = slice() else {
+                        return timed_out();
+                    };
+                    match q.get_lease_timeout(slice) {
+                        Ok(lease) => return Ok((0, lease, timeout)),
+                        Err(GetError::Timeout) => {
+                            if stdout_hung_up() {
+                                return Err(Ok(Stop::HungUp));
+                            }
+                        }
+                        Err(GetError::Closed) => return Err(Ok(Stop::Closed)),
+                        Err(e) => return Err(Err((0, e))),
+                    }
                 }
             }
-            Err(GetError::Closed) => return Err(Ok(Stop::Closed)),
-            Err(e) => return Err(Err(e)),
+            Source::Many { queues, sel } => loop {
+                // A queue found closed and drained leaves the selection;
+                // when none is left, all are.
+                if sel.is_empty() {
+                    return Err(Ok(Stop::Closed));
+                }
+                let ready = if wait == WaitMode::NoWait {
+                    sel.try_ready()
+                } else {
+                    let Some(slice) = slice() else {
+                        return timed_out();
+                    };
+                    sel.ready_timeout(slice)
+                };
+                let Some(i) = ready else {
+                    if wait == WaitMode::NoWait {
+                        return Err(Ok(Stop::Empty));
+                    }
+                    if stdout_hung_up() {
+                        return Err(Ok(Stop::HungUp));
+                    }
+                    continue;
+                };
+                let q: &'q Queue = &queues[i];
+                match q.try_get_lease() {
+                    Ok(lease) => return Ok((i, AnyLease::Local(lease), q.lease_timeout())),
+                    // Another getter was quicker: ask again.
+                    Err(queue_core::GetError::Empty) => {}
+                    Err(queue_core::GetError::Closed) => {
+                        sel.remove(i);
+                    }
+                    Err(e) => return Err(Err((i, e.into()))),
+                }
+            },
         }
     }
 }

@@ -7,6 +7,7 @@ mod support;
 mod delivery;
 mod demo_bench_docs;
 mod errors;
+mod multi_get;
 mod net;
 mod observe;
 mod put_get;

@@ -226,6 +226,24 @@ impl Queue {
         self.putters().notify_one();
     }
 
+    /// Whether a get would find an answer now without waiting: a message to
+    /// take, or the queue closed and drained (a get answers `Closed`). Loads
+    /// only, takes nothing: `Select`'s readiness check. With `patient` it
+    /// also says yes for messages between head and tail that a quick look
+    /// does not reach (a head left behind by a getter that died right after
+    /// its claim, which only a getter's claim moves on), at the price of a
+    /// false yes while a message is still being written.
+    /// Every priority level is looked at (a queue without priorities has
+    /// one).
+    pub(crate) fn get_ready(&self, patient: bool) -> bool {
+        let levels = self.seg.geometry.priorities;
+        let rings = || (0..levels).map(|l| self.seg.level_ring(l));
+        rings().any(|r| r.peek().is_some())
+            || (self.seg.header().closed.load(SeqCst) != 0
+                && rings().all(|r| r.is_drained(self.me)))
+            || (patient && rings().any(|r| r.len() > 0))
+    }
+
     /// Claims the next message, waiting until `deadline` while empty.
     #[inline]
     pub(super) fn claim_read(&self, deadline: Deadline) -> Result<Claim, GetError> {

@@ -146,7 +146,7 @@ impl Queue {
         self.seg.ring()
     }
 
-    fn getters(&self) -> WaitPoint<'_> {
+    pub(crate) fn getters(&self) -> WaitPoint<'_> {
         let h = self.seg.header();
         WaitPoint {
             seq: &h.get_seq,
@@ -158,7 +158,7 @@ impl Queue {
         }
     }
 
-    fn putters(&self) -> WaitPoint<'_> {
+    pub(crate) fn putters(&self) -> WaitPoint<'_> {
         let h = self.seg.header();
         WaitPoint {
             seq: &h.put_seq,
@@ -226,7 +226,7 @@ impl Queue {
 
     /// Runs [`recover_now`](Self::recover_now) if [`RECOVERY_INTERVAL`]
     /// has passed since it last ran; returns whether it ran.
-    fn recover_if_due(&self) -> bool {
+    pub(crate) fn recover_if_due(&self) -> bool {
         let now = self.born.elapsed().as_millis() as u64;
         let last = self.last_recovery_ms.load(Relaxed);
         if now.saturating_sub(last) >= RECOVERY_INTERVAL.as_millis() as u64 {
@@ -361,6 +361,13 @@ impl Queue {
 
 impl Drop for Queue {
     fn drop(&mut self) {
+        // A future leaked with `mem::forget` may have left a watch on our
+        // words with the waiter thread: take it back before the unmap.
+        #[cfg(feature = "async")]
+        {
+            let h = self.seg.header();
+            crate::future::forget_words(&[&h.get_seq, &h.put_seq]);
+        }
         if liveness::detach(&self.seg, self.me).total() > 0 {
             self.getters().notify_all();
             self.putters().notify_all();

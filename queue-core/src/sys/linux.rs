@@ -29,6 +29,71 @@ pub(crate) fn futex_wake(word: &AtomicU32, count: u32) {
     let _ = futex::wake(word, futex::Flags::empty(), count);
 }
 
+/// Most words one `futex_waitv` call waits on (the kernel's `FUTEX_WAITV_MAX`).
+pub(crate) const WAITV_MAX: usize = 128;
+
+/// What a [`futex_waitv`] call ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waitv {
+    /// Woken on the word at this index (it may have been woken without a
+    /// change: a wake-up passed on).
+    Woken(usize),
+    /// Returned without a wake-up: a word no longer held its expected value,
+    /// the timeout passed, or a signal came. Re-check every word.
+    Recheck,
+    /// The kernel has no `futex_waitv` (before Linux 5.16, or a seccomp
+    /// filter refuses it): use the fallback.
+    Unsupported,
+}
+
+/// Sleeps until one of `words` is woken, or one no longer holds its expected
+/// value, for at most `timeout` (at most [`WAITV_MAX`] words; more is
+/// `Unsupported`). Shared futexes (no `FUTEX2_PRIVATE`): sleeper and waker
+/// of a queue are different processes (and a private wait would not match
+/// [`futex_wake`], which is shared, even on process memory).
+/// Takes the words' addresses, not references: the kernel reads them itself
+/// (a word whose mapping went away makes the call fail with `EFAULT`, a
+/// `Recheck`), so the caller need not keep them mapped during the sleep.
+pub(crate) fn futex_waitv(words: &[(*const AtomicU32, u32)], timeout: Duration) -> Waitv {
+    if words.len() > WAITV_MAX {
+        return Waitv::Unsupported;
+    }
+    let waiters: Vec<futex::Wait> = words
+        .iter()
+        .map(|&(word, expected)| {
+            let mut w = futex::Wait::new();
+            w.val = u64::from(expected);
+            w.uaddr = futex::WaitPtr::new(word.cast_mut().cast());
+            w.flags = futex::WaitFlags::SIZE_U32;
+            w
+        })
+        .collect();
+    // The timeout of futex_waitv is absolute, on the clock named here.
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let nanos = now.tv_nsec as u64 + u64::from(timeout.subsec_nanos());
+    let until = rustix::time::Timespec {
+        tv_sec: now
+            .tv_sec
+            .saturating_add(timeout.as_secs().min(i64::MAX as u64 / 2) as i64)
+            .saturating_add((nanos / 1_000_000_000) as i64) as _,
+        tv_nsec: (nanos % 1_000_000_000) as _,
+    };
+    match futex::waitv(
+        &waiters,
+        futex::WaitvFlags::empty(),
+        Some(&until),
+        rustix::time::ClockId::Monotonic,
+    ) {
+        Ok(i) => Waitv::Woken(i),
+        Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::PERM => {
+            Waitv::Unsupported
+        }
+        // EAGAIN (a value changed), ETIMEDOUT, EINTR; EFAULT if a mapping
+        // went away meanwhile (the caller's next look finds it gone).
+        Err(_) => Waitv::Recheck,
+    }
+}
+
 fn lock_struct(kind: libc::c_short, offset: u64) -> libc::flock {
     // SAFETY: `flock` is a plain C struct for which all-zero bytes are valid.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };

@@ -106,6 +106,11 @@ use std::time::{Duration, Instant};
 
 use crate::sys;
 
+mod many;
+#[cfg(feature = "async")]
+pub(crate) use many::{FALLBACK_SLICE, waitv_unsupported};
+pub(crate) use many::{Look, wait_any};
+
 /// Longest single futex sleep; a sleeper re-checks (and may run recovery)
 /// at least this often, which bounds recovery from a dead waker.
 pub(crate) const SLEEP_SLICE: Duration = Duration::from_millis(100);
@@ -224,7 +229,7 @@ impl WaitPoint<'_> {
     /// still sleep, wakes one of them, since there may be work for it too.
     /// (Whoever finds nothing instead marks the word again and sleeps, so
     /// the next notify wakes someone.)
-    fn pass_on(&self) {
+    pub(crate) fn pass_on(&self) {
         if self.waiters.load(SeqCst) > 0 {
             sys::futex_wake(self.seq, 1);
         }
@@ -251,7 +256,7 @@ impl WaitPoint<'_> {
     /// Marks the word as slept on and counts us in; returns the value to
     /// sleep on. A bump after this changes the word, and the futex wait then
     /// returns at once.
-    fn register(&self) -> u32 {
+    pub(crate) fn register(&self) -> u32 {
         // SYNC: SeqCst RMW before the caller's re-check of the ring; pairs
         // with the waker's SeqCst load of `seq` in `notify_one` (after its
         // publish or release) and in `notify_all` (after a close or a
@@ -262,7 +267,8 @@ impl WaitPoint<'_> {
         ticket
     }
 
-    fn unregister(&self) {
+    /// Counts us out again after [`register`](Self::register).
+    pub(crate) fn unregister(&self) {
         self.waiters.fetch_sub(1, Relaxed);
         self.mine.fetch_sub(1, Relaxed);
     }

@@ -341,3 +341,37 @@ fn deadline_now_makes_one_attempt() {
     assert_eq!((r, tries), (None, 1));
     assert_eq!(p.seq.load(SeqCst), 0, "no registration");
 }
+
+/// `wait_any` (the sleep behind `Select`) wakes on a notify of any of its
+/// words, with `futex_waitv` and with the polling fallback; counts itself
+/// out again; and returns `None` no earlier than its deadline.
+#[test]
+fn wait_any_wakes_on_any_word_with_and_without_futex_waitv() {
+    for unsupported in [false, true] {
+        many::WAITV_UNSUPPORTED.store(unsupported, Relaxed);
+        let points: Vec<Point> = (0..3).map(|_| Point::default()).collect();
+        let ready: Vec<AtomicBool> = (0..3).map(|_| AtomicBool::new(false)).collect();
+        let wps: Vec<WaitPoint<'_>> = points.iter().map(Point::wp).collect();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                ready[2].store(true, SeqCst);
+                points[2].wp().notify_one();
+            });
+            let deadline = Deadline::after(Duration::from_secs(30));
+            let got = wait_any(&wps, deadline, |i, _| ready[i].load(SeqCst), || {});
+            assert_eq!(got, Some(2), "unsupported: {unsupported}");
+        });
+        for p in &points {
+            assert_eq!(p.waiters.load(Relaxed), 0);
+            assert_eq!(p.mine.load(Relaxed), 0);
+        }
+        let started = Instant::now();
+        let timeout = Duration::from_millis(30);
+        let none = wait_any(&wps, Deadline::after(timeout), |_, _| false, || {});
+        assert_eq!(none, None);
+        assert!(started.elapsed() >= timeout);
+        assert_eq!(wait_any(&wps, Deadline::Now, |_, _| false, || {}), None);
+    }
+    many::WAITV_UNSUPPORTED.store(false, Relaxed);
+}

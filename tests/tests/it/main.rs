@@ -9,5 +9,6 @@ mod core_mp;
 mod delivery_mp;
 mod hardening;
 mod pool;
+mod select_mp;
 mod soak;
 mod tutorial;
