@@ -23,7 +23,7 @@
 
 use std::sync::atomic::Ordering::*;
 
-use crate::ring::{Claim, READING, Slots, gen_of, kind_of, lap_of};
+use crate::ring::{Claim, READING, Slots, kind_of};
 use crate::segment::Segment;
 use crate::sys;
 
@@ -105,49 +105,6 @@ pub(crate) fn expire_overdue(seg: &Segment) -> u64 {
         h.redelivered.fetch_add(expired, Relaxed);
     }
     expired
-}
-
-/// A lease seen in a snapshot, for `mq inspect` / `mq watch`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LeaseView {
-    /// Slot index.
-    pub slot: usize,
-    /// Participant index of the holder.
-    pub owner: usize,
-    /// Deliveries of the message so far (this one included).
-    pub deliveries: usize,
-    /// Milliseconds until the deadline (negative: overdue, about to be put
-    /// back); `None` when the queue has no lease timeout, or for a plain get
-    /// in progress.
-    pub expires_in_ms: Option<i64>,
-}
-
-/// Every slot held by a reader or a lease right now (loads only).
-pub(crate) fn leases(seg: &Segment) -> Vec<LeaseView> {
-    let now = sys::monotonic_ms();
-    (0..seg.capacity())
-        .filter_map(|idx| {
-            let s = seg.state(idx).load(Acquire);
-            if kind_of(s) != READING {
-                return None;
-            }
-            let meta = seg.meta(idx);
-            let expires_in_ms = (seg.delivery.lease_timeout_ns != 0
-                && meta.lease_word.load(Acquire) == s)
-                .then(|| {
-                    let d = meta.lease_deadline_ms.load(Relaxed);
-                    (d as i128 - now as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
-                });
-            let recorded = meta.deliveries.load(Acquire);
-            Some(LeaseView {
-                slot: idx as usize,
-                owner: usize::from(crate::ring::owner_of(s)),
-                deliveries: crate::stats::count(rebuild(recorded, lap_of(s), gen_of(s))),
-                expires_in_ms,
-            })
-        })
-        .collect()
 }
 
 #[cfg(all(test, not(loom)))]

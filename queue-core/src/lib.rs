@@ -152,7 +152,6 @@ mod wait;
 #[cfg(not(loom))]
 pub use batch::{Batch, Iter as BatchIter};
 #[cfg(not(loom))]
-pub use delivery::LeaseView;
 #[cfg(not(loom))]
 pub use error::{AckError, CloseError, Corruption, GetError, OpenError, PutError, RemoveError};
 #[cfg(not(loom))]
@@ -167,7 +166,7 @@ pub use segment::{FILE_PREFIX, MAX_NAME_LEN, list, queue_dir, segment_path, vali
 #[cfg(not(loom))]
 pub use select::Select;
 #[cfg(not(loom))]
-pub use stats::{Level, Participant, SlotView, Stats};
+pub use stats::{LeaseView, Level, Participant, SlotView, Stats};
 #[cfg(all(feature = "serde", not(loom)))]
 pub use typed::{TypedGetError, TypedLease, TypedPutError, TypedQueue};
 

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::delivery;
 use crate::layout::ENTRY_IN_USE;
 use crate::liveness;
 use crate::ring::{self, Slots};
@@ -62,7 +63,7 @@ pub struct Stats {
     /// Deliveries a message may have (`None`: unlimited).
     pub max_deliveries: Option<usize>,
     /// Every slot held by a reader or a lease now, with its deadline.
-    pub leases: Vec<crate::LeaseView>,
+    pub leases: Vec<LeaseView>,
     /// The cursors of every priority level, level 0 first (one entry
     /// without priorities; its head and tail are `head` and `tail`).
     pub levels: Vec<Level>,
@@ -193,7 +194,7 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
         total_got = total_got.saturating_add(p.gets);
         participants.push(p);
     }
-    let leases = crate::delivery::leases(seg);
+    let leases = leases(seg);
     let in_flight = leases.len();
     let owner = seg.file_owner();
     Stats {
@@ -260,4 +261,51 @@ pub(crate) fn peek(seg: &Segment) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// A lease seen in a snapshot, for `mq inspect` / `mq watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseView {
+    /// Slot index.
+    pub slot: usize,
+    /// Participant index of the holder.
+    pub owner: usize,
+    /// Deliveries of the message so far (this one included).
+    pub deliveries: usize,
+    /// Milliseconds until the deadline (negative: overdue, about to be put
+    /// back); `None` when the queue has no lease timeout, or for a plain get
+    /// in progress.
+    pub expires_in_ms: Option<i64>,
+}
+
+/// Every slot held by a reader or a lease right now (loads only).
+pub(crate) fn leases(seg: &Segment) -> Vec<LeaseView> {
+    let now = crate::sys::monotonic_ms();
+    (0..seg.capacity())
+        .filter_map(|idx| {
+            let s = seg.state(idx).load(Acquire);
+            if ring::kind_of(s) != ring::READING {
+                return None;
+            }
+            let meta = seg.meta(idx);
+            let expires_in_ms = (seg.delivery.lease_timeout_ns != 0
+                && meta.lease_word.load(Acquire) == s)
+                .then(|| {
+                    let d = meta.lease_deadline_ms.load(Relaxed);
+                    (d as i128 - now as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
+                });
+            let recorded = meta.deliveries.load(Acquire);
+            Some(LeaseView {
+                slot: idx as usize,
+                owner: usize::from(ring::owner_of(s)),
+                deliveries: count(delivery::rebuild(
+                    recorded,
+                    ring::lap_of(s),
+                    ring::gen_of(s),
+                )),
+                expires_in_ms,
+            })
+        })
+        .collect()
 }

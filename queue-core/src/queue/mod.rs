@@ -366,7 +366,7 @@ impl Drop for Queue {
         #[cfg(feature = "async")]
         {
             let h = self.seg.header();
-            crate::future::forget_words(&[&h.get_seq, &h.put_seq]);
+            crate::wait::waiter::forget_words(&[&h.get_seq, &h.put_seq]);
         }
         if liveness::detach(&self.seg, self.me).total() > 0 {
             self.getters().notify_all();

@@ -108,6 +108,8 @@ use crate::sys;
 
 mod many;
 #[cfg(feature = "async")]
+pub(crate) mod waiter;
+#[cfg(feature = "async")]
 pub(crate) use many::{FALLBACK_SLICE, waitv_unsupported};
 pub(crate) use many::{Look, wait_any};
 

@@ -30,8 +30,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use super::{FALLBACK_SLICE, SLEEP_SLICE, waitv_unsupported};
 use crate::sys::{self, WAITV_MAX, Waitv};
-use crate::wait::{FALLBACK_SLICE, SLEEP_SLICE, waitv_unsupported};
 
 /// One future's wait: the word, the value it registered, its waker.
 struct Watch {

@@ -13,17 +13,13 @@
 //! queue and puts nothing into it (cancel-safe). A future that was woken and
 //! then takes something passes the wake-up on, as a woken getter does.
 
-mod waiter;
-
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::error::{GetError, PutError};
 use crate::queue::{Lease, Queue};
-use crate::wait::WaitPoint;
-
-pub(crate) use waiter::forget_words;
+use crate::wait::{WaitPoint, waiter};
 
 /// Which side of the queue a future waits on.
 #[derive(Clone, Copy)]
