@@ -9,7 +9,7 @@
 
 pub mod bins;
 
-pub use bins::{Measured, output_with_max_rss, workspace_bin};
+pub use bins::{Measured, measured_command, output_with_max_rss, workspace_bin};
 
 use std::path::{Path, PathBuf};
 use std::process::Child;

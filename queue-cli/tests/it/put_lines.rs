@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use mq_tests::{ChildGuard, TestDir, Watchdog, output_with_max_rss};
+use mq_tests::{ChildGuard, TestDir, Watchdog, measured_command, output_with_max_rss};
 
 use crate::support::*;
 
@@ -29,7 +29,7 @@ fn a_huge_line_fails_fast_without_being_read_into_memory() {
     );
     let line = head.child().stdout.take().expect("head's stdout");
     let m = output_with_max_rss(
-        Command::new(MQ)
+        measured_command(MQ)
             .env("MQ_DIR", d.path())
             .args(["put", "q", "--lines"])
             .stdin(Stdio::from(line)),
