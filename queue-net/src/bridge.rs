@@ -12,7 +12,7 @@
 //!
 //! What duplicates remain and their bound are argued in `docs/scale-out.md`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, kv};
 use bytes::Bytes;
@@ -21,9 +21,9 @@ use thiserror::Error;
 
 use crate::any::AnyQueue;
 use crate::error::{AckError, CloseError, GetError, NetError, PutError};
+use crate::publish::publish_all;
 use crate::remote::{
-    Deadline, GoneCheck, PublishFailure, Pulled, RemoteQueue, away_backoff, pass_on_marker,
-    publish_pipelined, pull,
+    Deadline, GoneCheck, Pulled, RemoteQueue, away_backoff, confirm_all, pass_on_marker, pull,
 };
 use crate::runtime;
 
@@ -293,12 +293,12 @@ fn local_to_remote(
                 (format!("{key}.{s}.{hash:016x}"), Bytes::copy_from_slice(l))
             })
             .collect();
-        runtime::block_on(publish_all(dst, &msgs, &mut room)).map_err(|error| {
-            BridgeError::Destination {
+        runtime::block_on(publish_all(dst, &msgs, &mut room, Deadline::Never)).map_err(
+            |(_, error)| BridgeError::Destination {
                 dst: dst.url().to_string(),
                 error,
-            }
-        })?;
+            },
+        )?;
         seq += msgs.len() as u64;
         // Checkpoint before the local acks: a crash between the two
         // re-publishes these messages under new sequences (duplicates,
@@ -312,73 +312,6 @@ fn local_to_remote(
         }
         report.moved += msgs.len() as u64;
     }
-}
-
-/// Publishes `msgs` in order, pipelined, and returns once every one is
-/// stored. Only as many as there is room for are sent at once, so a full
-/// queue does not reorder them; failed ones are re-sent with the same id.
-///
-/// `room` is a lower bound on the free room, carried from batch to batch:
-/// getters only add room, so the server is asked again only when it does
-/// not cover what is left to send (or a publish found the queue full).
-async fn publish_all(
-    dst: &RemoteQueue,
-    msgs: &[(String, Bytes)],
-    room: &mut usize,
-) -> Result<(), PutError> {
-    let mut done = 0;
-    let mut away = away_backoff();
-    let mut gone = GoneCheck::new();
-    while done < msgs.len() {
-        if *room < msgs.len() - done {
-            match crate::admin::room(dst).await {
-                Ok(0) => {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                    continue;
-                }
-                Ok(r) => *room = r,
-                Err(_) => {
-                    away.pause(Deadline::Never).await;
-                    continue;
-                }
-            }
-        }
-        let end = msgs.len().min(done + *room);
-        let results = publish_pipelined(&dst.js, &dst.subject, &msgs[done..end]).await;
-        // Everything up to the first failure is stored, in order.
-        let ok = results.iter().take_while(|r| r.is_ok()).count();
-        done += ok;
-        *room -= ok;
-        match results.into_iter().nth(ok) {
-            None => away = away_backoff(),
-            Some(Err(PublishFailure::TooLarge)) => {
-                return Err(PutError::TooLarge {
-                    len: msgs[done].1.len(),
-                    max: dst.max_msg_size,
-                });
-            }
-            Some(Err(PublishFailure::NoStream)) => match dst.is_closed_async().await {
-                Ok(true) => return Err(PutError::Closed),
-                Err(e @ NetError::NotFound { .. }) => {
-                    if let Some(e) = gone.judge(Some(e)) {
-                        return Err(PutError::Net(e));
-                    }
-                    away.pause(Deadline::Never).await;
-                }
-                _ => {
-                    away.pause(Deadline::Never).await;
-                }
-            },
-            Some(Err(PublishFailure::Full)) => {
-                *room = 0;
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            Some(_) => {
-                away.pause(Deadline::Never).await;
-            }
-        }
-    }
-    Ok(())
 }
 
 fn remote_to_local(
@@ -416,55 +349,47 @@ fn remote_to_local(
                 }
             };
             away = away_backoff();
-            let mut last: Option<&jetstream::Message> = None;
-            for (i, msg) in msgs.iter().enumerate() {
-                if crate::remote::is_close_marker(msg) {
-                    confirm(last).await;
-                    pass_on_marker(msg).await;
-                    return Ok(report);
-                }
-                let mut since = Instant::now();
-                loop {
-                    // The local put blocks this thread only briefly at a time.
-                    match tokio::task::block_in_place(|| {
-                        dst.put_timeout(&msg.message.payload, progress_every)
-                    }) {
-                        Ok(()) => break,
-                        Err(queue_core::PutError::Timeout) => {
-                            if since.elapsed() >= progress_every {
-                                for m in &msgs[i..] {
-                                    let _ = m.ack_with(AckKind::Progress).await;
-                                }
-                                since = Instant::now();
-                            }
-                        }
-                        Err(e) => {
-                            return Err(BridgeError::Destination {
-                                dst: dst.name().to_owned(),
-                                error: e.into(),
-                            });
+            // The pull stops at the close marker, so it can only be the last.
+            let (msgs, marker) = match msgs.split_last() {
+                Some((m, rest)) if crate::remote::is_close_marker(m) => (rest, Some(m)),
+                _ => (&msgs[..], None),
+            };
+            let payloads: Vec<&[u8]> = msgs.iter().map(|m| &m.message.payload[..]).collect();
+            let mut done = 0;
+            while done < payloads.len() {
+                // The local put blocks this thread only briefly at a time.
+                match tokio::task::block_in_place(|| {
+                    dst.put_many_timeout(&payloads[done..], progress_every)
+                }) {
+                    Ok(()) => done = payloads.len(),
+                    Err((n, queue_core::PutError::Timeout)) => {
+                        // A full local queue: tell the server the rest is
+                        // still being worked on, so its ack wait does not
+                        // run out and hand them to someone else.
+                        done += n;
+                        for m in &msgs[done..] {
+                            let _ = m.ack_with(AckKind::Progress).await;
                         }
                     }
+                    Err((n, e)) => {
+                        confirm_all(&msgs[..done + n]).await;
+                        return Err(BridgeError::Destination {
+                            dst: dst.name().to_owned(),
+                            error: e.into(),
+                        });
+                    }
                 }
-                // Plain ack; the last of the batch is confirmed below, and
-                // the server handles one connection's acks in order.
-                if i + 1 < msgs.len() {
-                    let _ = msg.ack().await;
-                }
-                last = Some(msg);
-                report.moved += 1;
             }
-            confirm(last).await;
+            // Acked only now that every one is in the local queue: a crash
+            // before this redelivers at most the batch (duplicates).
+            confirm_all(msgs).await;
+            report.moved += msgs.len() as u64;
+            if let Some(marker) = marker {
+                pass_on_marker(marker).await;
+                return Ok(report);
+            }
         }
     })
-}
-
-/// Acks `msg` with the confirmed form, retrying while the server is away: once
-/// it returns, every earlier ack of this connection was processed too.
-async fn confirm(msg: Option<&jetstream::Message>) {
-    if let Some(msg) = msg {
-        crate::remote::confirm_ack(msg).await;
-    }
 }
 
 /// Local -> local and remote -> remote: lease, put, ack, one at a time.
