@@ -8,7 +8,8 @@
 //! * beside them, plain NATS publish/subscribe of the same messages, and
 //!   plain JetStream publish -> pull + ack.
 //!
-//! `cargo run --release -p queue-net --example net_bench [-- --quick]`
+//! `cargo run --release -p queue-net --example net_bench [-- --quick] [--bridge]`
+//! (`--bridge`: skip the put/get rows; `MQ_BENCH_BATCH=N`: the bridges' `--batch`)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -116,7 +117,7 @@ fn bridged(server: &NatsServer, n: u64, size: usize) -> Duration {
             .create()
             .unwrap();
     }
-    let opts = BridgeOptions::default();
+    let opts = bench_bridge_options();
     std::thread::scope(|s| {
         let (src, dst) = (
             AnyQueue::from(Queue::open_in(&a.0, "src").unwrap()),
@@ -146,6 +147,17 @@ fn bridged(server: &NatsServer, n: u64, size: usize) -> Duration {
         assert_eq!(got, n);
         start.elapsed()
     })
+}
+
+/// The bridges' settings: the default, or `--batch N` from `MQ_BENCH_BATCH`.
+fn bench_bridge_options() -> BridgeOptions {
+    match std::env::var("MQ_BENCH_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+    {
+        Some(b) => BridgeOptions::default().batch(b),
+        None => BridgeOptions::default(),
+    }
 }
 
 /// One message at a time through the two bridges: put in A, get in B.
@@ -305,6 +317,8 @@ fn plain_jetstream(server: &NatsServer, n: u64, size: usize, consume: bool) -> D
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--bridge`: only the bridge and the plain NATS / JetStream rows.
+    let bridge_only = std::env::args().any(|a| a == "--bridge");
     let scale = if quick { 10 } else { 1 };
     let server = NatsServer::start();
     println!(
@@ -317,7 +331,8 @@ fn main() {
         "\nremote queue (put: one ack wait per call, put_many: a window of 256; get: a pull + confirmed ack per call, get_many: one pull of up to {BATCH} + one confirmed ack):"
     );
     println!("| size | clients | put | get | put_many | get_many |\n|---|---|---|---|---|---|");
-    for size in [64, 4096] {
+    let sizes: &[usize] = if bridge_only { &[] } else { &[64, 4096] };
+    for &size in sizes {
         for clients in [1, 4] {
             let n = 20_000 / scale;
             let (p, g) = put_get(&server, size, clients, n, Calls::One);
