@@ -23,7 +23,7 @@ use crate::any::AnyQueue;
 use crate::error::{AckError, CloseError, GetError, NetError, PutError};
 use crate::publish::publish_all;
 use crate::remote::{
-    Deadline, GoneCheck, Pulled, RemoteQueue, away_backoff, confirm_all, pass_on_marker, pull,
+    Deadline, GoneCheck, Pulled, RemoteQueue, at_close_marker, away_backoff, confirm_all, pull,
 };
 use crate::runtime;
 
@@ -326,11 +326,22 @@ fn remote_to_local(
     runtime::block_on(async {
         let mut away = away_backoff();
         let mut gone = GoneCheck::new();
+        // The last message of the last batch put locally: its confirmed ack
+        // (sent with the next pull) covers the batch's plain acks.
+        let mut unconfirmed: Vec<jetstream::Message> = Vec::new();
         loop {
             // What is there now, up to a batch; if nothing, wait for one
             // (a waiting pull for a whole batch would hold the first
             // message until the batch filled or the request expired).
-            let pulled = match pull(&src.consumer, opts.batch, None).await {
+            // The pull overlaps the confirmation of the last batch's acks;
+            // nothing of the new batch is put before that returns, so at
+            // most one batch is ever put and not confirmed (the bound).
+            let (_, pulled) = tokio::join!(
+                confirm_all(&unconfirmed),
+                pull(&src.consumer, opts.batch, None)
+            );
+            unconfirmed.clear();
+            let pulled = match pulled {
                 Ok(Pulled::Nothing) => pull(&src.consumer, 1, Some(opts.poll)).await,
                 other => other,
             };
@@ -350,9 +361,10 @@ fn remote_to_local(
             };
             away = away_backoff();
             // The pull stops at the close marker, so it can only be the last.
-            let (msgs, marker) = match msgs.split_last() {
-                Some((m, rest)) if crate::remote::is_close_marker(m) => (rest, Some(m)),
-                _ => (&msgs[..], None),
+            let mut msgs = msgs;
+            let marker = match msgs.last() {
+                Some(m) if crate::remote::is_close_marker(m) => msgs.pop(),
+                _ => None,
             };
             let payloads: Vec<&[u8]> = msgs.iter().map(|m| &m.message.payload[..]).collect();
             let mut done = 0;
@@ -381,13 +393,27 @@ fn remote_to_local(
                 }
             }
             // Acked only now that every one is in the local queue: a crash
-            // before this redelivers at most the batch (duplicates).
-            confirm_all(msgs).await;
+            // before the server has the acks redelivers at most the batch
+            // (duplicates). Confirmed with the next pull, or now at the end.
             report.moved += msgs.len() as u64;
             if let Some(marker) = marker {
-                pass_on_marker(marker).await;
-                return Ok(report);
+                // Our own batch acked first, so it does not count as in
+                // flight; then stop only if nothing before the marker can
+                // still come back (a killed bridge's batch awaiting
+                // redelivery), else keep pulling.
+                confirm_all(&msgs).await;
+                if at_close_marker(src, &marker).await {
+                    return Ok(report);
+                }
+                continue;
             }
+            // Plain acks now; the last one (whose confirmation covers the
+            // batch) with the next pull.
+            let last = msgs.pop();
+            for m in &msgs {
+                let _ = m.ack().await;
+            }
+            unconfirmed.extend(last);
         }
     })
 }

@@ -256,6 +256,31 @@ pub(crate) async fn confirm_all(msgs: &[jetstream::Message]) -> bool {
     confirm_ack(last).await
 }
 
+/// How long a close marker seen too early (messages before it still in
+/// flight) stays away before it is delivered again.
+const MARKER_AGAIN: Duration = Duration::from_millis(200);
+
+/// What a getter holding the close marker does: `true` if the queue is
+/// drained (the marker is then passed on at once: return `Closed`); `false`
+/// if messages put before the close are still in flight with some getter (a
+/// lease, or a dead getter's message awaiting redelivery after the ack
+/// wait), which may yet come back: the marker is put back with a short delay
+/// and the getter keeps waiting, as a local get waits for leased messages.
+/// Without this, a getter could close a bridged local queue while a killed
+/// bridge's batch was still due for redelivery: a loss.
+pub(crate) async fn at_close_marker(q: &RemoteQueue, marker: &jetstream::Message) -> bool {
+    // The marker is in the stream too (never acked).
+    let drained = matches!(crate::admin::stored(q).await, Ok(n) if n <= 1);
+    if drained {
+        pass_on_marker(marker).await;
+    } else {
+        let _ = marker
+            .double_ack_with(AckKind::Nak(Some(MARKER_AGAIN)))
+            .await;
+    }
+    drained
+}
+
 /// Puts the close marker back at once for the next getter (it is never
 /// acked); confirmed, so a getter that exits right after cannot strand it.
 pub(crate) async fn pass_on_marker(marker: &jetstream::Message) {
@@ -442,7 +467,8 @@ impl RemoteQueue {
             let marker = msgs.pop().expect("checked above");
             pass_on_marker(&marker).await;
             if msgs.is_empty() {
-                return Err(GetError::Closed);
+                // Closed, or messages still in flight elsewhere: as `get`.
+                msgs.push(self.lease_until(deadline).await?);
             }
         }
         confirm_all(&msgs).await;
@@ -479,11 +505,15 @@ impl RemoteQueue {
             match pull(&self.consumer, 1, wait).await {
                 Ok(Pulled::Messages(mut msgs)) => {
                     let msg = msgs.remove(0);
-                    if is_close_marker(&msg) {
-                        pass_on_marker(&msg).await;
+                    if !is_close_marker(&msg) {
+                        return Ok(msg);
+                    }
+                    if at_close_marker(self, &msg).await {
                         return Err(GetError::Closed);
                     }
-                    return Ok(msg);
+                    if matches!(deadline, Deadline::Now) {
+                        return Err(GetError::Empty);
+                    }
                 }
                 Ok(Pulled::Nothing) => {
                     if matches!(deadline, Deadline::Now) {
