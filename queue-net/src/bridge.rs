@@ -7,8 +7,9 @@
 //!   `KEY.SEQ.HASH` (KEY: this bridge, SEQ: a sequence checkpointed on the
 //!   server, HASH: the content), wait for every publish ack, advance the
 //!   checkpoint, then ack the local leases.
-//! * remote -> local: pull a batch, put each message locally, then ack it
-//!   on the server (the last one of the batch with the confirmed form).
+//! * remote -> local: pull a batch, put it locally with `put_many`, then ack
+//!   it on the server (the last one of the batch with the confirmed form,
+//!   awaited together with the next pull).
 //!
 //! What duplicates remain and their bound are argued in `docs/scale-out.md`.
 

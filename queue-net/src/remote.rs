@@ -1,7 +1,8 @@
 //! [`RemoteQueue`]: the queue verbs over one NATS JetStream stream, and its
 //! [`RemoteLease`]. The mapping (stream, consumer, close marker, bound, ids)
 //! is described in `docs/scale-out.md`; the control plane (create, open,
-//! remove, list, stats, close) is in `admin.rs`.
+//! remove, list, stats, close) is in `admin.rs`, the windowed publishing
+//! behind `put_many` and the bridge in `publish.rs`.
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
