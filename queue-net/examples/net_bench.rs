@@ -8,7 +8,8 @@
 //! * beside them, plain NATS publish/subscribe of the same messages, and
 //!   plain JetStream publish -> pull + ack.
 //!
-//! `cargo run --release -p queue-net --example net_bench [-- --quick]`
+//! `cargo run --release -p queue-net --example net_bench [-- --quick] [--bridge]`
+//! (`--bridge`: skip the put/get rows; `MQ_BENCH_BATCH=N`: the bridges' `--batch`)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -41,8 +42,27 @@ fn remote(server: &NatsServer, size: usize) -> String {
     url
 }
 
-/// `clients` threads, each with its own connection, `n` messages in all.
-fn put_get(server: &NatsServer, size: usize, clients: usize, n: u64) -> (Duration, Duration) {
+/// How the clients of [`put_get`] call the queue.
+#[derive(Clone, Copy)]
+enum Calls {
+    /// `put` / `get`: one message per call, one round trip (or two) each.
+    One,
+    /// `put_many` / `get_many` of up to `BATCH` messages per call.
+    Many,
+}
+
+/// Messages per `put_many` / `get_many` call in the bench.
+const BATCH: usize = 256;
+
+/// `clients` threads, each with its own connection, `n` messages in all:
+/// the time to put them, then the time to get them.
+fn put_get(
+    server: &NatsServer,
+    size: usize,
+    clients: usize,
+    n: u64,
+    calls: Calls,
+) -> (Duration, Duration) {
     let url = remote(server, size);
     let per = n / clients as u64;
     let msg = vec![b'x'; size];
@@ -53,12 +73,25 @@ fn put_get(server: &NatsServer, size: usize, clients: usize, n: u64) -> (Duratio
                 let (url, msg) = (&url, &msg);
                 s.spawn(move || {
                     let q = RemoteQueue::open(url).unwrap();
-                    for _ in 0..per {
-                        if put {
-                            q.put(msg).unwrap();
-                        } else {
-                            q.get().unwrap();
+                    let mut left = per;
+                    while left > 0 {
+                        let k = match calls {
+                            Calls::One => 1,
+                            Calls::Many => left.min(BATCH as u64),
+                        };
+                        match (put, calls) {
+                            (true, Calls::One) => q.put(msg).unwrap(),
+                            (true, Calls::Many) => {
+                                q.put_many(&vec![msg; k as usize]).unwrap();
+                            }
+                            (false, Calls::One) => drop(q.get().unwrap()),
+                            (false, Calls::Many) => {
+                                let got = q.get_many(k as usize).unwrap();
+                                left -= got.len() as u64;
+                                continue;
+                            }
                         }
+                        left -= k;
                     }
                 });
             }
@@ -84,7 +117,7 @@ fn bridged(server: &NatsServer, n: u64, size: usize) -> Duration {
             .create()
             .unwrap();
     }
-    let opts = BridgeOptions::default();
+    let opts = bench_bridge_options();
     std::thread::scope(|s| {
         let (src, dst) = (
             AnyQueue::from(Queue::open_in(&a.0, "src").unwrap()),
@@ -114,6 +147,17 @@ fn bridged(server: &NatsServer, n: u64, size: usize) -> Duration {
         assert_eq!(got, n);
         start.elapsed()
     })
+}
+
+/// The bridges' settings: the default, or `--batch N` from `MQ_BENCH_BATCH`.
+fn bench_bridge_options() -> BridgeOptions {
+    match std::env::var("MQ_BENCH_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+    {
+        Some(b) => BridgeOptions::default().batch(b),
+        None => BridgeOptions::default(),
+    }
 }
 
 /// One message at a time through the two bridges: put in A, get in B.
@@ -201,9 +245,11 @@ fn plain_nats(server: &NatsServer, n: u64, size: usize) -> Duration {
     })
 }
 
-/// Plain JetStream, no queue semantics: a file stream, publishes pipelined
-/// 1000 at a time, one pull consumer fetching batches of 256, acking each.
-fn plain_jetstream(server: &NatsServer, n: u64, size: usize) -> Duration {
+/// Plain JetStream, no queue semantics: a file stream, publishes async
+/// with a window of 256 in flight (as `put_many` and the bridge), and, if
+/// `consume`, one pull consumer fetching batches of 256 at the same time,
+/// acking each (plain acks). Without a consumer it is JetStream's store rate.
+fn plain_jetstream(server: &NatsServer, n: u64, size: usize, consume: bool) -> Duration {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -232,6 +278,9 @@ fn plain_jetstream(server: &NatsServer, n: u64, size: usize) -> Duration {
         let start = Instant::now();
         let getter = tokio::spawn(async move {
             let mut got = 0;
+            if !consume {
+                return;
+            }
             while got < n {
                 let mut b = consumer
                     .batch()
@@ -246,20 +295,18 @@ fn plain_jetstream(server: &NatsServer, n: u64, size: usize) -> Duration {
                 }
             }
         });
-        let mut sent = 0;
-        while sent < n {
-            let mut acks = Vec::new();
-            for _ in 0..1000.min(n - sent) {
-                acks.push(
-                    js.publish(format!("{name}.x"), payload.clone())
-                        .await
-                        .unwrap(),
-                );
-                sent += 1;
+        let subject = format!("{name}.x");
+        let mut window = std::collections::VecDeque::with_capacity(256);
+        for _ in 0..n {
+            if window.len() == 256 {
+                let oldest: async_nats::jetstream::context::PublishAckFuture =
+                    window.pop_front().unwrap();
+                oldest.await.unwrap();
             }
-            for a in acks {
-                a.await.unwrap();
-            }
+            window.push_back(js.publish(subject.clone(), payload.clone()).await.unwrap());
+        }
+        for a in window {
+            a.await.unwrap();
         }
         getter.await.unwrap();
         let took = start.elapsed();
@@ -270,6 +317,8 @@ fn plain_jetstream(server: &NatsServer, n: u64, size: usize) -> Duration {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--bridge`: only the bridge and the plain NATS / JetStream rows.
+    let bridge_only = std::env::args().any(|a| a == "--bridge");
     let scale = if quick { 10 } else { 1 };
     let server = NatsServer::start();
     println!(
@@ -279,14 +328,23 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
-        "\nremote queue, one message per call (put waits for the stream's ack; get for a pull + confirmed ack):"
+        "\nremote queue (put: one ack wait per call, put_many: a window of 256; get: a pull + confirmed ack per call, get_many: one pull of up to {BATCH} + one confirmed ack):"
     );
-    println!("| size | clients | put | get |\n|---|---|---|---|");
-    for size in [64, 4096] {
+    println!("| size | clients | put | get | put_many | get_many |\n|---|---|---|---|---|---|");
+    let sizes: &[usize] = if bridge_only { &[] } else { &[64, 4096] };
+    for &size in sizes {
         for clients in [1, 4] {
             let n = 20_000 / scale;
-            let (p, g) = put_get(&server, size, clients, n);
-            println!("| {size} B | {clients} | {} | {} |", rate(n, p), rate(n, g));
+            let (p, g) = put_get(&server, size, clients, n, Calls::One);
+            let nm = 200_000 / scale;
+            let (pm, gm) = put_get(&server, size, clients, nm, Calls::Many);
+            println!(
+                "| {size} B | {clients} | {} | {} | {} | {} |",
+                rate(n, p),
+                rate(n, g),
+                rate(nm, pm),
+                rate(nm, gm)
+            );
         }
     }
     let n = 200_000 / scale;
@@ -302,10 +360,15 @@ fn main() {
         "| plain NATS publish -> subscribe (core, no JetStream) | {} |",
         rate(n, plain)
     );
-    let pjs = plain_jetstream(&server, n, 64);
+    let pjs = plain_jetstream(&server, n, 64, true);
     println!(
-        "| plain JetStream publish -> pull + ack (no queue, no bridge) | {} |",
+        "| plain JetStream async publish (window 256) -> batch pull + ack (no queue, no bridge) | {} |",
         rate(n, pjs)
+    );
+    let store = plain_jetstream(&server, n, 64, false);
+    println!(
+        "| plain JetStream async publish only (window 256, nothing consumed) | {} |",
+        rate(n, store)
     );
     let n4 = 50_000 / scale;
     let b4 = bridged(&server, n4, 4096);

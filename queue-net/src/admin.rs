@@ -587,6 +587,12 @@ async fn stats_async(js: &jetstream::Context, url: &RemoteUrl) -> Result<RemoteS
 }
 
 /// Free room in the queue now (capacity minus messages stored).
+/// Messages the stream holds right now: waiting, in flight, and the close
+/// marker if the queue was closed (WorkQueue retention drops acked ones).
+pub(crate) async fn stored(q: &RemoteQueue) -> Result<u64, NetError> {
+    Ok(stream_info(&q.js, &q.url).await?.state.messages)
+}
+
 pub(crate) async fn room(q: &RemoteQueue) -> Result<usize, NetError> {
     let info = stream_info(&q.js, &q.url).await?;
     let stored = usize::try_from(info.state.messages).unwrap_or(usize::MAX);

@@ -164,6 +164,20 @@ impl AnyQueue {
         }
     }
 
+    /// See `Queue::put_many` / [`RemoteQueue::put_many`]: on error, how many
+    /// (the first ones) were put.
+    pub fn put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), (usize, PutError)> {
+        match self {
+            AnyQueue::Local(q) => q.put_many(msgs).map_err(|(n, e)| (n, e.into())),
+            AnyQueue::Remote(q) => q.put_many(msgs),
+        }
+    }
+
+    /// See `Queue::get_many` / [`RemoteQueue::get_many`].
+    pub fn get_many(&self, max: usize) -> Result<Vec<Vec<u8>>, GetError> {
+        either!(self, q => q.get_many(max))
+    }
+
     /// See `Queue::get` / [`RemoteQueue::get`].
     pub fn get(&self) -> Result<Vec<u8>, GetError> {
         either!(self, q => q.get())

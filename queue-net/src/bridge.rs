@@ -7,12 +7,13 @@
 //!   `KEY.SEQ.HASH` (KEY: this bridge, SEQ: a sequence checkpointed on the
 //!   server, HASH: the content), wait for every publish ack, advance the
 //!   checkpoint, then ack the local leases.
-//! * remote -> local: pull a batch, put each message locally, then ack it
-//!   on the server (the last one of the batch with the confirmed form).
+//! * remote -> local: pull a batch, put it locally with `put_many`, then ack
+//!   it on the server (the last one of the batch with the confirmed form,
+//!   awaited together with the next pull).
 //!
 //! What duplicates remain and their bound are argued in `docs/scale-out.md`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, kv};
 use bytes::Bytes;
@@ -21,9 +22,9 @@ use thiserror::Error;
 
 use crate::any::AnyQueue;
 use crate::error::{AckError, CloseError, GetError, NetError, PutError};
+use crate::publish::publish_all;
 use crate::remote::{
-    Deadline, GoneCheck, PublishFailure, Pulled, RemoteQueue, away_backoff, pass_on_marker,
-    publish_pipelined, pull,
+    Deadline, GoneCheck, Pulled, RemoteQueue, at_close_marker, away_backoff, confirm_all, pull,
 };
 use crate::runtime;
 
@@ -293,12 +294,12 @@ fn local_to_remote(
                 (format!("{key}.{s}.{hash:016x}"), Bytes::copy_from_slice(l))
             })
             .collect();
-        runtime::block_on(publish_all(dst, &msgs, &mut room)).map_err(|error| {
-            BridgeError::Destination {
+        runtime::block_on(publish_all(dst, &msgs, &mut room, Deadline::Never)).map_err(
+            |(_, error)| BridgeError::Destination {
                 dst: dst.url().to_string(),
                 error,
-            }
-        })?;
+            },
+        )?;
         seq += msgs.len() as u64;
         // Checkpoint before the local acks: a crash between the two
         // re-publishes these messages under new sequences (duplicates,
@@ -314,73 +315,6 @@ fn local_to_remote(
     }
 }
 
-/// Publishes `msgs` in order, pipelined, and returns once every one is
-/// stored. Only as many as there is room for are sent at once, so a full
-/// queue does not reorder them; failed ones are re-sent with the same id.
-///
-/// `room` is a lower bound on the free room, carried from batch to batch:
-/// getters only add room, so the server is asked again only when it does
-/// not cover what is left to send (or a publish found the queue full).
-async fn publish_all(
-    dst: &RemoteQueue,
-    msgs: &[(String, Bytes)],
-    room: &mut usize,
-) -> Result<(), PutError> {
-    let mut done = 0;
-    let mut away = away_backoff();
-    let mut gone = GoneCheck::new();
-    while done < msgs.len() {
-        if *room < msgs.len() - done {
-            match crate::admin::room(dst).await {
-                Ok(0) => {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                    continue;
-                }
-                Ok(r) => *room = r,
-                Err(_) => {
-                    away.pause(Deadline::Never).await;
-                    continue;
-                }
-            }
-        }
-        let end = msgs.len().min(done + *room);
-        let results = publish_pipelined(&dst.js, &dst.subject, &msgs[done..end]).await;
-        // Everything up to the first failure is stored, in order.
-        let ok = results.iter().take_while(|r| r.is_ok()).count();
-        done += ok;
-        *room -= ok;
-        match results.into_iter().nth(ok) {
-            None => away = away_backoff(),
-            Some(Err(PublishFailure::TooLarge)) => {
-                return Err(PutError::TooLarge {
-                    len: msgs[done].1.len(),
-                    max: dst.max_msg_size,
-                });
-            }
-            Some(Err(PublishFailure::NoStream)) => match dst.is_closed_async().await {
-                Ok(true) => return Err(PutError::Closed),
-                Err(e @ NetError::NotFound { .. }) => {
-                    if let Some(e) = gone.judge(Some(e)) {
-                        return Err(PutError::Net(e));
-                    }
-                    away.pause(Deadline::Never).await;
-                }
-                _ => {
-                    away.pause(Deadline::Never).await;
-                }
-            },
-            Some(Err(PublishFailure::Full)) => {
-                *room = 0;
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            Some(_) => {
-                away.pause(Deadline::Never).await;
-            }
-        }
-    }
-    Ok(())
-}
-
 fn remote_to_local(
     src: &RemoteQueue,
     dst: &Queue,
@@ -393,11 +327,22 @@ fn remote_to_local(
     runtime::block_on(async {
         let mut away = away_backoff();
         let mut gone = GoneCheck::new();
+        // The last message of the last batch put locally: its confirmed ack
+        // (sent with the next pull) covers the batch's plain acks.
+        let mut unconfirmed: Vec<jetstream::Message> = Vec::new();
         loop {
             // What is there now, up to a batch; if nothing, wait for one
             // (a waiting pull for a whole batch would hold the first
             // message until the batch filled or the request expired).
-            let pulled = match pull(&src.consumer, opts.batch, None).await {
+            // The pull overlaps the confirmation of the last batch's acks;
+            // nothing of the new batch is put before that returns, so at
+            // most one batch is ever put and not confirmed (the bound).
+            let (_, pulled) = tokio::join!(
+                confirm_all(&unconfirmed),
+                pull(&src.consumer, opts.batch, None)
+            );
+            unconfirmed.clear();
+            let pulled = match pulled {
                 Ok(Pulled::Nothing) => pull(&src.consumer, 1, Some(opts.poll)).await,
                 other => other,
             };
@@ -416,55 +361,62 @@ fn remote_to_local(
                 }
             };
             away = away_backoff();
-            let mut last: Option<&jetstream::Message> = None;
-            for (i, msg) in msgs.iter().enumerate() {
-                if crate::remote::is_close_marker(msg) {
-                    confirm(last).await;
-                    pass_on_marker(msg).await;
-                    return Ok(report);
-                }
-                let mut since = Instant::now();
-                loop {
-                    // The local put blocks this thread only briefly at a time.
-                    match tokio::task::block_in_place(|| {
-                        dst.put_timeout(&msg.message.payload, progress_every)
-                    }) {
-                        Ok(()) => break,
-                        Err(queue_core::PutError::Timeout) => {
-                            if since.elapsed() >= progress_every {
-                                for m in &msgs[i..] {
-                                    let _ = m.ack_with(AckKind::Progress).await;
-                                }
-                                since = Instant::now();
-                            }
-                        }
-                        Err(e) => {
-                            return Err(BridgeError::Destination {
-                                dst: dst.name().to_owned(),
-                                error: e.into(),
-                            });
+            // The pull stops at the close marker, so it can only be the last.
+            let mut msgs = msgs;
+            let marker = match msgs.last() {
+                Some(m) if crate::remote::is_close_marker(m) => msgs.pop(),
+                _ => None,
+            };
+            let payloads: Vec<&[u8]> = msgs.iter().map(|m| &m.message.payload[..]).collect();
+            let mut done = 0;
+            while done < payloads.len() {
+                // The local put blocks this thread only briefly at a time.
+                match tokio::task::block_in_place(|| {
+                    dst.put_many_timeout(&payloads[done..], progress_every)
+                }) {
+                    Ok(()) => done = payloads.len(),
+                    Err((n, queue_core::PutError::Timeout)) => {
+                        // A full local queue: tell the server the rest is
+                        // still being worked on, so its ack wait does not
+                        // run out and hand them to someone else.
+                        done += n;
+                        for m in &msgs[done..] {
+                            let _ = m.ack_with(AckKind::Progress).await;
                         }
                     }
+                    Err((n, e)) => {
+                        confirm_all(&msgs[..done + n]).await;
+                        return Err(BridgeError::Destination {
+                            dst: dst.name().to_owned(),
+                            error: e.into(),
+                        });
+                    }
                 }
-                // Plain ack; the last of the batch is confirmed below, and
-                // the server handles one connection's acks in order.
-                if i + 1 < msgs.len() {
-                    let _ = msg.ack().await;
-                }
-                last = Some(msg);
-                report.moved += 1;
             }
-            confirm(last).await;
+            // Acked only now that every one is in the local queue: a crash
+            // before the server has the acks redelivers at most the batch
+            // (duplicates). Confirmed with the next pull, or now at the end.
+            report.moved += msgs.len() as u64;
+            if let Some(marker) = marker {
+                // Our own batch acked first, so it does not count as in
+                // flight; then stop only if nothing before the marker can
+                // still come back (a killed bridge's batch awaiting
+                // redelivery), else keep pulling.
+                confirm_all(&msgs).await;
+                if at_close_marker(src, &marker).await {
+                    return Ok(report);
+                }
+                continue;
+            }
+            // Plain acks now; the last one (whose confirmation covers the
+            // batch) with the next pull.
+            let last = msgs.pop();
+            for m in &msgs {
+                let _ = m.ack().await;
+            }
+            unconfirmed.extend(last);
         }
     })
-}
-
-/// Acks `msg` with the confirmed form, retrying while the server is away: once
-/// it returns, every earlier ack of this connection was processed too.
-async fn confirm(msg: Option<&jetstream::Message>) {
-    if let Some(msg) = msg {
-        crate::remote::confirm_ack(msg).await;
-    }
 }
 
 /// Local -> local and remote -> remote: lease, put, ack, one at a time.

@@ -31,6 +31,7 @@ mod admin;
 mod any;
 pub mod bridge;
 mod error;
+mod publish;
 mod remote;
 mod runtime;
 mod target;

@@ -1,18 +1,19 @@
 //! [`RemoteQueue`]: the queue verbs over one NATS JetStream stream, and its
 //! [`RemoteLease`]. The mapping (stream, consumer, close marker, bound, ids)
 //! is described in `docs/scale-out.md`; the control plane (create, open,
-//! remove, list, stats, close) is in `admin.rs`.
+//! remove, list, stats, close) is in `admin.rs`, the windowed publishing
+//! behind `put_many` and the bridge in `publish.rs`.
 
-use std::future::IntoFuture;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, context::PublishErrorKind};
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
 use crate::error::{AckError, GetError, NetError, PutError};
+use crate::publish::{PublishFailure, publish_once};
 use crate::runtime;
 use crate::target::RemoteUrl;
 
@@ -25,7 +26,7 @@ pub(crate) const CONSUMER: &str = "getters";
 const POLL: Duration = Duration::from_secs(2);
 /// Longest wait for one server round trip before it counts as a failure
 /// (the attempt is then retried, with the same message id for a put).
-const ROUND_TRIP: Duration = Duration::from_secs(5);
+pub(crate) const ROUND_TRIP: Duration = Duration::from_secs(5);
 
 /// A handle on a remote queue: a WorkQueue stream on a NATS server with one
 /// shared durable pull consumer. Blocking, `Send + Sync`, like
@@ -84,7 +85,7 @@ impl Deadline {
     }
 
     /// Time left, capped at `cap`; `None` once passed.
-    fn left(self, cap: Duration) -> Option<Duration> {
+    pub(crate) fn left(self, cap: Duration) -> Option<Duration> {
         match self {
             Deadline::Now => None,
             Deadline::At(t) => t
@@ -120,7 +121,7 @@ impl Backoff {
 }
 
 /// Back-off while a full queue makes room: short, a get frees room at once.
-fn full_backoff() -> Backoff {
+pub(crate) fn full_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(1), Duration::from_millis(50))
 }
 
@@ -152,95 +153,6 @@ impl GoneCheck {
         };
         let since = *self.since.get_or_insert_with(Instant::now);
         (since.elapsed() >= GONE_GRACE).then_some(e)
-    }
-}
-
-/// How one publish attempt ended, when it did not store the message.
-pub(crate) enum PublishFailure {
-    /// `max_msgs` reached (`discard: new`).
-    Full,
-    /// No stream listens on the subject: the queue was closed or removed.
-    NoStream,
-    /// The message exceeds the stream's `max_msg_size` or the server's max payload.
-    TooLarge,
-    /// Timeout, disconnect, server restart: try again, same message id.
-    Transient(String),
-}
-
-/// Publishes `payload` with message id `id` to `subject` and waits for the
-/// stream's ack (at most `ROUND_TRIP`).
-pub(crate) async fn publish_once(
-    js: &jetstream::Context,
-    subject: &str,
-    id: &str,
-    payload: Bytes,
-) -> Result<(), PublishFailure> {
-    let mut results = publish_pipelined(js, subject, &[(id.to_owned(), payload)]).await;
-    results
-        .pop()
-        .unwrap_or(Err(PublishFailure::Transient("nothing was sent".into())))
-}
-
-/// Sends every message in order on the one connection, then waits for the
-/// acks. Sending stops at the first failure, so the results are a prefix:
-/// everything before the first `Err` is stored, in order.
-pub(crate) async fn publish_pipelined(
-    js: &jetstream::Context,
-    subject: &str,
-    msgs: &[(String, Bytes)],
-) -> Vec<Result<(), PublishFailure>> {
-    let mut pending = Vec::with_capacity(msgs.len());
-    for (id, payload) in msgs {
-        let send = js.send_publish(
-            subject.to_owned(),
-            jetstream::message::PublishMessage::build()
-                .payload(payload.clone())
-                .message_id(id),
-        );
-        match tokio::time::timeout(ROUND_TRIP, send).await {
-            Ok(Ok(ack)) => pending.push(ack),
-            Ok(Err(e)) => {
-                let mut results = wait_acks(pending).await;
-                results.push(Err(classify_publish(&e)));
-                return results;
-            }
-            Err(_) => {
-                let mut results = wait_acks(pending).await;
-                results.push(Err(PublishFailure::Transient(
-                    "the client could not send".into(),
-                )));
-                return results;
-            }
-        }
-    }
-    wait_acks(pending).await
-}
-
-async fn wait_acks(
-    pending: Vec<jetstream::context::PublishAckFuture>,
-) -> Vec<Result<(), PublishFailure>> {
-    let mut results = Vec::with_capacity(pending.len());
-    for ack in pending {
-        results.push(
-            match tokio::time::timeout(ROUND_TRIP, ack.into_future()).await {
-                Err(_) => Err(PublishFailure::Transient("no ack from the server".into())),
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(classify_publish(&e)),
-            },
-        );
-    }
-    results
-}
-
-fn classify_publish(e: &jetstream::context::PublishError) -> PublishFailure {
-    let text = e.to_string();
-    match e.kind() {
-        PublishErrorKind::StreamNotFound => PublishFailure::NoStream,
-        _ if text.contains("maximum messages exceeded") => PublishFailure::Full,
-        _ if text.contains("maximum payload") || text.contains("message size exceeds") => {
-            PublishFailure::TooLarge
-        }
-        _ => PublishFailure::Transient(text),
     }
 }
 
@@ -331,6 +243,45 @@ pub(crate) async fn confirm_ack(msg: &jetstream::Message) -> bool {
     false
 }
 
+/// Acks every message of `msgs`: a plain ack for each but the last, the
+/// confirmed form for the last (the server handles one connection's acks in
+/// order, so its confirmation covers the batch). `false`: not confirmed,
+/// the batch may come again.
+pub(crate) async fn confirm_all(msgs: &[jetstream::Message]) -> bool {
+    let Some((last, rest)) = msgs.split_last() else {
+        return true;
+    };
+    for m in rest {
+        let _ = m.ack().await;
+    }
+    confirm_ack(last).await
+}
+
+/// How long a close marker seen too early (messages before it still in
+/// flight) stays away before it is delivered again.
+const MARKER_AGAIN: Duration = Duration::from_millis(200);
+
+/// What a getter holding the close marker does: `true` if the queue is
+/// drained (the marker is then passed on at once: return `Closed`); `false`
+/// if messages put before the close are still in flight with some getter (a
+/// lease, or a dead getter's message awaiting redelivery after the ack
+/// wait), which may yet come back: the marker is put back with a short delay
+/// and the getter keeps waiting, as a local get waits for leased messages.
+/// Without this, a getter could close a bridged local queue while a killed
+/// bridge's batch was still due for redelivery: a loss.
+pub(crate) async fn at_close_marker(q: &RemoteQueue, marker: &jetstream::Message) -> bool {
+    // The marker is in the stream too (never acked).
+    let drained = matches!(crate::admin::stored(q).await, Ok(n) if n <= 1);
+    if drained {
+        pass_on_marker(marker).await;
+    } else {
+        let _ = marker
+            .double_ack_with(AckKind::Nak(Some(MARKER_AGAIN)))
+            .await;
+    }
+    drained
+}
+
 /// Puts the close marker back at once for the next getter (it is never
 /// acked); confirmed, so a getter that exits right after cannot strand it.
 pub(crate) async fn pass_on_marker(marker: &jetstream::Message) {
@@ -381,7 +332,7 @@ impl RemoteQueue {
 
     /// A message id unique to this put: retries reuse it, so the stream's
     /// duplicate window stores the message once however often it is sent.
-    fn fresh_msg_id(&self) -> String {
+    pub(crate) fn fresh_msg_id(&self) -> String {
         format!("{}.{}", self.handle_id, self.next_id.fetch_add(1, Relaxed))
     }
 
@@ -472,6 +423,59 @@ impl RemoteQueue {
         Ok(msg.message.payload.to_vec())
     }
 
+    /// Takes up to `max` messages: waits for the first (like [`get`](Self::get)),
+    /// then takes whatever else is there now, in one pull request. The
+    /// messages are acked together: a plain ack for each, the acknowledged
+    /// form for the last (the server handles one connection's acks in
+    /// order, so its confirmation covers them all). Returns `Closed` only
+    /// when nothing was taken. As with `get`, an ack that cannot be confirmed
+    /// leaves the messages returned anyway, and they may come again.
+    pub fn get_many(&self, max: usize) -> Result<Vec<Vec<u8>>, GetError> {
+        runtime::block_on(self.get_many_until(max, Deadline::Never))
+    }
+
+    /// Like [`get_many`](Self::get_many), but `Empty` at once when nothing is there.
+    pub fn try_get_many(&self, max: usize) -> Result<Vec<Vec<u8>>, GetError> {
+        runtime::block_on(self.get_many_until(max, Deadline::Now))
+    }
+
+    /// Like [`get_many`](Self::get_many), waiting at most `timeout` for the first message.
+    pub fn get_many_timeout(
+        &self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Vec<u8>>, GetError> {
+        runtime::block_on(self.get_many_until(max, Deadline::after(timeout)))
+    }
+
+    /// The one batch get: a pull for what is there (up to `max`), else the
+    /// one-message path; then the acks, confirmed by the last.
+    async fn get_many_until(
+        &self,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<Vec<Vec<u8>>, GetError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut msgs = match pull(&self.consumer, max, None).await {
+            Ok(Pulled::Messages(m)) => m,
+            // Nothing now, or the server away: wait as `get` does.
+            Ok(Pulled::Nothing) | Err(_) => vec![self.lease_until(deadline).await?],
+        };
+        // The pull stops at the close marker, so it can only be the last.
+        if msgs.last().is_some_and(|m| is_close_marker(m)) {
+            let marker = msgs.pop().expect("checked above");
+            pass_on_marker(&marker).await;
+            if msgs.is_empty() {
+                // Closed, or messages still in flight elsewhere: as `get`.
+                msgs.push(self.lease_until(deadline).await?);
+            }
+        }
+        confirm_all(&msgs).await;
+        Ok(msgs.iter().map(|m| m.message.payload.to_vec()).collect())
+    }
+
     /// Leases a message, waiting while the queue is empty or the server away.
     pub fn get_lease(&self) -> Result<RemoteLease, GetError> {
         runtime::block_on(self.lease_until(Deadline::Never)).map(RemoteLease::new)
@@ -502,11 +506,15 @@ impl RemoteQueue {
             match pull(&self.consumer, 1, wait).await {
                 Ok(Pulled::Messages(mut msgs)) => {
                     let msg = msgs.remove(0);
-                    if is_close_marker(&msg) {
-                        pass_on_marker(&msg).await;
+                    if !is_close_marker(&msg) {
+                        return Ok(msg);
+                    }
+                    if at_close_marker(self, &msg).await {
                         return Err(GetError::Closed);
                     }
-                    return Ok(msg);
+                    if matches!(deadline, Deadline::Now) {
+                        return Err(GetError::Empty);
+                    }
                 }
                 Ok(Pulled::Nothing) => {
                     if matches!(deadline, Deadline::Now) {

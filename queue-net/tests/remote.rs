@@ -245,3 +245,53 @@ fn a_broker_restart_on_the_same_dir_pauses_and_loses_nothing() {
     assert_eq!(got, want);
     drop(q);
 }
+
+#[test]
+fn put_many_and_get_many_keep_order_bound_and_close() {
+    let _w = Watchdog::new("batch verbs", Duration::from_secs(120));
+    let server = NatsServer::start();
+    let opts = CreateOptions::default().capacity(600).max_msg_size(64);
+    let (url, q) = create(&server, &opts);
+    assert_eq!(
+        q.put_many(&[&b"ok"[..], &[0; 65]]),
+        Err((0, PutError::TooLarge { len: 65, max: 64 }))
+    );
+    // More than one window (256) in flight, in order.
+    let msgs: Vec<String> = (0..500).map(|i| format!("m{i}")).collect();
+    q.put_many(&msgs).unwrap();
+    assert_eq!(q.len().unwrap(), 500);
+    // Only what fits: 100 of 150.
+    let more: Vec<String> = (500..650).map(|i| format!("m{i}")).collect();
+    assert_eq!(q.try_put_many(&more), Err((100, PutError::Full)));
+    assert_eq!(
+        q.put_many_timeout(&more[100..], Duration::from_millis(200)),
+        Err((0, PutError::Timeout))
+    );
+    let other = AnyQueue::open(&url).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 600 {
+        let batch = other.get_many(256).unwrap();
+        assert!(!batch.is_empty() && batch.len() <= 256);
+        got.extend(batch);
+    }
+    let want: Vec<Vec<u8>> = (0..600).map(|i| format!("m{i}").into_bytes()).collect();
+    assert_eq!(got, want);
+    // Acked together: nothing left, nothing in flight.
+    let s = q.stats().unwrap();
+    assert_eq!((s.len, s.in_flight), (0, 0), "{s:?}");
+    assert_eq!(q.try_get_many(10), Err(GetError::Empty));
+    assert_eq!(
+        q.get_many_timeout(10, Duration::from_millis(100)),
+        Err(GetError::Timeout)
+    );
+    q.put_many(&["last 1", "last 2"]).unwrap();
+    q.close().unwrap();
+    assert_eq!(q.put_many(&["late"]), Err((0, PutError::Closed)));
+    assert_eq!(
+        q.get_many(10).unwrap(),
+        vec![b"last 1".to_vec(), b"last 2".to_vec()]
+    );
+    assert_eq!(q.get_many(10), Err(GetError::Closed));
+    assert_eq!(other.get_many(10), Err(GetError::Closed));
+    RemoteQueue::remove(&url).unwrap();
+}
