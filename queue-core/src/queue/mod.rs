@@ -241,6 +241,7 @@ impl Queue {
     /// gives an answer or `deadline` passes (then `would_block` for
     /// [`Deadline::Now`], else `timed_out`), recovering now and then while
     /// asleep.
+    #[inline]
     fn block<T, E>(
         &self,
         deadline: Deadline,
