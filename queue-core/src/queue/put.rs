@@ -179,6 +179,23 @@ impl Queue {
     /// waiting until `deadline` while it is full.
     #[inline]
     fn claim_write(&self, ring: &Ring<'_, Segment>, deadline: Deadline) -> Result<Claim, PutError> {
+        // The common case first, without going through `block`: its
+        // `attempt` closure has several callers and is not inlined, so
+        // calling the ring here saves a call per put.
+        if let Ok(claim) = ring.try_claim_write(self.me) {
+            return Ok(claim);
+        }
+        self.claim_write_blocking(ring, deadline)
+    }
+
+    /// [`claim_write`](Self::claim_write) after a first attempt found no
+    /// free slot (or the queue closed or damaged): the whole blocking path.
+    #[inline(never)]
+    fn claim_write_blocking(
+        &self,
+        ring: &Ring<'_, Segment>,
+        deadline: Deadline,
+    ) -> Result<Claim, PutError> {
         let attempt = || match ring.try_claim_write(self.me) {
             Ok(c) => Some(Ok(c)),
             Err(PutBlocked::Closed) => Some(Err(PutError::Closed)),
