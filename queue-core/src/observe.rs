@@ -97,7 +97,8 @@ impl Observer {
         count(self.seg.geometry.priorities)
     }
 
-    /// Number of messages the queue holds.
+    /// Number of messages each priority level holds (the whole queue,
+    /// without priorities), as [`Queue::capacity`].
     pub fn capacity(&self) -> usize {
         count(self.seg.geometry.capacity)
     }
