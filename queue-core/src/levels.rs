@@ -40,8 +40,9 @@ impl Segment {
         self.upper_level_ring(level)
     }
 
-    /// [`level_ring`](Self::level_ring) for `level >= 1`.
-    #[inline(never)]
+    /// [`level_ring`](Self::level_ring) for `level >= 1`. (Inline, so that
+    /// a caller's ring stays in registers whichever level it is.)
+    #[inline]
     fn upper_level_ring(&self, level: u64) -> Ring<'_, Segment> {
         let c = self.level_cursors(level);
         let cap = self.geometry.capacity;

@@ -138,6 +138,43 @@ pub(crate) struct Segment {
     /// The delivery-control settings, read once when opened.
     pub delivery: Delivery,
     map: MmapRaw,
+    /// Where the slots are, derived once from `map` and `geometry`.
+    grid: SlotGrid,
+}
+
+/// Where slot `i` lives and which slot a position of the whole ring falls
+/// on, derived once per mapping: the hot path neither re-adds offsets nor
+/// divides (when the slot count is a power of two).
+#[derive(Clone, Copy)]
+struct SlotGrid {
+    /// Address of slot 0.
+    first: *mut u8,
+    /// `geometry.slot_stride`.
+    stride: u64,
+    /// `geometry.slots`.
+    slots: u64,
+    /// `log2(slots)` when `slots` is a power of two, else `u32::MAX`.
+    shift: u32,
+}
+
+impl SlotGrid {
+    fn new(map: &MmapRaw, geometry: &Geometry) -> SlotGrid {
+        let slots = geometry.slots;
+        SlotGrid {
+            // `slots_offset < total_size == mapping length`, checked on
+            // open (wrapping: forming the address needs no `unsafe`).
+            first: map
+                .as_mut_ptr()
+                .wrapping_add(geometry.slots_offset as usize),
+            stride: geometry.slot_stride,
+            slots,
+            shift: if slots.is_power_of_two() {
+                slots.trailing_zeros()
+            } else {
+                u32::MAX
+            },
+        }
+    }
 }
 
 // SAFETY: the mapping is shared memory accessed only through atomics and
@@ -250,6 +287,7 @@ impl Segment {
             file,
             geometry,
             delivery,
+            grid: SlotGrid::new(&map, &geometry),
             map,
         };
         // The file was just created by us and is not yet published (magic is
@@ -375,6 +413,7 @@ impl Segment {
             file,
             geometry,
             delivery,
+            grid: SlotGrid::new(&map, &geometry),
             map,
         })
     }
@@ -590,6 +629,7 @@ impl Segment {
     }
 
     /// The header.
+    #[inline]
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the mapping is at least `total_size >= HEADER_SIZE` bytes,
         // page aligned, and lives as long as `self`; `Header` is all atomics
@@ -622,14 +662,22 @@ impl Segment {
         unsafe { &*(self.map.as_ptr().add(offset as usize) as *const SlotMeta) }
     }
 
+    #[inline]
     fn slot_ptr(&self, idx: u64) -> *mut u8 {
-        assert!(idx < self.geometry.slots, "slot index out of range");
-        let offset = self.geometry.slots_offset + idx * self.geometry.slot_stride;
-        // SAFETY: `offset + slot_stride <= total_size == mapping length`.
-        unsafe { self.map.as_mut_ptr().add(offset as usize) }
+        let SlotGrid {
+            first,
+            stride,
+            slots,
+            ..
+        } = self.grid;
+        assert!(idx < slots, "slot index out of range");
+        // SAFETY: `slots_offset + (idx + 1) * slot_stride <= total_size ==
+        // mapping length` (checked on open), so this stays in the mapping.
+        unsafe { first.add((idx * stride) as usize) }
     }
 
     /// The fixed part of slot `idx`.
+    #[inline]
     pub(crate) fn slot(&self, idx: u64) -> &SlotHeader {
         // SAFETY: `slot_ptr` is in bounds and 16-byte aligned (`slots_offset`
         // is a multiple of 64, the stride of SLOT_ALIGN); any bit pattern is
@@ -643,6 +691,7 @@ impl Segment {
     /// The caller must hold slot `idx` in the WRITING state, so no other
     /// participant reads or writes its payload, and `msg.len()` must be at
     /// most `max_msg_size`.
+    #[inline]
     pub(crate) unsafe fn write_payload(&self, idx: u64, msg: &[u8]) {
         debug_assert!(msg.len() as u64 <= self.geometry.max_msg_size);
         let slot = self.slot_ptr(idx);
@@ -664,6 +713,7 @@ impl Segment {
     /// # Safety
     /// The caller must hold slot `idx` in the READING state, so no
     /// participant following the protocol writes its payload meanwhile.
+    #[inline]
     pub(crate) unsafe fn append_payload(&self, idx: u64, out: &mut Vec<u8>) -> Result<usize, u64> {
         let len = self.slot(idx).len.load(Relaxed);
         if len > self.geometry.max_msg_size {
@@ -734,8 +784,17 @@ impl Slots for Segment {
     fn capacity(&self) -> u64 {
         self.geometry.slots
     }
+    #[inline]
     fn state(&self, idx: u64) -> &AtomicU64 {
         &self.slot(idx).state
+    }
+    #[inline]
+    fn locate(&self, pos: u64) -> (u64, u32) {
+        let SlotGrid { slots, shift, .. } = self.grid;
+        if shift != u32::MAX {
+            return (pos & (slots - 1), (pos >> shift) as u32);
+        }
+        (pos % slots, (pos / slots) as u32)
     }
 }
 

@@ -12,7 +12,7 @@ use crate::delivery;
 use crate::error::{Corruption, GetError};
 use crate::ring::{Claim, GetBlocked, Ring};
 use crate::segment::Segment;
-use crate::wait::Deadline;
+use crate::wait::{self, Deadline};
 
 impl Queue {
     /// Takes the next message, blocking while the queue is empty.
@@ -60,7 +60,30 @@ impl Queue {
     /// The one single-message get: claims the next message (waiting until
     /// `deadline`), copies it into `buf` and hands the slot over.
     fn get_into_until(&self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<usize, GetError> {
-        let claim = self.claim_read(deadline)?;
+        // The common case inline, as in `put_until`: a queue with plain
+        // gets and a message ready. Anything else (nothing to take, a lost
+        // race, delivery rules, damage) is the blocking path's, which
+        // tries again and reports what it finds.
+        if self.plain_gets {
+            if let Some(claim) = self.ring().claim_read_fast(self.me) {
+                return self.finish_get(claim, buf);
+            }
+        }
+        self.get_into_blocking(buf, deadline)
+    }
+
+    /// [`get_into_until`](Self::get_into_until) after its first attempt
+    /// (if any) found nothing to take.
+    #[inline(never)]
+    fn get_into_blocking(&self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<usize, GetError> {
+        let claim = self.claim_read_blocking(deadline)?;
+        self.finish_get(claim, buf)
+    }
+
+    /// The rest of a get once `claim` holds a message: copies it into
+    /// `buf` (replacing its contents) and hands the slot over.
+    #[inline(always)]
+    fn finish_get(&self, claim: Claim, buf: &mut Vec<u8>) -> Result<usize, GetError> {
         buf.clear();
         let len = self.copy_out(claim, buf);
         // The hand-over: until this store, our death re-queues the message.
@@ -205,6 +228,7 @@ impl Queue {
     }
 
     /// Appends the payload of a claimed slot to `buf`.
+    #[inline]
     pub(super) fn copy_out(&self, claim: Claim, buf: &mut Vec<u8>) -> Result<usize, GetError> {
         // SAFETY: `claim` holds the slot in READING for us.
         unsafe { self.seg.append_payload(claim.idx, buf) }.map_err(|len| {
@@ -219,11 +243,13 @@ impl Queue {
     /// After releasing one read claim: counts the message as got if the
     /// hand-over succeeded (a slot taken over meanwhile was not handed over
     /// by us), and wakes a sleeping producer.
+    #[inline]
     pub(super) fn after_release(&self, handed_over: bool) {
         if handed_over {
-            self.seg.participant(self.me).gets.fetch_add(1, Relaxed);
+            self.entry().gets.fetch_add(1, Relaxed);
         }
-        self.putters().notify_one();
+        // Only the futex word, as in `put`.
+        wait::notify_one(&self.seg.header().put_seq);
     }
 
     /// Whether a get would find an answer now without waiting: a message to
@@ -245,8 +271,24 @@ impl Queue {
     }
 
     /// Claims the next message, waiting until `deadline` while empty.
-    #[inline]
+    #[inline(always)]
     pub(super) fn claim_read(&self, deadline: Deadline) -> Result<Claim, GetError> {
+        // The common case first, inline, as in `claim_write`: a queue with
+        // plain gets and a message ready. Anything else (no message, a lost
+        // race, delivery rules, damage) takes the blocking path, which
+        // tries again and reports what it finds.
+        if self.plain_gets {
+            if let Ok(claim) = self.ring().try_claim_read(self.me) {
+                return Ok(claim);
+            }
+        }
+        self.claim_read_blocking(deadline)
+    }
+
+    /// [`claim_read`](Self::claim_read) after its first attempt (if any)
+    /// found nothing: the whole blocking path.
+    #[inline(never)]
+    fn claim_read_blocking(&self, deadline: Deadline) -> Result<Claim, GetError> {
         let ring = self.ring();
         let attempt = || match self.try_claim_with(&ring) {
             Ok(c) => Some(Ok(c)),

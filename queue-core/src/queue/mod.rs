@@ -22,11 +22,13 @@ pub use builder::{
 pub use lease::Lease;
 
 use std::path::Path;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 use crate::delivery;
 use crate::error::{CloseError, OpenError, RemoveError};
+use crate::layout::ParticipantEntry;
 use crate::liveness;
 use crate::ring::Ring;
 use crate::segment::{self, Segment};
@@ -47,6 +49,9 @@ const RECOVERY_INTERVAL: Duration = Duration::from_millis(100);
 pub struct Queue {
     seg: Segment,
     me: u16,
+    /// Our participant entry, `seg.participant(me)`, looked up once: the
+    /// hot path counts its messages there without re-checking the index.
+    entry: NonNull<ParticipantEntry>,
     born: Instant,
     /// Milliseconds since `born` of the last look for dead participants.
     last_recovery_ms: AtomicU64,
@@ -67,6 +72,13 @@ pub struct Queue {
     /// from the ring, with no delivery rule to apply (see `get.rs`).
     plain_gets: bool,
 }
+
+// SAFETY: `entry` points into the mapping `seg` owns (shared memory that is
+// only accessed through atomics, valid on any thread, `Segment` being Send
+// and Sync); every other field is Send and Sync.
+unsafe impl Send for Queue {}
+// SAFETY: as above; `entry` is only ever read through `&ParticipantEntry`.
+unsafe impl Sync for Queue {}
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,9 +137,11 @@ impl Queue {
     fn attach(seg: Segment) -> Result<Queue, OpenError> {
         let me = liveness::attach(&seg)?;
         let plain_gets = seg.geometry.priorities == 1 && seg.delivery.max_deliveries == 0;
+        let entry = NonNull::from(seg.participant(me));
         let q = Queue {
             seg,
             me,
+            entry,
             born: Instant::now(),
             last_recovery_ms: AtomicU64::new(0),
             last_requeue_scan_ms: AtomicU64::new(0),
@@ -142,8 +156,18 @@ impl Queue {
         Ok(q)
     }
 
+    #[inline]
     fn ring(&self) -> Ring<'_, Segment> {
         self.seg.ring()
+    }
+
+    /// This handle's participant entry.
+    #[inline]
+    fn entry(&self) -> &ParticipantEntry {
+        // SAFETY: `entry` is `seg.participant(me)`, a reference into the
+        // mapping, which `seg` keeps in place (it never moves) for as long
+        // as `self` lives.
+        unsafe { self.entry.as_ref() }
     }
 
     pub(crate) fn getters(&self) -> WaitPoint<'_> {
@@ -151,8 +175,8 @@ impl Queue {
         WaitPoint {
             seq: &h.get_seq,
             waiters: &h.get_waiters,
-            mine: &self.seg.participant(self.me).waiting_get,
-            done: &self.seg.participant(self.me).gets,
+            mine: &self.entry().waiting_get,
+            done: &self.entry().gets,
             adapt: &self.get_polling,
             busy_sleep_flag: None,
         }
@@ -163,8 +187,8 @@ impl Queue {
         WaitPoint {
             seq: &h.put_seq,
             waiters: &h.put_waiters,
-            mine: &self.seg.participant(self.me).waiting_put,
-            done: &self.seg.participant(self.me).puts,
+            mine: &self.entry().waiting_put,
+            done: &self.entry().puts,
             adapt: &self.put_polling,
             busy_sleep_flag: Some(&self.other_producers),
         }
@@ -405,6 +429,36 @@ mod tests {
             .slot(slot)
             .state
             .store(pack(crate::ring::lap_of(s), READING, q.me + 1), SeqCst);
+    }
+
+    /// The segment's masked position arithmetic (a power-of-two slot
+    /// count) agrees with the division it replaces, and so does the
+    /// division kept for other counts; a queue goes round several laps.
+    #[test]
+    fn slot_positions_match_the_division() {
+        use crate::ring::Slots;
+        let dir = Scratch::new("locate");
+        for cap in [1usize, 3, 4, 1024] {
+            let q = Queue::builder(&format!("l{cap}"))
+                .dir(&dir.0)
+                .capacity(cap)
+                .create()
+                .unwrap();
+            let slots = q.seg.capacity();
+            let far = [1 << 40, u64::MAX - 3, u64::MAX];
+            for pos in (0..5 * slots).chain(far) {
+                let expected = (pos % slots, (pos / slots) as u32);
+                assert_eq!(
+                    q.seg.locate(pos),
+                    expected,
+                    "capacity {cap}, position {pos}"
+                );
+            }
+            for i in 0..3 * cap {
+                q.try_put(&i.to_le_bytes()).unwrap();
+                assert_eq!(q.try_get().unwrap(), i.to_le_bytes(), "capacity {cap}");
+            }
+        }
     }
 
     /// A lease whose slot was taken over is not counted as got when acked.

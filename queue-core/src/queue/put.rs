@@ -10,7 +10,7 @@ use super::Queue;
 use crate::error::PutError;
 use crate::ring::{Claim, PutBlocked, Ring};
 use crate::segment::Segment;
-use crate::wait::Deadline;
+use crate::wait::{self, Deadline};
 
 impl Queue {
     /// Puts a message (at priority 0), blocking while the queue is full.
@@ -82,14 +82,42 @@ impl Queue {
             });
         }
         let ring = self.seg.level_ring(level);
-        let claim = self.claim_write(&ring, deadline)?;
-        // SAFETY: `claim` holds the slot in WRITING for us; the length was
-        // checked against max_msg_size above.
+        // The common case inline: a free slot at once, and the claim stays
+        // in registers. Anything else - full, closed, damaged, a lost race -
+        // is the blocking path's, one call away, which tries again.
+        match ring.claim_write_fast(self.me) {
+            Some(Ok(claim)) => {
+                self.finish_put(ring, claim, msg);
+                Ok(())
+            }
+            _ => self.put_blocking(msg, level, deadline),
+        }
+    }
+
+    /// [`put_until`](Self::put_until) after its first attempt found no free
+    /// slot (or the queue closed or damaged). Takes the level, not the
+    /// ring: passing the ring would make the fast path build it in memory.
+    #[inline(never)]
+    fn put_blocking(&self, msg: &[u8], level: u64, deadline: Deadline) -> Result<(), PutError> {
+        let ring = self.seg.level_ring(level);
+        let claim = self.claim_write_blocking(ring, deadline)?;
+        self.finish_put(ring, claim, msg);
+        Ok(())
+    }
+
+    /// The rest of a put once `claim` holds a slot of `ring`: copies `msg`
+    /// (checked against max_msg_size) in, publishes it, counts it and wakes
+    /// a sleeping getter.
+    #[inline(always)]
+    fn finish_put(&self, ring: Ring<'_, Segment>, claim: Claim, msg: &[u8]) {
+        // SAFETY: `claim` holds the slot in WRITING for us; the caller
+        // checked the length against max_msg_size.
         unsafe { self.seg.write_payload(claim.idx, msg) };
         ring.publish(claim);
         self.count_puts(1);
-        self.getters().notify_one();
-        Ok(())
+        // Only the futex word: building the whole wait point costs more
+        // than the look at it.
+        wait::notify_one(&self.seg.header().get_seq);
     }
 
     /// Puts every message in `msgs`, in order, blocking while the queue is
@@ -168,11 +196,11 @@ impl Queue {
         Ok(())
     }
 
+    /// Counts `n` messages put by this handle: one relaxed add on our own
+    /// participant entry's cache line.
+    #[inline]
     fn count_puts(&self, n: usize) {
-        self.seg
-            .participant(self.me)
-            .puts
-            .fetch_add(n as u64, Relaxed);
+        self.entry().puts.fetch_add(n as u64, Relaxed);
     }
 
     /// Claims the slot under the tail of `ring` (one priority level),
@@ -185,7 +213,7 @@ impl Queue {
         if let Ok(claim) = ring.try_claim_write(self.me) {
             return Ok(claim);
         }
-        self.claim_write_blocking(ring, deadline)
+        self.claim_write_blocking(*ring, deadline)
     }
 
     /// [`claim_write`](Self::claim_write) after a first attempt found no
@@ -193,7 +221,7 @@ impl Queue {
     #[inline(never)]
     fn claim_write_blocking(
         &self,
-        ring: &Ring<'_, Segment>,
+        ring: Ring<'_, Segment>,
         deadline: Deadline,
     ) -> Result<Claim, PutError> {
         let attempt = || match ring.try_claim_write(self.me) {

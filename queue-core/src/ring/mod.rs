@@ -104,6 +104,13 @@ pub(crate) trait Slots {
     fn capacity(&self) -> u64;
     /// The state word of slot `idx` (`idx < capacity`).
     fn state(&self, idx: u64) -> &AtomicU64;
+    /// The slot and the lap of position `pos` in a ring over all slots
+    /// (an implementation may replace the division by a mask).
+    #[inline]
+    fn locate(&self, pos: u64) -> (u64, u32) {
+        let cap = self.capacity();
+        (pos % cap, (pos / cap) as u32)
+    }
 }
 
 /// The shared words the protocol needs besides the slots.
@@ -219,10 +226,20 @@ pub(crate) struct Ring<'a, S: Slots> {
     base: u64,
     /// Number of slots of this ring; 0: all of `slots` (then `base` is 0).
     /// The whole set is the common case (a queue without priorities), and
-    /// there the slot index is `pos % slots.capacity()`, which the compiler
-    /// knows to be in bounds: the hot path has no extra bounds check.
+    /// there [`Slots::locate`] finds the slot (a segment masks instead of
+    /// dividing when it can).
     cap: u64,
 }
+
+// By hand: the derives would ask `S: Copy`, and a ring only borrows `S`.
+// A copy is what the slow paths take, so that the fast paths keep the
+// ring's words in registers instead of building it in memory.
+impl<S: Slots> Clone for Ring<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S: Slots> Copy for Ring<'_, S> {}
 
 impl<'a, S: Slots> Ring<'a, S> {
     /// Binds the protocol to its shared words: one ring over all slots
@@ -239,6 +256,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     }
 
     /// A ring over all of `slots` (a queue with one priority level).
+    #[inline]
     pub(crate) fn whole(cursors: Cursors<'a>, slots: &'a S) -> Self {
         Ring {
             cursors,
@@ -250,8 +268,12 @@ impl<'a, S: Slots> Ring<'a, S> {
 
     /// A ring over slots `base .. base + cap` of `slots` (one priority
     /// level); `cap > 0` and `base + cap <= slots.capacity()`.
+    /// (Checked in debug builds only: the segment's geometry, validated on
+    /// open, guarantees it, and every slot access is bounds-checked anyway;
+    /// a check here would keep the hot path's ring from folding away.)
+    #[inline]
     pub(crate) fn level(cursors: Cursors<'a>, slots: &'a S, base: u64, cap: u64) -> Self {
-        assert!(
+        debug_assert!(
             cap > 0 && base + cap <= slots.capacity(),
             "level out of range"
         );
@@ -281,8 +303,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     #[inline]
     fn locate(&self, pos: u64) -> (u64, u32) {
         if self.cap == 0 {
-            let cap = self.slots.capacity();
-            return (pos % cap, (pos / cap) as u32);
+            return self.slots.locate(pos);
         }
         // One division for both (the compiler would otherwise divide twice
         // around the bounds check of the slot index).
@@ -291,7 +312,74 @@ impl<'a, S: Slots> Ring<'a, S> {
     }
 
     /// Claims the slot under the tail for writing, as participant `me`.
+    #[inline]
     pub(crate) fn try_claim_write(&self, me: u16) -> Result<Claim, PutBlocked> {
+        match self.claim_write_fast(me) {
+            Some(answer) => answer,
+            None => self.try_claim_write_slow(me),
+        }
+    }
+
+    /// The common case of [`try_claim_write`](Self::try_claim_write),
+    /// inline: the slot under the tail is free for the tail's lap and nobody
+    /// races us for it. `None`: anything else (a lost race, a lagging tail,
+    /// a full ring, `closed`, damage) - ask `try_claim_write`, whose slow
+    /// loop looks at the same words again. Both make the same moves with
+    /// the same orderings: this is the slow loop's first turn, minus the
+    /// branches for other states. (Apart, so that a caller's fast path
+    /// keeps the claim in registers; the slow loop's answer would merge
+    /// with it in memory.)
+    #[inline(always)]
+    pub(crate) fn claim_write_fast(&self, me: u16) -> Option<Result<Claim, PutBlocked>> {
+        let Cursors { tail, closed, .. } = self.cursors;
+        let t = tail.load(SeqCst);
+        let (idx, lap) = self.locate(t);
+        let slot = self.slots.state(idx);
+        // SYNC: Acquire, as in the slow loop (pairs with `release_read`).
+        let s = slot.load(Acquire);
+        // A free slot's word is exactly `{ lap, EMPTY }`: every store of an
+        // EMPTY word (release, abandon, recovery, the zeroed segment) has
+        // generation 0 and owner 0. Any other word takes the slow loop.
+        if s != pack(lap, EMPTY, 0)
+            || closed.load(SeqCst) != 0
+            || slot
+                .compare_exchange(s, pack(lap, WRITING, me), SeqCst, Relaxed) // { lap, WRITING, me }
+                .is_err()
+        {
+            return None;
+        }
+        Some(self.claimed_write(t, idx, lap))
+    }
+
+    /// The rest of a write claim after the claim CAS on position `t`
+    /// succeeded: moves the tail on and re-checks `closed`.
+    #[inline(always)]
+    fn claimed_write(&self, t: u64, idx: u64, lap: u32) -> Result<Claim, PutBlocked> {
+        let Cursors { tail, closed, .. } = self.cursors;
+        // { tail: t + 1 }; failure means someone helped already.
+        // (Wrapping: only a damaged segment gets near 2^64.)
+        let _ = tail.compare_exchange(t, t.wrapping_add(1), SeqCst, Relaxed);
+        let claim = Claim {
+            idx,
+            lap,
+            generation: 0,
+        };
+        seqcst_order_point();
+        // SYNC: the claim CAS and this load are SeqCst, as are
+        // `close` and the drain scan in `is_drained`: either the
+        // closer's consumers see our WRITING and wait for it, or
+        // we see `closed` here and withdraw.
+        if closed.load(SeqCst) != 0 {
+            self.abandon_write(claim);
+            return Err(PutBlocked::Closed);
+        }
+        Ok(claim)
+    }
+
+    /// [`try_claim_write`](Self::try_claim_write) in full: every state the
+    /// slot under the tail can be in, retried until it gives an answer.
+    #[inline(never)]
+    fn try_claim_write_slow(self, me: u16) -> Result<Claim, PutBlocked> {
         let Cursors { tail, closed, .. } = self.cursors;
         let backoff = Backoff::new();
         loop {
@@ -313,24 +401,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                         contention_pause(&backoff);
                         continue;
                     }
-                    // { tail: t + 1 }; failure means someone helped already.
-                    // (Wrapping: only a damaged segment gets near 2^64.)
-                    let _ = tail.compare_exchange(t, t.wrapping_add(1), SeqCst, Relaxed);
-                    let claim = Claim {
-                        idx,
-                        lap,
-                        generation: 0,
-                    };
-                    seqcst_order_point();
-                    // SYNC: the claim CAS and this load are SeqCst, as are
-                    // `close` and the drain scan in `is_drained`: either the
-                    // closer's consumers see our WRITING and wait for it, or
-                    // we see `closed` here and withdraw.
-                    if closed.load(SeqCst) != 0 {
-                        self.abandon_write(claim);
-                        return Err(PutBlocked::Closed);
-                    }
-                    return Ok(claim);
+                    return self.claimed_write(t, idx, lap);
                 }
                 // The position is taken (or already consumed): the tail lags.
                 0 | 1 => {
@@ -373,6 +444,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     }
 
     /// Makes a written message visible to consumers.
+    #[inline(always)]
     pub(crate) fn publish(&self, claim: Claim) {
         // SYNC: Release (within SeqCst) pairs with the consumer's claim CAS,
         // so the payload is visible before the message is. SeqCst also orders
@@ -393,7 +465,53 @@ impl<'a, S: Slots> Ring<'a, S> {
 
     /// Claims the next message for reading, as participant `me`. Messages
     /// re-queued after a failed delivery are served first: they are older.
+    #[inline]
     pub(crate) fn try_claim_read(&self, me: u16) -> Result<Claim, GetBlocked> {
+        match self.claim_read_fast(me) {
+            Some(claim) => Ok(claim),
+            None => self.try_claim_read_slow(me),
+        }
+    }
+
+    /// The common case of [`try_claim_read`](Self::try_claim_read), inline,
+    /// as [`claim_write_fast`](Self::claim_write_fast): nothing re-queued,
+    /// a message ready under the head, no race. `None`: ask
+    /// `try_claim_read`, whose slow loop makes the same moves with the same
+    /// orderings in every other state.
+    #[inline(always)]
+    pub(crate) fn claim_read_fast(&self, me: u16) -> Option<Claim> {
+        let Cursors { head, requeued, .. } = self.cursors;
+        if requeued.load(Relaxed) != 0 {
+            return None;
+        }
+        let h = head.load(SeqCst);
+        let (idx, lap) = self.locate(h);
+        let slot = self.slots.state(idx);
+        let s = slot.load(SeqCst);
+        // A ready message's word is exactly `{ lap, READY }` (`publish`
+        // stores generation 0 and owner 0); any other word takes the slow
+        // loop.
+        // SYNC: Acquire (within SeqCst) pairs with `publish`.
+        if s != pack(lap, READY, 0)
+            || slot
+                .compare_exchange(s, pack_gen(lap, 1, READING, me), SeqCst, Relaxed) // { lap, generation: 1, READING, me }
+                .is_err()
+        {
+            return None;
+        }
+        let _ = head.compare_exchange(h, h.wrapping_add(1), SeqCst, Relaxed); // { head: h + 1 }
+        Some(Claim {
+            idx,
+            lap,
+            generation: 1,
+        })
+    }
+
+    /// [`try_claim_read`](Self::try_claim_read) in full: re-queued messages
+    /// first, then every state the slot under the head can be in, retried
+    /// until it gives an answer.
+    #[inline(never)]
+    fn try_claim_read_slow(self, me: u16) -> Result<Claim, GetBlocked> {
         if self.cursors.requeued.load(Relaxed) != 0 {
             if let Some(claim) = self.take_requeued(me) {
                 return Ok(claim);
@@ -581,6 +699,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// Hands a read message over: the slot is free for the next lap.
     /// This single store is the moment the message leaves the queue. Returns
     /// false if the slot was no longer ours (only a foreign write does that).
+    #[inline(always)]
     pub(crate) fn release_read(&self, claim: Claim, me: u16) -> bool {
         // SYNC: Release pairs with the next producer's Acquire load in
         // `try_claim_write`; SeqCst orders it before the consumer's SeqCst

@@ -210,21 +210,7 @@ impl WaitPoint<'_> {
     /// Wakes a sleeper, if any. Call after making progress visible.
     #[inline]
     pub(crate) fn notify_one(&self) {
-        // SYNC: SeqCst load after the SeqCst publish/release store; pairs with
-        // the SeqCst `fetch_or` in `register` (Dekker).
-        let seq = self.seq.load(SeqCst);
-        if seq & SLEEPERS != 0 {
-            // { seq + 1 }: a new value (the bit clears); of several wakers
-            // racing here one wins. It wakes one sleeper, which passes the
-            // wake-up on if it finds work (`pass_on`).
-            if self
-                .seq
-                .compare_exchange(seq, seq.wrapping_add(1), SeqCst, Relaxed)
-                .is_ok()
-            {
-                sys::futex_wake(self.seq, 1);
-            }
-        }
+        notify_one(self.seq);
     }
 
     /// Called by a sleeper that was woken and then found work: if others
@@ -273,6 +259,35 @@ impl WaitPoint<'_> {
     pub(crate) fn unregister(&self) {
         self.waiters.fetch_sub(1, Relaxed);
         self.mine.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Wakes a sleeper of the wait point whose futex word is `seq`, if any:
+/// [`WaitPoint::notify_one`] for callers that have only the word at hand
+/// (the single-message put and get, which need nothing else of the wait
+/// point). With nobody asleep this is one load.
+#[inline]
+pub(crate) fn notify_one(seq: &AtomicU32) {
+    // SYNC: SeqCst load after the SeqCst publish/release store; pairs with
+    // the SeqCst `fetch_or` in `register` (Dekker).
+    let seen = seq.load(SeqCst);
+    if seen & SLEEPERS != 0 {
+        wake_one(seq, seen);
+    }
+}
+
+/// [`notify_one`] when the word says somebody sleeps.
+#[cold]
+#[inline(never)]
+fn wake_one(seq: &AtomicU32, seen: u32) {
+    // { seq + 1 }: a new value (the bit clears); of several wakers racing
+    // here one wins. It wakes one sleeper, which passes the wake-up on if
+    // it finds work (`pass_on`).
+    if seq
+        .compare_exchange(seen, seen.wrapping_add(1), SeqCst, Relaxed)
+        .is_ok()
+    {
+        sys::futex_wake(seq, 1);
     }
 }
 
