@@ -65,7 +65,7 @@ impl Queue {
         // race, delivery rules, damage) is the blocking path's, which
         // tries again and reports what it finds.
         if self.plain_gets {
-            if let Some(claim) = self.ring().claim_read_fast(self.me) {
+            if let Ok(claim) = self.ring().claim_read_fast(self.me) {
                 return self.finish_get(claim, buf);
             }
         }

@@ -86,11 +86,11 @@ impl Queue {
         // in registers. Anything else - full, closed, damaged, a lost race -
         // is the blocking path's, one call away, which tries again.
         match ring.claim_write_fast(self.me) {
-            Some(Ok(claim)) => {
+            Ok(claim) => {
                 self.finish_put(ring, claim, msg);
                 Ok(())
             }
-            _ => self.put_blocking(msg, level, deadline),
+            Err(_) => self.put_blocking(msg, level, deadline),
         }
     }
 

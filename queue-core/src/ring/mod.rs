@@ -216,6 +216,40 @@ pub(crate) struct Peeked {
     pub seen: u64,
 }
 
+/// What a fast claim attempt ([`Ring::claim_write_fast`],
+/// [`Ring::claim_read_fast`]) saw when the common case did not hold: the
+/// slow loop goes on from there without loading the same words again, so
+/// a claim makes the same accesses, in the same order, as the loop alone
+/// would (and the loom models explore no extra interleavings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// The cursor was at `pos`, and its slot held `state`, not the word of
+    /// the common case.
+    Slot {
+        /// The cursor's position.
+        pos: u64,
+        /// The state word loaded.
+        state: u64,
+    },
+    /// The claim CAS lost a race: pause, then look again.
+    Lost,
+    /// A writer saw `closed` (and withdrew its claim, if it had made one).
+    Closed,
+    /// A reader saw re-queued messages waiting: they are served first.
+    Requeued,
+}
+
+/// What [`Ring::look`] loaded: a cursor, where it points, and the state
+/// word there.
+#[derive(Clone, Copy)]
+struct Look<'a> {
+    pos: u64,
+    idx: u64,
+    lap: u32,
+    slot: &'a AtomicU64,
+    state: u64,
+}
+
 /// The slot protocol over a set of slots and cursors: one ring per
 /// priority level, each over its own run of `cap` slots starting at `base`
 /// (slot indices in claims and reports are always the global ones).
@@ -315,40 +349,58 @@ impl<'a, S: Slots> Ring<'a, S> {
     #[inline]
     pub(crate) fn try_claim_write(&self, me: u16) -> Result<Claim, PutBlocked> {
         match self.claim_write_fast(me) {
-            Some(answer) => answer,
-            None => self.try_claim_write_slow(me),
+            Ok(claim) => Ok(claim),
+            Err(seen) => self.try_claim_write_slow(me, seen),
         }
     }
 
     /// The common case of [`try_claim_write`](Self::try_claim_write),
     /// inline: the slot under the tail is free for the tail's lap and nobody
-    /// races us for it. `None`: anything else (a lost race, a lagging tail,
-    /// a full ring, `closed`, damage) - ask `try_claim_write`, whose slow
-    /// loop looks at the same words again. Both make the same moves with
-    /// the same orderings: this is the slow loop's first turn, minus the
-    /// branches for other states. (Apart, so that a caller's fast path
-    /// keeps the claim in registers; the slow loop's answer would merge
-    /// with it in memory.)
+    /// races us for it. Otherwise, what it saw: the slow loop goes on from
+    /// there, with the same moves and the same orderings; this is its first
+    /// turn, minus the branches for other states. (Apart from the loop, so
+    /// that a caller's fast path keeps the claim in registers.)
     #[inline(always)]
-    pub(crate) fn claim_write_fast(&self, me: u16) -> Option<Result<Claim, PutBlocked>> {
+    pub(crate) fn claim_write_fast(&self, me: u16) -> Result<Claim, Seen> {
         let Cursors { tail, closed, .. } = self.cursors;
-        let t = tail.load(SeqCst);
-        let (idx, lap) = self.locate(t);
-        let slot = self.slots.state(idx);
         // SYNC: Acquire, as in the slow loop (pairs with `release_read`).
-        let s = slot.load(Acquire);
+        let Look {
+            pos: t,
+            idx,
+            lap,
+            slot,
+            state: s,
+        } = self.look(tail, Acquire);
         // A free slot's word is exactly `{ lap, EMPTY }`: every store of an
         // EMPTY word (release, abandon, recovery, the zeroed segment) has
-        // generation 0 and owner 0. Any other word takes the slow loop.
-        if s != pack(lap, EMPTY, 0)
-            || closed.load(SeqCst) != 0
-            || slot
-                .compare_exchange(s, pack(lap, WRITING, me), SeqCst, Relaxed) // { lap, WRITING, me }
-                .is_err()
-        {
-            return None;
+        // generation 0 and owner 0. Any other word is the slow loop's.
+        if s != pack(lap, EMPTY, 0) {
+            return Err(Seen::Slot { pos: t, state: s });
         }
-        Some(self.claimed_write(t, idx, lap))
+        if closed.load(SeqCst) != 0 {
+            return Err(Seen::Closed);
+        }
+        let claimed = pack(lap, WRITING, me); // { lap, WRITING, me }
+        if slot.compare_exchange(s, claimed, SeqCst, Relaxed).is_err() {
+            return Err(Seen::Lost);
+        }
+        self.claimed_write(t, idx, lap).map_err(|_| Seen::Closed)
+    }
+
+    /// The cursor `cursor` (SeqCst), its slot and lap, and the slot's
+    /// state word (`order`): what every claim attempt looks at first.
+    #[inline(always)]
+    fn look(&self, cursor: &AtomicU64, order: crate::sync::atomic::Ordering) -> Look<'a> {
+        let pos = cursor.load(SeqCst);
+        let (idx, lap) = self.locate(pos);
+        let slot = self.slots.state(idx);
+        Look {
+            pos,
+            idx,
+            lap,
+            slot,
+            state: slot.load(order),
+        }
     }
 
     /// The rest of a write claim after the claim CAS on position `t`
@@ -376,17 +428,31 @@ impl<'a, S: Slots> Ring<'a, S> {
         Ok(claim)
     }
 
-    /// [`try_claim_write`](Self::try_claim_write) in full: every state the
-    /// slot under the tail can be in, retried until it gives an answer.
+    /// [`try_claim_write`](Self::try_claim_write) in full, from what the
+    /// fast attempt saw: every state the slot under the tail can be in,
+    /// retried until it gives an answer.
     #[inline(never)]
-    fn try_claim_write_slow(self, me: u16) -> Result<Claim, PutBlocked> {
+    fn try_claim_write_slow(self, me: u16, seen: Seen) -> Result<Claim, PutBlocked> {
         let Cursors { tail, closed, .. } = self.cursors;
         let backoff = Backoff::new();
+        let mut first = match seen {
+            Seen::Slot { pos, state } => Some((pos, state)),
+            Seen::Closed => return Err(PutBlocked::Closed),
+            Seen::Lost | Seen::Requeued => {
+                contention_pause(&backoff);
+                None
+            }
+        };
         loop {
-            let t = tail.load(SeqCst);
+            let (t, s) = match first.take() {
+                Some(seen) => seen,
+                None => {
+                    let l = self.look(tail, Acquire);
+                    (l.pos, l.state)
+                }
+            };
             let (idx, lap) = self.locate(t);
             let slot = self.slots.state(idx);
-            let s = slot.load(Acquire);
             match lap_distance(s, lap) {
                 0 if kind_of(s) == EMPTY => {
                     if closed.load(SeqCst) != 0 {
@@ -468,62 +534,77 @@ impl<'a, S: Slots> Ring<'a, S> {
     #[inline]
     pub(crate) fn try_claim_read(&self, me: u16) -> Result<Claim, GetBlocked> {
         match self.claim_read_fast(me) {
-            Some(claim) => Ok(claim),
-            None => self.try_claim_read_slow(me),
+            Ok(claim) => Ok(claim),
+            Err(seen) => self.try_claim_read_slow(me, seen),
         }
     }
 
     /// The common case of [`try_claim_read`](Self::try_claim_read), inline,
     /// as [`claim_write_fast`](Self::claim_write_fast): nothing re-queued,
-    /// a message ready under the head, no race. `None`: ask
-    /// `try_claim_read`, whose slow loop makes the same moves with the same
-    /// orderings in every other state.
+    /// a message ready under the head, no race. Otherwise, what it saw, for
+    /// the slow loop to go on from.
     #[inline(always)]
-    pub(crate) fn claim_read_fast(&self, me: u16) -> Option<Claim> {
+    pub(crate) fn claim_read_fast(&self, me: u16) -> Result<Claim, Seen> {
         let Cursors { head, requeued, .. } = self.cursors;
         if requeued.load(Relaxed) != 0 {
-            return None;
+            return Err(Seen::Requeued);
         }
-        let h = head.load(SeqCst);
-        let (idx, lap) = self.locate(h);
-        let slot = self.slots.state(idx);
-        let s = slot.load(SeqCst);
+        let Look {
+            pos: h,
+            idx,
+            lap,
+            slot,
+            state: s,
+        } = self.look(head, SeqCst);
         // A ready message's word is exactly `{ lap, READY }` (`publish`
-        // stores generation 0 and owner 0); any other word takes the slow
-        // loop.
+        // stores generation 0 and owner 0); any other word is the slow
+        // loop's.
+        if s != pack(lap, READY, 0) {
+            return Err(Seen::Slot { pos: h, state: s });
+        }
         // SYNC: Acquire (within SeqCst) pairs with `publish`.
-        if s != pack(lap, READY, 0)
-            || slot
-                .compare_exchange(s, pack_gen(lap, 1, READING, me), SeqCst, Relaxed) // { lap, generation: 1, READING, me }
-                .is_err()
-        {
-            return None;
+        let claimed = pack_gen(lap, 1, READING, me); // { lap, generation: 1, READING, me }
+        if slot.compare_exchange(s, claimed, SeqCst, Relaxed).is_err() {
+            return Err(Seen::Lost);
         }
         let _ = head.compare_exchange(h, h.wrapping_add(1), SeqCst, Relaxed); // { head: h + 1 }
-        Some(Claim {
+        Ok(Claim {
             idx,
             lap,
             generation: 1,
         })
     }
 
-    /// [`try_claim_read`](Self::try_claim_read) in full: re-queued messages
-    /// first, then every state the slot under the head can be in, retried
-    /// until it gives an answer.
+    /// [`try_claim_read`](Self::try_claim_read) in full, from what the
+    /// fast attempt saw: re-queued messages first, then every state the
+    /// slot under the head can be in, retried until it gives an answer.
     #[inline(never)]
-    fn try_claim_read_slow(self, me: u16) -> Result<Claim, GetBlocked> {
-        if self.cursors.requeued.load(Relaxed) != 0 {
-            if let Some(claim) = self.take_requeued(me) {
-                return Ok(claim);
-            }
-        }
+    fn try_claim_read_slow(self, me: u16, seen: Seen) -> Result<Claim, GetBlocked> {
         let Cursors { head, tail, .. } = self.cursors;
         let backoff = Backoff::new();
+        let mut first = match seen {
+            Seen::Slot { pos, state } => Some((pos, state)),
+            Seen::Requeued => {
+                if let Some(claim) = self.take_requeued(me) {
+                    return Ok(claim);
+                }
+                None
+            }
+            Seen::Lost | Seen::Closed => {
+                contention_pause(&backoff);
+                None
+            }
+        };
         loop {
-            let h = head.load(SeqCst);
+            let (h, s) = match first.take() {
+                Some(seen) => seen,
+                None => {
+                    let l = self.look(head, SeqCst);
+                    (l.pos, l.state)
+                }
+            };
             let (idx, lap) = self.locate(h);
             let slot = self.slots.state(idx);
-            let s = slot.load(SeqCst);
             match lap_distance(s, lap) {
                 0 => match kind_of(s) {
                     READY => {
