@@ -20,7 +20,12 @@
 //! * `crossbeam-vec` - the same carrying a `Vec<u8>` allocated per message (only
 //!   the pointer travels; the faster of the two rows is the in-process ceiling);
 //! * `memcpy`        - one thread copying each message into the next slot of a
-//!   ring as large as this queue's (the bandwidth ceiling for large messages).
+//!   ring as large as this queue's (the bandwidth ceiling for large messages);
+//! * `probe1`, `probe16`, `probe64` - the limit probe: a minimal SPSC ring of
+//!   64-byte-aligned slots between two threads (Lamport, cached indices, each
+//!   index published once per batch of 1, 16 or 64), 1 -> 1 only: what the
+//!   machine charges for moving a message, measured right after this
+//!   queue's two rows, in the same round (issue 17's targets compare with it).
 //!
 //! The two rows of this queue run the producer and consumer loops of this
 //! crate's library (`queue_bench`), the same code as `mq bench` (`--batch 64` for the
@@ -29,7 +34,9 @@
 //! `queue_bench::stamp`).
 //!
 //! Metrics (`--metrics`, default all): `1` throughput of 1 producer -> 1
-//! consumer; `4` of 4 producers -> 4 consumers (a stream cannot be shared by
+//! consumer (of this queue's rows: `mq` unbatched, `batch` batched 64); `4` of
+//! 4 producers -> 4 consumers (both rows again: `batch` 4->4 is the batched
+//! figure) (a stream cannot be shared by
 //! competing readers, so pipes and sockets get 4 independent 1 -> 1 pairs: the
 //! easiest case for them); `pp` the ping-pong round trip (one message bounced
 //! between two processes over two queues / pipes, or both directions of one
@@ -68,7 +75,7 @@
 //! The parts, one file each: this one (options, the rounds of measurements
 //! and the order of the report), [`child`] (the child-process protocol),
 //! [`ours`], [`posix_mq`], [`pipe`] (pipes and socketpairs), [`crossbeam`],
-//! [`memcpy`] (the peers), [`pin`] (CPU placement), [`noise`] (the host-noise
+//! [`memcpy`], [`probe`] (the peers), [`pin`] (CPU placement), [`noise`] (the host-noise
 //! probe), [`stats`] and [`table`] (the report). The bench uses only the
 //! public API of `queue-core` and of this crate's library.
 
@@ -80,6 +87,7 @@ mod ours;
 mod pin;
 mod pipe;
 mod posix_mq;
+mod probe;
 mod stats;
 mod table;
 
@@ -100,6 +108,7 @@ use crate::ours::{Scratch, idle_check, pp_mq, tp_mq, tp_mq_fan};
 use crate::pin::{Placement, set_placement};
 use crate::pipe::{Stream, pp_stream, tp_stream};
 use crate::posix_mq::{posix_capacity, pp_posix, raise_msgqueue_rlimit, tp_posix, tp_posix_fan};
+use crate::probe::tp_probe;
 use crate::stats::{PingPlan, median, summarise};
 use crate::table::{PEERS, Row, fan_in_table, fmt_rate, placement_table, table, targets};
 
@@ -282,6 +291,10 @@ fn measure_size(plan: &Plan, s: &Scratch, size: usize) -> Vec<(&'static str, Row
             }
             "memcpy" => {
                 row.one = tp(1, "copy", &mut |n| tp_memcpy(size, n));
+            }
+            "probe1" | "probe16" | "probe64" => {
+                let b = key["probe".len()..].parse().expect("probe batch");
+                row.one = tp(1, "1->1", &mut |n| tp_probe(size, b, n));
             }
             _ => unreachable!(),
         }
