@@ -649,7 +649,7 @@ impl Segment {
         // SAFETY: the payload area starts SLOT_HEADER_SIZE bytes into the slot
         // and holds max_msg_size bytes; the caller owns it (WRITING).
         unsafe {
-            copy_payload(
+            std::ptr::copy_nonoverlapping(
                 msg.as_ptr(),
                 slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
                 msg.len(),
@@ -677,7 +677,7 @@ impl Segment {
         // owned by the caller (READING); `out` has room for `len` more bytes,
         // which are initialised by the copy before `set_len`.
         unsafe {
-            copy_payload(
+            std::ptr::copy_nonoverlapping(
                 slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
                 out.as_mut_ptr().add(start),
                 len,
@@ -736,38 +736,6 @@ impl Slots for Segment {
     }
     fn state(&self, idx: u64) -> &AtomicU64 {
         &self.slot(idx).state
-    }
-}
-
-/// Copies a payload: 16 to 64 bytes (small messages, the common case of
-/// the batch verbs) with two or four overlapping 16-byte moves inlined,
-/// anything else with `memcpy` (whose call and size dispatch cost more
-/// than the copy of a small message).
-///
-/// # Safety
-/// As `std::ptr::copy_nonoverlapping`: `src` readable and `dst` writable
-/// for `len` bytes, not overlapping.
-#[inline(always)]
-unsafe fn copy_payload(src: *const u8, dst: *mut u8, len: usize) {
-    type Chunk = [u8; 16];
-    if !(16..=64).contains(&len) {
-        // SAFETY: the caller's contract.
-        unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
-        return;
-    }
-    // SAFETY: 16 <= len <= 64, so every chunk lies within the `len` bytes
-    // of both buffers (the chunks overlap when `len` is not 32 or 64).
-    unsafe {
-        let head = src.cast::<Chunk>().read_unaligned();
-        let tail = src.add(len - 16).cast::<Chunk>().read_unaligned();
-        if len > 32 {
-            let second = src.add(16).cast::<Chunk>().read_unaligned();
-            let third = src.add(len - 32).cast::<Chunk>().read_unaligned();
-            dst.add(16).cast::<Chunk>().write_unaligned(second);
-            dst.add(len - 32).cast::<Chunk>().write_unaligned(third);
-        }
-        dst.cast::<Chunk>().write_unaligned(head);
-        dst.add(len - 16).cast::<Chunk>().write_unaligned(tail);
     }
 }
 
