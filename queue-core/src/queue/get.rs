@@ -192,10 +192,11 @@ impl Queue {
         // `ring` only hands over (and extends runs, which happen on a
         // queue with one level only): `release_read` touches the slot's
         // state word alone, whatever level the slot belongs to.
-        // `handed`: messages whose release succeeded (what `gets` counts:
-        // a slot taken over meanwhile was not handed over by us); `taken`:
-        // those the caller also received intact.
-        let (mut taken, mut handed) = (0usize, 0u64);
+        // `taken`: messages handed over and received intact by the caller;
+        // `failed_handed`: the one whose copy failed but whose hand-over
+        // succeeded, if any. `gets` counts both (a slot taken over
+        // meanwhile was not handed over by us).
+        let (mut taken, mut failed_handed) = (0usize, 0u64);
         let mut failure = None;
         while let Some(first) = next.take() {
             let run = if self.plain_gets {
@@ -208,15 +209,13 @@ impl Queue {
                 let copied = copy(claim);
                 // The hand-over: until this store, our death re-queues the message.
                 let handed_over = ring.release_read(claim, self.me);
-                handed += u64::from(handed_over);
-                match (copied, handed_over) {
-                    (Ok(_), true) => taken += 1,
-                    (Err(e), _) => failure = Some(e),
-                    (Ok(_), false) => failure = Some(taken_over(claim)),
+                if handed_over && copied.is_ok() {
+                    taken += 1;
+                    continue;
                 }
-                if failure.is_some() {
-                    break;
-                }
+                failed_handed += u64::from(handed_over);
+                failure = Some(copied.err().unwrap_or_else(|| taken_over(claim)));
+                break;
             }
             // The batch stops at a failure: the rest of the run goes back
             // for another consumer.
@@ -235,7 +234,7 @@ impl Queue {
         self.seg
             .participant(self.me)
             .gets
-            .fetch_add(handed, Relaxed);
+            .fetch_add(taken as u64 + failed_handed, Relaxed);
         match failure {
             Some(e) if taken == 0 => Err(e),
             _ => Ok(taken),
