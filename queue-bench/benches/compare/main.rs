@@ -46,7 +46,9 @@
 //! 64-byte 1 -> 1 and ping-pong with both sides pinned to one core, then to
 //! two cores. Throughput
 //! runs are calibrated to about 0.5 s (0.1 s quick) and repeated 3 times (once
-//! quick); the median is shown.
+//! quick); the median is shown. The 1 -> 1 figures of `mq`, `batch` and the
+//! probe rows are repeated round by round (one run of each per round, see
+//! [`alternate`]), so their ratios compare the same host states.
 //!
 //! Also checked: a getter blocked on an empty queue uses no CPU (utime + stime
 //! from `/proc/<pid>/stat` over 3 s).
@@ -73,12 +75,14 @@
 //! `--reps N`.
 //!
 //! The parts, one file each: this one (options, the rounds of measurements
-//! and the order of the report), [`child`] (the child-process protocol),
+//! and the order of the report), [`alternate`] (the 1 -> 1 rows measured
+//! round by round), [`child`] (the child-process protocol),
 //! [`ours`], [`posix_mq`], [`pipe`] (pipes and socketpairs), [`crossbeam`],
 //! [`memcpy`], [`probe`] (the peers), [`pin`] (CPU placement), [`noise`] (the host-noise
 //! probe), [`stats`] and [`table`] (the report). The bench uses only the
 //! public API of `queue-core` and of this crate's library.
 
+mod alternate;
 mod child;
 mod crossbeam;
 mod memcpy;
@@ -97,6 +101,7 @@ use std::time::{Duration, Instant};
 
 use queue_bench::machine;
 
+use crate::alternate::alternated_rates;
 use crate::child::child_main;
 use crate::crossbeam::{pp_crossbeam_sized, tp_crossbeam_sized};
 use crate::memcpy::tp_memcpy;
@@ -201,9 +206,8 @@ impl Plan {
             .is_none_or(|o| o.iter().any(|x| x == peer))
     }
 
-    /// Calibrates a message count so one run takes about the target time,
-    /// then returns the median rate (messages per second) of `reps` runs.
-    fn rate(&self, label: &str, run: &mut dyn FnMut(u64) -> Duration) -> (f64, bool) {
+    /// A message count for which one run takes about the target time.
+    fn calibrate(&self, run: &mut dyn FnMut(u64) -> Duration) -> u64 {
         let mut n: u64 = 4096;
         let mut d = run(n);
         while d < self.target / 2 && n < 1 << 34 {
@@ -211,6 +215,13 @@ impl Plan {
             n = ((n as f64 * scale.clamp(2.0, 50.0)) as u64).next_multiple_of(256);
             d = run(n);
         }
+        n
+    }
+
+    /// Calibrates a message count so one run takes about the target time,
+    /// then returns the median rate (messages per second) of `reps` runs.
+    fn rate(&self, label: &str, run: &mut dyn FnMut(u64) -> Duration) -> (f64, bool) {
+        let n = self.calibrate(run);
         let mut rates = Vec::new();
         let mut slow = false;
         for _ in 0..self.reps {
@@ -233,6 +244,13 @@ fn measure_size(plan: &Plan, s: &Scratch, size: usize) -> Vec<(&'static str, Row
         posix_capacity(size, 2)
     );
     let (one, many, pp) = (plan.metric("1"), plan.metric("4"), plan.metric("pp"));
+    // This queue's two rows and the limit probe, 1 -> 1: measured round by
+    // round, so that the ratios compare figures of the same host states.
+    let alternated = if one {
+        alternated_rates(plan, s, size)
+    } else {
+        Vec::new()
+    };
     for (key, _) in PEERS {
         if !plan.wants(key) {
             continue;
@@ -247,6 +265,12 @@ fn measure_size(plan: &Plan, s: &Scratch, size: usize) -> Vec<(&'static str, Row
             slow.set(f);
         };
         let tp = |p: usize, what: &str, run: &mut dyn FnMut(u64) -> Duration| {
+            if p == 1 {
+                if let Some((_, rate, slow)) = alternated.iter().find(|a| a.0 == key) {
+                    flag(0, *slow);
+                    return Some(*rate);
+                }
+            }
             let wanted = if p == 1 { one } else { many };
             wanted.then(|| {
                 let (v, s) = plan.rate(&label(what), run);

@@ -168,6 +168,12 @@ impl Queue {
                 // SAFETY: the run holds the slot in WRITING for us; every
                 // length was checked against max_msg_size above.
                 unsafe { self.seg.write_payload(claim.idx, msg.as_ref()) };
+            }
+            // Published only once all are written (in order: a death in
+            // between leaves a published prefix): a consumer right behind
+            // us then finds the whole run ready, instead of reading each
+            // slot's line while we still write the next one.
+            for claim in ring.claims(run) {
                 ring.publish_quiet(claim);
             }
             ring.publish_done();

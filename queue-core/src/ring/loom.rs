@@ -383,8 +383,11 @@ impl Model {
                 Err(e) => panic!("put failed: {e:?}"),
             };
             let run = r.extend_write(first, (values.len() - done) as u64, me);
+            // As `put_many`: every payload, then every publication.
             for (c, v) in r.claims(run).zip(&values[done..]) {
                 self.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = *v });
+            }
+            for c in r.claims(run) {
                 r.publish_quiet(c);
             }
             r.publish_done();
