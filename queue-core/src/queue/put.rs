@@ -136,9 +136,9 @@ impl Queue {
     }
 
     /// The one batch put: checks every size first, then claims a run of
-    /// free slots (the first claim waiting until `deadline`), copies and
-    /// publishes message by message, wakes a sleeping getter, and goes on
-    /// with the next run until every message is in.
+    /// free slots (the first claim waiting until `deadline`), copies the
+    /// run's messages in, publishes them in order, wakes a sleeping getter,
+    /// and goes on with the next run until every message is in.
     fn put_many_until<M: AsRef<[u8]>>(
         &self,
         msgs: &[M],
