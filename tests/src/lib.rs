@@ -256,6 +256,26 @@ impl Ledger {
             .count() as u64
     }
 
+    /// Panics unless the messages that arrived from each producer are a
+    /// prefix of its sequence (`0 ..= highest`, no gap): the check that
+    /// a producer killed mid-`put_many` committed a prefix of its batch,
+    /// for runs in which no consumer can lose a message (leases).
+    pub fn assert_prefixes(&self) {
+        let mut seen: std::collections::HashMap<u32, (u64, u64)> = Default::default();
+        for &(id, seq) in self.received.keys() {
+            let e = seen.entry(id).or_default();
+            e.0 = e.0.max(seq);
+            e.1 += 1;
+        }
+        for (id, (highest, distinct)) in seen {
+            assert_eq!(
+                distinct,
+                highest + 1,
+                "producer {id}: {distinct} distinct messages arrived, up to seq {highest}: a gap"
+            );
+        }
+    }
+
     /// Panics if a message arrived that no producer can have put. One that
     /// arrived without a record was put by a producer killed between `put`
     /// (or a `put_many` of up to `batch`) returning and printing, so it lies

@@ -20,7 +20,12 @@
 //! * `crossbeam-vec` - the same carrying a `Vec<u8>` allocated per message (only
 //!   the pointer travels; the faster of the two rows is the in-process ceiling);
 //! * `memcpy`        - one thread copying each message into the next slot of a
-//!   ring as large as this queue's (the bandwidth ceiling for large messages).
+//!   ring as large as this queue's (the bandwidth ceiling for large messages);
+//! * `probe1`, `probe16`, `probe64` - the limit probe: a minimal SPSC ring of
+//!   64-byte-aligned slots between two threads (Lamport, cached indices, each
+//!   index published once per batch of 1, 16 or 64), 1 -> 1 only: what the
+//!   machine charges for moving a message, measured right after this
+//!   queue's two rows, in the same round (issue 17's targets compare with it).
 //!
 //! The two rows of this queue run the producer and consumer loops of this
 //! crate's library (`queue_bench`), the same code as `mq bench` (`--batch 64` for the
@@ -29,7 +34,9 @@
 //! `queue_bench::stamp`).
 //!
 //! Metrics (`--metrics`, default all): `1` throughput of 1 producer -> 1
-//! consumer; `4` of 4 producers -> 4 consumers (a stream cannot be shared by
+//! consumer (of this queue's rows: `mq` unbatched, `batch` batched 64); `4` of
+//! 4 producers -> 4 consumers (both rows again: `batch` 4->4 is the batched
+//! figure) (a stream cannot be shared by
 //! competing readers, so pipes and sockets get 4 independent 1 -> 1 pairs: the
 //! easiest case for them); `pp` the ping-pong round trip (one message bounced
 //! between two processes over two queues / pipes, or both directions of one
@@ -39,7 +46,9 @@
 //! 64-byte 1 -> 1 and ping-pong with both sides pinned to one core, then to
 //! two cores. Throughput
 //! runs are calibrated to about 0.5 s (0.1 s quick) and repeated 3 times (once
-//! quick); the median is shown.
+//! quick); the median is shown. The 1 -> 1 figures of `mq`, `batch` and the
+//! probe rows are repeated round by round (one run of each per round, see
+//! [`alternate`]), so their ratios compare the same host states.
 //!
 //! Also checked: a getter blocked on an empty queue uses no CPU (utime + stime
 //! from `/proc/<pid>/stat` over 3 s).
@@ -66,12 +75,14 @@
 //! `--reps N`.
 //!
 //! The parts, one file each: this one (options, the rounds of measurements
-//! and the order of the report), [`child`] (the child-process protocol),
+//! and the order of the report), [`alternate`] (the 1 -> 1 rows measured
+//! round by round), [`child`] (the child-process protocol),
 //! [`ours`], [`posix_mq`], [`pipe`] (pipes and socketpairs), [`crossbeam`],
-//! [`memcpy`] (the peers), [`pin`] (CPU placement), [`noise`] (the host-noise
+//! [`memcpy`], [`probe`] (the peers), [`pin`] (CPU placement), [`noise`] (the host-noise
 //! probe), [`stats`] and [`table`] (the report). The bench uses only the
 //! public API of `queue-core` and of this crate's library.
 
+mod alternate;
 mod child;
 mod crossbeam;
 mod memcpy;
@@ -80,6 +91,7 @@ mod ours;
 mod pin;
 mod pipe;
 mod posix_mq;
+mod probe;
 mod stats;
 mod table;
 
@@ -89,6 +101,7 @@ use std::time::{Duration, Instant};
 
 use queue_bench::machine;
 
+use crate::alternate::alternated_rates;
 use crate::child::child_main;
 use crate::crossbeam::{pp_crossbeam_sized, tp_crossbeam_sized};
 use crate::memcpy::tp_memcpy;
@@ -100,6 +113,7 @@ use crate::ours::{Scratch, idle_check, pp_mq, tp_mq, tp_mq_fan};
 use crate::pin::{Placement, set_placement};
 use crate::pipe::{Stream, pp_stream, tp_stream};
 use crate::posix_mq::{posix_capacity, pp_posix, raise_msgqueue_rlimit, tp_posix, tp_posix_fan};
+use crate::probe::tp_probe;
 use crate::stats::{PingPlan, median, summarise};
 use crate::table::{PEERS, Row, fan_in_table, fmt_rate, placement_table, table, targets};
 
@@ -192,9 +206,8 @@ impl Plan {
             .is_none_or(|o| o.iter().any(|x| x == peer))
     }
 
-    /// Calibrates a message count so one run takes about the target time,
-    /// then returns the median rate (messages per second) of `reps` runs.
-    fn rate(&self, label: &str, run: &mut dyn FnMut(u64) -> Duration) -> (f64, bool) {
+    /// A message count for which one run takes about the target time.
+    fn calibrate(&self, run: &mut dyn FnMut(u64) -> Duration) -> u64 {
         let mut n: u64 = 4096;
         let mut d = run(n);
         while d < self.target / 2 && n < 1 << 34 {
@@ -202,6 +215,13 @@ impl Plan {
             n = ((n as f64 * scale.clamp(2.0, 50.0)) as u64).next_multiple_of(256);
             d = run(n);
         }
+        n
+    }
+
+    /// Calibrates a message count so one run takes about the target time,
+    /// then returns the median rate (messages per second) of `reps` runs.
+    fn rate(&self, label: &str, run: &mut dyn FnMut(u64) -> Duration) -> (f64, bool) {
+        let n = self.calibrate(run);
         let mut rates = Vec::new();
         let mut slow = false;
         for _ in 0..self.reps {
@@ -224,6 +244,13 @@ fn measure_size(plan: &Plan, s: &Scratch, size: usize) -> Vec<(&'static str, Row
         posix_capacity(size, 2)
     );
     let (one, many, pp) = (plan.metric("1"), plan.metric("4"), plan.metric("pp"));
+    // This queue's two rows and the limit probe, 1 -> 1: measured round by
+    // round, so that the ratios compare figures of the same host states.
+    let alternated = if one {
+        alternated_rates(plan, s, size)
+    } else {
+        Vec::new()
+    };
     for (key, _) in PEERS {
         if !plan.wants(key) {
             continue;
@@ -238,6 +265,12 @@ fn measure_size(plan: &Plan, s: &Scratch, size: usize) -> Vec<(&'static str, Row
             slow.set(f);
         };
         let tp = |p: usize, what: &str, run: &mut dyn FnMut(u64) -> Duration| {
+            if p == 1 {
+                if let Some((_, rate, slow)) = alternated.iter().find(|a| a.0 == key) {
+                    flag(0, *slow);
+                    return Some(*rate);
+                }
+            }
             let wanted = if p == 1 { one } else { many };
             wanted.then(|| {
                 let (v, s) = plan.rate(&label(what), run);
@@ -282,6 +315,10 @@ fn measure_size(plan: &Plan, s: &Scratch, size: usize) -> Vec<(&'static str, Row
             }
             "memcpy" => {
                 row.one = tp(1, "copy", &mut |n| tp_memcpy(size, n));
+            }
+            "probe1" | "probe16" | "probe64" => {
+                let b = key["probe".len()..].parse().expect("probe batch");
+                row.one = tp(1, "1->1", &mut |n| tp_probe(size, b, n));
             }
             _ => unreachable!(),
         }

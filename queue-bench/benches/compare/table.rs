@@ -27,9 +27,12 @@ fn mark(text: String, slow: bool) -> String {
     }
 }
 
-pub const PEERS: [(&str, &str); 8] = [
+pub const PEERS: [(&str, &str); 11] = [
     ("mq", "this queue, put/get"),
     ("batch", "this queue, put_many/get_many_into 64"),
+    ("probe1", "limit probe: SPSC ring, batch 1 (threads)"),
+    ("probe16", "limit probe: SPSC ring, batch 16 (threads)"),
+    ("probe64", "limit probe: SPSC ring, batch 64 (threads)"),
     ("posix", "POSIX mq"),
     ("pipe", "pipe, framed"),
     ("socket", "socketpair, framed"),
@@ -182,6 +185,42 @@ pub fn targets(all: &[(usize, Vec<(&str, Row)>)]) -> String {
         "x",
         &|x| x >= 0.5,
     );
+    let batch64 = one(64, "batch");
+    line(
+        "1->1 64 B: batched / this queue unbatched >= 2.5".into(),
+        div(batch64, mq64),
+        "x",
+        &|x| x >= 2.5,
+    );
+    line(
+        "1->1 64 B: batched / limit probe batch 64 >= 0.5".into(),
+        div(batch64, one(64, "probe64")),
+        "x",
+        &|x| x >= 0.5,
+    );
+    line(
+        "1->1 64 B: unbatched / limit probe batch 1 >= 0.5".into(),
+        div(mq64, one(64, "probe1")),
+        "x",
+        &|x| x >= 0.5,
+    );
+    // Same message size on both sides, so the ratio of bytes per second
+    // is the ratio of messages per second.
+    line(
+        "1->1 1 KiB: batched / limit probe batch 64 (bytes/s) >= 0.7".into(),
+        div(one(1024, "batch"), one(1024, "probe64")),
+        "x",
+        &|x| x >= 0.7,
+    );
+    for (size, _) in all {
+        let b = find(all, *size, "batch");
+        line(
+            format!("4->4 / 1->1 batched, {size} B >= 0.5"),
+            b.and_then(|b| div(b.many, b.one)),
+            "x",
+            &|x| x >= 0.5,
+        );
+    }
     for (size, _) in all {
         let r = find(all, *size, "mq");
         let b = find(all, *size, "batch");

@@ -10,7 +10,7 @@ use super::Queue;
 use crate::batch::Batch;
 use crate::delivery;
 use crate::error::{Corruption, GetError};
-use crate::ring::{Claim, GetBlocked, Ring};
+use crate::ring::{Claim, GetBlocked, Ring, Run};
 use crate::segment::Segment;
 use crate::wait::{self, Deadline};
 
@@ -104,6 +104,18 @@ impl Queue {
     /// Allocates one `Vec` per message; a loop that takes many batches is
     /// faster with [`get_many_into`](Self::get_many_into), which reuses one
     /// [`Batch`].
+    ///
+    /// On a queue with one priority level and no `max_deliveries`, the
+    /// messages are claimed in runs of consecutive ready slots, with the
+    /// head moved and producers woken once per run.
+    ///
+    /// Crash contract: each message leaves the queue when it is handed
+    /// over, one by one right after its copy. A consumer killed inside the
+    /// call loses the messages this call had handed over (at most `max`;
+    /// they never reached the caller), and nothing else: the ones it had
+    /// claimed but not handed over are re-queued by recovery and delivered
+    /// again, whole. A consumer that must lose nothing takes leases
+    /// ([`get_lease`](Self::get_lease)) instead.
     pub fn get_many(&self, max: usize) -> Result<Vec<Vec<u8>>, GetError> {
         self.get_many_until(max, Deadline::Forever)
     }
@@ -176,10 +188,19 @@ impl Queue {
 
     /// The loop of the `get_many` family: claims up to `max` messages (the
     /// first waiting until `deadline`, the rest only if ready now), hands
-    /// each claimed slot to `copy` and then releases it (waking sleeping
-    /// producers, as `get` does), and counts the messages handed over once
-    /// per batch.
+    /// each claimed slot to `copy` and then releases it, and counts the
+    /// messages handed over once per batch. On a queue with one level and
+    /// no `max_deliveries` the claims come in runs of consecutive READY
+    /// slots ([`Ring::extend_read`]), and sleeping producers are woken
+    /// once per run (as `get` does once per message).
     /// Returns how many messages `copy` took; an error only if none.
+    ///
+    /// Crash contract: each message is released (handed over) right after
+    /// its copy, one by one, so a consumer killed in the middle loses
+    /// exactly the messages this call handed over before it died (they
+    /// left the queue and never reached the caller); the ones it had
+    /// claimed but not released are re-queued by recovery and delivered
+    /// again. Leases lose nothing.
     pub(super) fn take_many(
         &self,
         max: usize,
@@ -191,27 +212,43 @@ impl Queue {
         }
         let (ring, putters) = (self.ring(), self.putters());
         let mut next = Some(self.claim_read(deadline)?);
-        // `ring` only hands over: `release_read` touches the slot's state
-        // word alone, whatever level the slot belongs to.
-        // `handed`: messages whose release succeeded (what `gets` counts:
-        // a slot taken over meanwhile was not handed over by us); `taken`:
-        // those the caller also received intact.
-        let (mut taken, mut handed) = (0usize, 0u64);
+        // `ring` only hands over (and extends runs, which happen on a
+        // queue with one level only): `release_read` touches the slot's
+        // state word alone, whatever level the slot belongs to.
+        // `taken`: messages handed over and received intact by the caller;
+        // `failed_handed`: the one whose copy failed but whose hand-over
+        // succeeded, if any. `gets` counts both (a slot taken over
+        // meanwhile was not handed over by us).
+        let (mut taken, mut failed_handed) = (0usize, 0u64);
         let mut failure = None;
-        while let Some(claim) = next.take() {
-            let copied = copy(claim);
-            // The hand-over: until this store, our death re-queues the message.
-            let handed_over = ring.release_read(claim, self.me);
-            handed += u64::from(handed_over);
+        while let Some(first) = next.take() {
+            let run = if self.plain_gets {
+                ring.extend_read(first, (max - taken) as u64, self.me)
+            } else {
+                Run::single(first)
+            };
+            let mut claims = ring.claims(run);
+            for claim in claims.by_ref() {
+                let copied = copy(claim);
+                // The hand-over: until this store, our death re-queues the message.
+                let handed_over = ring.release_read(claim, self.me);
+                if handed_over && copied.is_ok() {
+                    taken += 1;
+                    continue;
+                }
+                failed_handed += u64::from(handed_over);
+                failure = Some(copied.err().unwrap_or_else(|| taken_over(claim)));
+                break;
+            }
+            // The batch stops at a failure: the rest of the run goes back
+            // for another consumer.
+            for rest in claims {
+                ring.requeue(rest, self.me);
+            }
             // As in `get`: with nobody asleep this is one load; producers
-            // that sleep are woken at the first free slot and refill while
+            // that sleep are woken at the first free run and refill while
             // we take the rest of the batch.
             putters.notify_one();
-            match (copied, handed_over) {
-                (Ok(_), true) => taken += 1,
-                (Err(e), _) => failure = Some(e),
-                (Ok(_), false) => failure = Some(taken_over(claim)),
-            }
             if failure.is_some() || taken >= max {
                 break;
             }
@@ -220,7 +257,7 @@ impl Queue {
         self.seg
             .participant(self.me)
             .gets
-            .fetch_add(handed, Relaxed);
+            .fetch_add(taken as u64 + failed_handed, Relaxed);
         match failure {
             Some(e) if taken == 0 => Err(e),
             _ => Ok(taken),

@@ -43,6 +43,11 @@ use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use crate::sync::{contention_pause, seqcst_order_point};
 use crossbeam_utils::Backoff;
 
+mod run;
+// The batch verbs' type (the loom build has no queue layer).
+#[cfg(not(loom))]
+pub(crate) use run::Run;
+
 /// Slot kind: free for the writer of this lap.
 pub(crate) const EMPTY: u8 = 0;
 /// Slot kind: a producer (the owner) is copying a message in.

@@ -189,3 +189,85 @@ fn garbage_state_is_reported_not_looped_on() {
     f.slots.0[0].store(pack(0, 200, 0), SeqCst);
     assert!(matches!(r.try_claim_read(1), Err(GetBlocked::Corrupt(_))));
 }
+
+/// Writes a run of up to `most` slots (claim, extend, publish) as `me`.
+fn put_run(r: &Ring<'_, VecSlots>, most: u64, me: u16) -> Result<u64, PutBlocked> {
+    let run = r.extend_write(r.try_claim_write(me)?, most, me);
+    for c in r.claims(run) {
+        r.publish_quiet(c);
+    }
+    r.publish_done();
+    Ok(run.len)
+}
+
+/// Reads a run of up to `most` slots (claim, extend, release) as `me`.
+fn get_run(r: &Ring<'_, VecSlots>, most: u64, me: u16) -> Result<u64, GetBlocked> {
+    let run = r.extend_read(r.try_claim_read(me)?, most, me);
+    for c in r.claims(run) {
+        assert!(r.release_read(c, me));
+    }
+    Ok(run.len)
+}
+
+#[test]
+fn runs_wrap_around_and_move_the_cursors_past_themselves() {
+    let f = Fixture::new(4);
+    let r = f.ring();
+    for lap in 0..5u64 {
+        // Three in, then two of them out: the next run wraps.
+        assert_eq!(put_run(&r, 3, 1), Ok(3));
+        assert_eq!(get_run(&r, 2, 2), Ok(2));
+        assert_eq!(
+            put_run(&r, 8, 1),
+            Ok(3),
+            "lap {lap}: a run fills what is free"
+        );
+        assert_eq!(put_run(&r, 8, 1), Err(PutBlocked::Full));
+        assert_eq!(get_run(&r, 8, 2), Ok(4));
+        assert_eq!(get_run(&r, 8, 2), Err(GetBlocked::Empty));
+        assert_eq!(f.head.load(SeqCst), f.tail.load(SeqCst));
+        assert_eq!(f.tail.load(SeqCst), 6 * (lap + 1));
+    }
+}
+
+#[test]
+fn a_run_stops_at_a_slot_someone_else_holds() {
+    let f = Fixture::new(4);
+    let r = f.ring();
+    // Another producer claimed position 1 ahead of the tail's helpers.
+    let other = pack(0, WRITING, 7);
+    f.slots.0[1].store(other, SeqCst);
+    assert_eq!(put_run(&r, 4, 1), Ok(1));
+    assert_eq!(f.slots.0[1].load(SeqCst), other);
+    // The reader's run stops at the unpublished slot as well.
+    assert_eq!(get_run(&r, 4, 2), Ok(1));
+}
+
+#[test]
+fn a_run_claimed_after_close_is_given_back_but_its_first_slot_kept() {
+    let f = Fixture::new(4);
+    let r = f.ring();
+    let first = r.try_claim_write(1).unwrap();
+    f.closed.store(1, SeqCst);
+    let run = r.extend_write(first, 4, 1);
+    assert_eq!(run, Run::single(first), "the extension withdraws");
+    r.publish(first);
+    assert_eq!(get_run(&r, 4, 2), Ok(1));
+    // Withdrawn positions are skipped, not stranded.
+    assert_eq!(r.try_claim_read(2), Err(GetBlocked::Empty));
+    assert!(r.is_drained(2));
+}
+
+#[test]
+fn position_of_recovers_the_full_position_from_a_truncated_lap() {
+    let f = Fixture::new(3);
+    let r = f.ring();
+    let pos = (1u64 << 32) * 3 + 5; // lap 2^32 + 1, slot 2: lap truncates to 1
+    let claim = Claim {
+        idx: 2,
+        lap: (pos / 3) as u32,
+        generation: 0,
+    };
+    assert_eq!(r.position_of(claim, pos - 2), pos);
+    assert_eq!(r.position_of(claim, pos + 2), pos);
+}

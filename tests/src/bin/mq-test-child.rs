@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! mq-test-child produce DIR NAME ID COUNT SIZE [LEVELS]  # prints "seq" after each put returned Ok; with LEVELS, message seq goes to priority seq % LEVELS
+//! mq-test-child produce-many DIR NAME ID COUNT SIZE BATCH  # like produce, with put_many of BATCH messages; prints each seq once its put_many returned
 //! mq-test-child consume DIR NAME MODE            # MODE get|lease|batch (get_many_into, up to 8); prints "id seq" per message; exits 0 on Closed
 //! mq-test-child race DIR NAME ID                 # open_or_create, put one message, print "created" or "opened"
 //! mq-test-child get-timeout DIR NAME MILLIS      # exit 0 got / 10 timeout / 11 closed
@@ -57,6 +58,39 @@ fn consume_batches(q: &Queue) {
     }
 }
 
+/// `produce-many`: messages `0 .. count` of producer `id` in `put_many`
+/// calls of `batch`; prints the seqs a call committed once it returned (on
+/// an error, the ones it reports as put), so a kill inside or right after
+/// a call leaves up to `batch` committed messages unprinted.
+fn produce_many(q: &Queue, id: u32, count: u64, size: usize, batch: u64) {
+    let mut seq = 0;
+    while seq < count {
+        let n = batch.min(count - seq);
+        let msgs: Vec<Vec<u8>> = (seq..seq + n)
+            .map(|s| {
+                let mut buf = Vec::new();
+                message::encode(id, s, size, &mut buf);
+                buf
+            })
+            .collect();
+        let (put, err) = match q.put_many(&msgs) {
+            Ok(()) => (n, None),
+            Err((put, e)) => (put as u64, Some(e)),
+        };
+        let printed: String = (seq..seq + put).map(|s| format!("{s}\n")).collect();
+        out(&printed);
+        seq += put;
+        match err {
+            None => {}
+            Some(PutError::Closed) => return,
+            Some(e) => {
+                eprintln!("mq-test-child: put_many: {e}");
+                std::process::exit(2)
+            }
+        }
+    }
+}
+
 fn open(dir: &str, name: &str) -> Queue {
     Queue::open_in(dir, name).unwrap_or_else(|e| {
         eprintln!("mq-test-child: {e}");
@@ -85,6 +119,11 @@ fn main() {
                     }
                 }
             }
+        }
+        "produce-many" => {
+            let q = open(arg(1), arg(2));
+            let (id, count, size, batch) = (num(3) as u32, num(4), num(5) as usize, num(6));
+            produce_many(&q, id, count, size, batch.max(1));
         }
         "consume" => {
             let q = open(arg(1), arg(2));

@@ -266,6 +266,8 @@ fn a_blocked_getter_burns_no_cpu() {
 pub(crate) struct Delivery {
     pub priorities: usize,
     pub lease_timeout: Option<Duration>,
+    /// Producers put with `put_many` of this many messages (0 or 1: `put`).
+    pub put_batch: u64,
 }
 
 fn chaos(mode: &str, kills_wanted: usize, tag: &str) {
@@ -299,6 +301,18 @@ pub(crate) fn chaos_with(mode: &str, kills_wanted: usize, tag: &str, delivery: D
     let spawn_producer = |id: u32| {
         let out = d.path().join(format!("p{id}.out"));
         let size = 20 + (id as usize * 37) % 480;
+        if delivery.put_batch > 1 {
+            let args = [
+                "produce-many",
+                &dir,
+                "chaos",
+                &id.to_string(),
+                "1000000000",
+                &size.to_string(),
+                &delivery.put_batch.to_string(),
+            ];
+            return spawn_to(&args, &out);
+        }
         spawn_to(
             &[
                 "produce",
@@ -365,7 +379,7 @@ pub(crate) fn chaos_with(mode: &str, kills_wanted: usize, tag: &str, delivery: D
     }
 
     let ledger = Ledger::read(d.path(), producer_ids, consumer_ids);
-    ledger.assert_nothing_invented(1, "");
+    ledger.assert_nothing_invented(delivery.put_batch.max(1), "");
     let (committed, received) = (&ledger.committed, &ledger.received);
     let (duplicates, missing) = (ledger.duplicates(), ledger.missing());
     let st = q.stats();
@@ -389,6 +403,9 @@ pub(crate) fn chaos_with(mode: &str, kills_wanted: usize, tag: &str, delivery: D
         // does a lease whose deadline passed after printing.
         "lease" => {
             assert_eq!(missing, 0, "committed messages lost");
+            // Nothing is lost, so what arrived of each producer is a
+            // prefix of what it put: a killed `put_many` commits a prefix.
+            ledger.assert_prefixes();
             assert!(duplicates <= consumer_kills as u64 + st.expired as u64);
         }
         // Batches (get_many_into): never a duplicate; a consumer killed

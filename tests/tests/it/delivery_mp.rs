@@ -214,6 +214,7 @@ fn kill9_chaos_with_priorities_and_deadlines_loses_nothing() {
         Delivery {
             priorities: 3,
             lease_timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
         },
     );
 }
@@ -227,6 +228,7 @@ fn kill9_chaos_with_priorities_and_plain_get_duplicates_nothing() {
         Delivery {
             priorities: 3,
             lease_timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
         },
     );
 }

@@ -5,6 +5,7 @@
 //! the tutorial test here needs both, and finds them in the target directory
 //! (`mq_tests::workspace_bin`).
 
+mod batch_mp;
 mod core_mp;
 mod delivery_mp;
 mod hardening;
