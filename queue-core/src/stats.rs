@@ -56,8 +56,15 @@ pub struct Stats {
     pub in_flight: usize,
     /// Leases put back because their deadline passed (also in `redelivered`).
     pub expired: usize,
-    /// Messages dropped after `max_deliveries` deliveries (poison messages).
+    /// Messages dropped after `max_deliveries` deliveries (poison messages
+    /// of a queue without a dead-letter queue).
     pub dropped_poison: usize,
+    /// Messages moved to the dead-letter queue after `max_deliveries`.
+    pub dead_lettered: usize,
+    /// This queue's dead-letter queue, if it has one.
+    pub dead_letter: Option<String>,
+    /// If this is a dead-letter queue: the queue whose dead letters it holds.
+    pub dead_letters_of: Option<String>,
     /// The queue's lease timeout (`None`: a lease lasts while its holder lives).
     pub lease_timeout: Option<Duration>,
     /// Deliveries a message may have (`None`: unlimited).
@@ -216,6 +223,9 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
         in_flight,
         expired: count(h.expired.load(Relaxed)),
         dropped_poison: count(h.dropped_poison.load(Relaxed)),
+        dead_lettered: count(h.dead_lettered.load(Relaxed)),
+        dead_letter: seg.dead_letter.clone(),
+        dead_letters_of: crate::dead_letter::dead_letters_of(seg),
         lease_timeout: match seg.delivery.lease_timeout_ns {
             0 => None,
             ns => Some(Duration::from_nanos(ns)),

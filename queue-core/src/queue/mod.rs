@@ -12,6 +12,7 @@
 //! [`Queue::block`], the one skeleton over `wait::wait_until`.
 
 mod builder;
+mod dead_letter;
 mod get;
 mod lease;
 mod put;
@@ -66,6 +67,9 @@ pub struct Queue {
     /// One priority level and no `max_deliveries`: a get claims straight
     /// from the ring, with no delivery rule to apply (see `get.rs`).
     plain_gets: bool,
+    /// The dead-letter queue's segment, opened at the first need (see
+    /// `dead_letter.rs`); empty for a queue without one.
+    dead_letters: std::sync::OnceLock<Segment>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -92,6 +96,7 @@ impl Queue {
             lease_timeout: None,
             max_deliveries: None,
             priorities: 1,
+            dead_letter: None,
         }
     }
 
@@ -136,7 +141,11 @@ impl Queue {
             other_producers: AtomicBool::new(false),
             producers_scan_ms: AtomicU64::new(u64::MAX),
             plain_gets,
+            dead_letters: std::sync::OnceLock::new(),
         };
+        // A move lock left by the previous holder of our index (it looks
+        // alive to everyone else now that the index is ours).
+        q.resolve_moves(true);
         // Clean up after anyone who died since the queue was last used.
         q.recover_now();
         Ok(q)
@@ -177,6 +186,7 @@ impl Queue {
         self.last_recovery_ms.store(now, Relaxed);
         let changed =
             liveness::recover(&self.seg, self.me).total() + delivery::expire_overdue(&self.seg);
+        self.resolve_moves(false);
         if changed > 0 {
             self.getters().notify_all();
             self.putters().notify_all();
@@ -369,6 +379,8 @@ impl Drop for Queue {
             let h = self.seg.header();
             crate::wait::waiter::forget_words(&[&h.get_seq, &h.put_seq]);
         }
+        // No thread of ours is moving now (`&mut self`): a lock naming us is stale.
+        self.resolve_moves(true);
         if liveness::detach(&self.seg, self.me).total() > 0 {
             self.getters().notify_all();
             self.putters().notify_all();

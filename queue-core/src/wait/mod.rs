@@ -160,6 +160,26 @@ thread_local! {
     static BUSY_SKIPS: Cell<u32> = const { Cell::new(0) };
 }
 
+/// Wakes one sleeper on the futex word `seq` if any registered (the body
+/// of [`WaitPoint::notify_one`]; also used to wake the getters of a
+/// dead-letter queue, which the mover is no participant of).
+pub(crate) fn wake_one(seq: &AtomicU32) {
+    // SYNC: SeqCst load after the SeqCst publish/release store; pairs with
+    // the SeqCst `fetch_or` in `register` (Dekker).
+    let now = seq.load(SeqCst);
+    if now & SLEEPERS != 0 {
+        // { seq + 1 }: a new value (the bit clears); of several wakers
+        // racing here one wins. It wakes one sleeper, which passes the
+        // wake-up on if it finds work (`pass_on`).
+        if seq
+            .compare_exchange(now, now.wrapping_add(1), SeqCst, Relaxed)
+            .is_ok()
+        {
+            sys::futex_wake(seq, 1);
+        }
+    }
+}
+
 /// One side's wait point: the futex word, the global sleeper count, and this
 /// participant's own sleeper count (so that a cleaner can undo the count of a
 /// participant killed in its sleep).
@@ -210,21 +230,7 @@ impl WaitPoint<'_> {
     /// Wakes a sleeper, if any. Call after making progress visible.
     #[inline]
     pub(crate) fn notify_one(&self) {
-        // SYNC: SeqCst load after the SeqCst publish/release store; pairs with
-        // the SeqCst `fetch_or` in `register` (Dekker).
-        let seq = self.seq.load(SeqCst);
-        if seq & SLEEPERS != 0 {
-            // { seq + 1 }: a new value (the bit clears); of several wakers
-            // racing here one wins. It wakes one sleeper, which passes the
-            // wake-up on if it finds work (`pass_on`).
-            if self
-                .seq
-                .compare_exchange(seq, seq.wrapping_add(1), SeqCst, Relaxed)
-                .is_ok()
-            {
-                sys::futex_wake(self.seq, 1);
-            }
-        }
+        wake_one(self.seq);
     }
 
     /// Called by a sleeper that was woken and then found work: if others

@@ -6,6 +6,7 @@
 //! (`mq_tests::workspace_bin`).
 
 mod core_mp;
+mod dead_letter_mp;
 mod delivery_mp;
 mod hardening;
 mod pool;

@@ -1,0 +1,100 @@
+//! The source side of dead-letter queues: a getter that claimed a message
+//! past `max_deliveries` moves it ([`Queue::move_dead_letter`], the protocol
+//! of `ring/moved.rs` over the two segments of `dead_letter.rs`), and every
+//! recovery pass resolves a move lock left by a dead mover
+//! ([`Queue::resolve_moves`]).
+
+use std::path::Path;
+
+use super::Queue;
+use crate::dead_letter::{self, Move};
+use crate::ring::Claim;
+use crate::ring::moved::{self, Moved};
+use crate::segment::Segment;
+
+/// Looks at a busy move lock before the getter puts the message back and
+/// waits (moves are short: one message copy).
+const LOCK_TRIES: u32 = 64;
+
+/// What a getter does with a message it claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Admit {
+    /// Deliver it.
+    Deliver,
+    /// It left the queue (dropped or moved): take the next one.
+    Next,
+    /// It could not be moved now and was put back: wait, then try again.
+    Wait,
+}
+
+impl Queue {
+    /// The dead-letter queue's segment: opened once (and created with this
+    /// queue's geometry if `create` and it is missing). `None`: no
+    /// dead-letter queue, or it cannot be opened now (tried again later).
+    fn dead_letter_queue(&self, create: bool) -> Option<&Segment> {
+        if let Some(dlq) = self.dead_letters.get() {
+            return Some(dlq);
+        }
+        let name = self.seg.dead_letter.as_deref()?;
+        let dir = self.seg.path.parent().unwrap_or(Path::new("."));
+        let mode = self.seg.file_owner().mode;
+        let dlq =
+            dead_letter::open(dir, name, &self.seg.name, self.seg.geometry, mode, create).ok()?;
+        // Two threads racing here: one segment is kept, the other unmapped.
+        let _ = self.dead_letters.set(dlq);
+        self.dead_letters.get()
+    }
+
+    /// Resolves a move lock of the dead-letter queue left by a dead mover
+    /// (or, with `stale_mine`, by our own index when no thread of ours can
+    /// be moving: on attach and on drop), so the dead-letter queue's head is
+    /// never held long by a half-done move.
+    pub(super) fn resolve_moves(&self, stale_mine: bool) {
+        if self.seg.dead_letter.is_none() {
+            return;
+        }
+        if let Some(dlq) = self.dead_letter_queue(false) {
+            let sides = Move {
+                src: &self.seg,
+                dlq,
+                me: self.me,
+            };
+            moved::resolve(&sides, self.me, stale_mine);
+        }
+    }
+
+    /// Moves the message `claim` holds (its `n`-th delivery, past
+    /// `max_deliveries`) to the dead-letter queue. If it cannot now (another
+    /// move holds the lock, the dead-letter queue is full, closed or cannot
+    /// be opened), the message is put back with its count recorded, and the
+    /// getter waits and tries again (at most 100 ms later).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn move_dead_letter(&self, claim: Claim, n: u64) -> Admit {
+        let mut payload = Vec::new();
+        if self.copy_out(claim, &mut payload).is_err() {
+            return Admit::Deliver; // damaged: the getter's own copy reports it
+        }
+        let moved = match self.dead_letter_queue(true) {
+            Some(dlq) if payload.len() as u64 <= dlq.geometry.max_msg_size => {
+                let sides = Move {
+                    src: &self.seg,
+                    dlq,
+                    me: self.me,
+                };
+                moved::move_claimed(&sides, claim, self.me, LOCK_TRIES, |dst| {
+                    dead_letter::copy(dlq, &payload, dst, n - 1)
+                })
+            }
+            _ => Moved::Full,
+        };
+        if moved == Moved::Done {
+            self.putters().notify_one();
+            return Admit::Next;
+        }
+        // The generation wraps at 256: record the count at every try.
+        crate::delivery::record(&self.seg, claim, n);
+        self.seg.ring_of(claim.idx).requeue(claim, self.me);
+        Admit::Wait
+    }
+}
