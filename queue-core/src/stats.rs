@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::dead_letter::DeadLetter;
 use crate::delivery;
 use crate::layout::ENTRY_IN_USE;
 use crate::liveness;
@@ -259,6 +260,12 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
 /// A copy of the message a getter would take next, without taking it: loads
 /// and a validated copy only (see `Ring::peek` and `Segment::peek_payload`).
 pub(crate) fn peek(seg: &Segment) -> Option<Vec<u8>> {
+    peek_with_origin(seg).map(|(msg, _)| msg)
+}
+
+/// [`peek`], with where the message came from if it is a dead letter (read
+/// inside the same validated look).
+pub(crate) fn peek_with_origin(seg: &Segment) -> Option<(Vec<u8>, Option<DeadLetter>)> {
     let mut buf = Vec::new();
     for _ in 0..100 {
         // The highest level with a message is the one a getter serves.
@@ -266,8 +273,14 @@ pub(crate) fn peek(seg: &Segment) -> Option<Vec<u8>> {
             .rev()
             .map(|l| seg.level_ring(l))
             .find_map(|r| r.peek().map(|f| (r, f)))?;
+        let claim = ring::Claim {
+            idx: found.idx,
+            lap: ring::lap_of(found.seen),
+            generation: 0,
+        };
+        let origin = crate::dead_letter::origin(seg, claim);
         if seg.peek_payload(found.idx, &mut buf) && ring.unchanged(found.idx, found.seen) {
-            return Some(buf);
+            return Some((buf, origin));
         }
     }
     None

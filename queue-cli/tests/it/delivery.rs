@@ -183,6 +183,13 @@ fn dead_letters_from_the_shell() {
     let v: Value =
         serde_json::from_slice(&run(&d, &["inspect", "jobs.dead", "--json"], 0).stdout).unwrap();
     assert_eq!(v["dead_letters_of"], "jobs");
+    let o = run(&d, &["peek", "jobs.dead"], 0);
+    assert_eq!(stdout(&o), "poison\n");
+    assert!(
+        stderr(&o).contains("a dead letter of queue \"jobs\", moved after 1 deliveries there"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(stdout(&run(&d, &["get", "jobs.dead"], 0)), "poison\n");
 
     // Bad settings: each a clear error naming what is wrong.
