@@ -33,7 +33,7 @@ impl Queue {
     /// dead-letter queue, or it cannot be opened now (tried again later).
     fn dead_letter_queue(&self, create: bool) -> Option<&Segment> {
         if let Some(dlq) = self.dead_letters.get() {
-            return Some(dlq);
+            return Some(&**dlq);
         }
         let name = self.seg.dead_letter.as_deref()?;
         let dir = self.seg.path.parent().unwrap_or(Path::new("."));
@@ -41,8 +41,8 @@ impl Queue {
         let dlq =
             dead_letter::open(dir, name, &self.seg.name, self.seg.geometry, mode, create).ok()?;
         // Two threads racing here: one segment is kept, the other unmapped.
-        let _ = self.dead_letters.set(dlq);
-        self.dead_letters.get()
+        let _ = self.dead_letters.set(Box::new(dlq));
+        self.dead_letters.get().map(|dlq| &**dlq)
     }
 
     /// Resolves a move lock of the dead-letter queue left by a dead mover
