@@ -98,3 +98,79 @@ impl Queue {
         Admit::Wait
     }
 }
+
+/// The resolution of a dead mover's lock on real segments (the loom model
+/// `ring/loom_moved.rs` covers every interleaving on model slots). A mover
+/// index outside the participant table stands for a dead one.
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::Ordering::SeqCst;
+
+    use super::Queue;
+    use crate::dead_letter;
+    use crate::ring::moved::{COMMITTED, FREE, MOVER, TAKEN, lock_word, stage_of};
+    use crate::ring::{EMPTY, READY, Slots, pack};
+
+    const DEAD: u16 = 4000;
+
+    fn queue(tag: &str) -> (std::path::PathBuf, Queue) {
+        let dir = std::env::temp_dir().join(format!("mq-dlq-unit-{tag}-{}", std::process::id()));
+        let q = Queue::builder("src")
+            .dir(&dir)
+            .capacity(2)
+            .max_deliveries(1)
+            .dead_letter("src.dead")
+            .create()
+            .unwrap();
+        (dir, q)
+    }
+
+    #[test]
+    fn recovery_undoes_a_dead_movers_uncommitted_copy() {
+        let (dir, q) = queue("taken");
+        q.put(b"m").unwrap();
+        let dlq = q.dead_letter_queue(false).unwrap();
+        let dst = dlq.ring().try_claim_write(MOVER).unwrap();
+        dlq.header()
+            .move_lock
+            .store(lock_word(7, TAKEN, DEAD), SeqCst);
+        q.recover();
+        assert_eq!(stage_of(dlq.header().move_lock.load(SeqCst)), FREE);
+        let skipped = pack(dst.lap + 1, EMPTY, 0);
+        assert_eq!(dlq.state(dst.idx).load(SeqCst), skipped);
+        assert_eq!(dlq.header().discarded_partial.load(SeqCst), 1);
+        assert_eq!(q.try_get().unwrap(), b"m", "still in the source");
+        drop(q);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn recovery_finishes_a_dead_movers_committed_move() {
+        let (dir, q) = queue("committed");
+        q.put(b"m").unwrap();
+        let src = q.seg.ring().try_claim_read(DEAD).unwrap();
+        let dlq = q.dead_letter_queue(false).unwrap();
+        let dst = dlq.ring().try_claim_write(MOVER).unwrap();
+        dead_letter::copy(dlq, b"m", dst, 1);
+        let h = dlq.header();
+        h.move_src_idx.store(src.idx, SeqCst);
+        h.move_src_lap.store(u64::from(src.lap), SeqCst);
+        h.move_dst_idx.store(dst.idx, SeqCst);
+        h.move_dst_lap.store(u64::from(dst.lap), SeqCst);
+        h.move_lock.store(lock_word(7, COMMITTED, DEAD), SeqCst);
+        q.recover();
+        assert_eq!(stage_of(h.move_lock.load(SeqCst)), FREE);
+        assert_eq!(dlq.state(dst.idx).load(SeqCst), pack(dst.lap, READY, 0));
+        let gone = pack(src.lap + 1, EMPTY, 0);
+        assert_eq!(q.seg.state(src.idx).load(SeqCst), gone);
+        assert_eq!(q.seg.header().requeued.load(SeqCst), 0);
+        assert_eq!(q.stats().dead_lettered, 1);
+        let dead = Queue::open_in(&dir, "src.dead").unwrap();
+        let lease = dead.try_get_lease().unwrap();
+        let origin = lease.dead_letter().unwrap();
+        assert_eq!((&*lease, origin.deliveries), (&b"m"[..], 1));
+        lease.ack().unwrap();
+        drop((q, dead));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
