@@ -173,4 +173,19 @@ mod tests {
         drop((q, dead));
         std::fs::remove_dir_all(dir).unwrap();
     }
+
+    /// A dead mover's index taken by a new handle looks alive to everyone
+    /// else: the new handle resolves the lock itself as it attaches.
+    #[test]
+    fn attaching_at_a_dead_movers_index_resolves_its_lock() {
+        let (dir, q) = queue("reuse");
+        let dlq = q.dead_letter_queue(false).unwrap();
+        // Index 1 is the next free one: the mover that had it died.
+        dlq.header().move_lock.store(lock_word(7, TAKEN, 1), SeqCst);
+        let next = Queue::open_in(&dir, "src").unwrap();
+        assert_eq!(next.me, 1);
+        assert_eq!(stage_of(dlq.header().move_lock.load(SeqCst)), FREE);
+        drop((q, next));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
