@@ -109,6 +109,30 @@ fn a_full_dead_letter_queue_holds_the_message_back() {
     lease.ack().unwrap();
 }
 
+/// A dead-letter queue removed while its source is in use is made again at
+/// the next move (a handle does not go on moving into the removed file).
+#[test]
+fn a_removed_dead_letter_queue_is_made_again() {
+    let dir = Dir::new();
+    let q = Queue::builder("src")
+        .dir(&dir.0)
+        .max_deliveries(1)
+        .dead_letter("src.dead")
+        .create()
+        .unwrap();
+    q.put(b"first").unwrap();
+    deliver_and_release(&q, 1);
+    assert!(q.try_get().is_err()); // moved; the handle keeps "src.dead" open
+    Queue::remove_in(&dir.0, "src.dead").unwrap();
+    q.put(b"second").unwrap();
+    deliver_and_release(&q, 1);
+    assert!(q.try_get().is_err());
+    let dead = Queue::open_in(&dir.0, "src.dead").unwrap();
+    assert_eq!(dead.stats().dead_letters_of.as_deref(), Some("src"));
+    assert_eq!(dead.try_get().unwrap(), b"second");
+    assert!(matches!(dead.try_get(), Err(GetError::Empty)));
+}
+
 fn invalid_reason(e: OpenError) -> String {
     match e {
         OpenError::InvalidConfig { reason, .. } => reason,

@@ -154,9 +154,9 @@ impl Builder {
     /// (`docs/design.md`, "Dead-letter queues"). A dead-letter queue serves
     /// one queue: a second queue naming it is an error. Needs
     /// `max_deliveries`. While the dead-letter queue is full (or closed) the
-    /// message stays where it is and getters of its level wait. A handle
-    /// keeps the dead-letter queue it opened: remove a dead-letter queue
-    /// only together with its queue.
+    /// message stays where it is and getters of its level wait. A
+    /// dead-letter queue removed while this queue is in use is made again
+    /// at the next move.
     ///
     /// ```
     /// # let dir = std::env::temp_dir().join(format!("mq-doc-dead-letter-{}", std::process::id()));

@@ -27,22 +27,55 @@ pub(super) enum Admit {
     Wait,
 }
 
+/// The dead-letter queue's segment for one use: the one a handle keeps, or
+/// one opened again because the kept one was removed.
+enum DeadLetters<'q> {
+    Kept(&'q Segment),
+    Reopened(Segment),
+}
+
+impl std::ops::Deref for DeadLetters<'_> {
+    type Target = Segment;
+    fn deref(&self) -> &Segment {
+        match self {
+            DeadLetters::Kept(seg) => seg,
+            DeadLetters::Reopened(seg) => seg,
+        }
+    }
+}
+
+/// Whether `seg`'s file is still the one under its name (not removed, or
+/// removed and made again).
+fn is_linked(seg: &Segment) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::symlink_metadata(&seg.path), seg.file.metadata()) {
+        (Ok(now), Ok(ours)) => now.ino() == ours.ino() && now.dev() == ours.dev(),
+        _ => false,
+    }
+}
+
 impl Queue {
     /// The dead-letter queue's segment: opened once (and created with this
-    /// queue's geometry if `create` and it is missing). `None`: no
-    /// dead-letter queue, or it cannot be opened now (tried again later).
-    fn dead_letter_queue(&self, create: bool) -> Option<&Segment> {
-        if let Some(dlq) = self.dead_letters.get() {
-            return Some(&**dlq);
-        }
+    /// queue's geometry if `create` and it is missing) and kept while its
+    /// file is the one under its name. `None`: no dead-letter queue, or it
+    /// cannot be opened now (tried again later).
+    fn dead_letter_queue(&self, create: bool) -> Option<DeadLetters<'_>> {
         let name = self.seg.dead_letter.as_deref()?;
-        let dir = self.seg.path.parent().unwrap_or(Path::new("."));
-        let mode = self.seg.file_owner().mode;
-        let dlq =
-            dead_letter::open(dir, name, &self.seg.name, self.seg.geometry, mode, create).ok()?;
+        let open = || {
+            let dir = self.seg.path.parent().unwrap_or(Path::new("."));
+            let mode = self.seg.file_owner().mode;
+            dead_letter::open(dir, name, &self.seg.name, self.seg.geometry, mode, create).ok()
+        };
+        if let Some(kept) = self.dead_letters.get() {
+            if is_linked(kept) {
+                return Some(DeadLetters::Kept(kept));
+            }
+            // Removed (maybe made again) since: use the one there now.
+            return open().map(DeadLetters::Reopened);
+        }
         // Two threads racing here: one segment is kept, the other unmapped.
-        let _ = self.dead_letters.set(Box::new(dlq));
-        self.dead_letters.get().map(|dlq| &**dlq)
+        let _ = self.dead_letters.set(Box::new(open()?));
+        self.dead_letters.get().map(|kept| DeadLetters::Kept(kept))
     }
 
     /// Resolves a move lock of the dead-letter queue left by a dead mover
@@ -56,7 +89,7 @@ impl Queue {
         if let Some(dlq) = self.dead_letter_queue(false) {
             let sides = Move {
                 src: &self.seg,
-                dlq,
+                dlq: &dlq,
                 me: self.me,
             };
             moved::resolve(&sides, self.me, stale_mine);
@@ -79,11 +112,11 @@ impl Queue {
             Some(dlq) if payload.len() as u64 <= dlq.geometry.max_msg_size => {
                 let sides = Move {
                     src: &self.seg,
-                    dlq,
+                    dlq: &dlq,
                     me: self.me,
                 };
                 moved::move_claimed(&sides, claim, self.me, LOCK_TRIES, |dst| {
-                    dead_letter::copy(dlq, &payload, dst, n - 1)
+                    dead_letter::copy(&dlq, &payload, dst, n - 1)
                 })
             }
             _ => Moved::Full,
@@ -151,7 +184,7 @@ mod tests {
         let src = q.seg.ring().try_claim_read(DEAD).unwrap();
         let dlq = q.dead_letter_queue(false).unwrap();
         let dst = dlq.ring().try_claim_write(MOVER).unwrap();
-        dead_letter::copy(dlq, b"m", dst, 1);
+        dead_letter::copy(&dlq, b"m", dst, 1);
         let h = dlq.header();
         h.move_src_idx.store(src.idx, SeqCst);
         h.move_src_lap.store(u64::from(src.lap), SeqCst);
