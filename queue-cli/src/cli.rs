@@ -182,6 +182,10 @@ pub struct CreateArgs {
     #[arg(long, value_name = "N", value_parser = parse::positive_count)]
     pub max_deliveries: Option<u64>,
 
+    /// Move such a message to the queue NAME2 instead of dropping it (created with this queue's sizes if missing; it serves this queue only)
+    #[arg(long, value_name = "NAME2", requires = "max_deliveries")]
+    pub dead_letter: Option<String>,
+
     /// Succeed if the queue already exists (its own settings are kept)
     #[arg(long)]
     pub exist_ok: bool,

@@ -6,6 +6,9 @@
 //! (printed once, as `mq: <error chain>`), 130 on Ctrl-C. A broken pipe on
 //! stdout ends quietly with 0, like ripgrep and fd.
 
+// The `mq inspect --json` object is one `json!` literal deeper than the default limit.
+#![recursion_limit = "256"]
+
 mod cli;
 mod cmd;
 mod exit;

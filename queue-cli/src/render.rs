@@ -176,10 +176,19 @@ pub fn delivery_rules(s: &Stats) -> Option<String> {
         ));
     }
     if let Some(n) = s.max_deliveries {
-        rules.push(format!(
-            "a message is dropped instead of being delivered {} times",
-            n + 1
-        ));
+        rules.push(match &s.dead_letter {
+            Some(dlq) => format!(
+                "a message is moved to dead-letter queue {dlq:?} instead of being delivered {} times",
+                n + 1
+            ),
+            None => format!(
+                "a message is dropped instead of being delivered {} times",
+                n + 1
+            ),
+        });
+    }
+    if let Some(source) = &s.dead_letters_of {
+        rules.push(format!("dead letters of {source:?}"));
     }
     (!rules.is_empty()).then(|| rules.join("; "))
 }
@@ -447,10 +456,14 @@ pub fn inspect_text(s: &Stats, slots: &[SlotView], who: &str) -> String {
     );
     if let Some(rules) = delivery_rules(s) {
         let _ = writeln!(out, "  delivery   {rules}");
+        let poison = match s.dead_letter {
+            Some(_) => format!("{} poison messages dead-lettered", s.dead_lettered),
+            None => format!("{} poison messages dropped", s.dropped_poison),
+        };
         let _ = writeln!(
             out,
-            "             {} leases expired and put back, {} poison messages dropped",
-            s.expired, s.dropped_poison
+            "             {} leases expired and put back, {poison}",
+            s.expired
         );
     }
     if !s.leases.is_empty() {
@@ -557,6 +570,9 @@ pub fn inspect_json(s: &Stats, slots: &[SlotView]) -> Value {
         "max_deliveries": s.max_deliveries,
         "expired": s.expired,
         "dropped_poison": s.dropped_poison,
+        "dead_lettered": s.dead_lettered,
+        "dead_letter": s.dead_letter,
+        "dead_letters_of": s.dead_letters_of,
         "leases": s.leases.iter().map(|l| json!({
             "slot": l.slot,
             "participant": l.owner,

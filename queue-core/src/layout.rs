@@ -8,7 +8,7 @@
 //! A segment is laid out as:
 //!
 //! ```text
-//! 0          512             512 + 64 P = levels_offset     meta_offset              slots_offset
+//! 0          1024            1024 + 64 P = levels_offset    meta_offset              slots_offset
 //! | Header   | P participants | L - 1 level cursors (128 B) | S slot records (32 B) | S slots of `slot_stride` bytes |
 //! ```
 //!
@@ -32,14 +32,20 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"MQSHMQ\0\x01");
 /// Version 2: slots are 16-byte aligned (were 64). Version 3: delivery
 /// control (lease timeout and max deliveries in the header, a delivery
 /// generation in the state word, the slot records before the slots, the
-/// `expired` and `dropped_poison` counters).
-pub const LAYOUT_VERSION: u64 = 3;
+/// `expired` and `dropped_poison` counters). Version 4: dead-letter queues
+/// (the header grows to 1024 bytes: the dead-letter names, the move lock,
+/// the `dead_lettered` counter; the slot record's fourth word).
+pub const LAYOUT_VERSION: u64 = 4;
 
 /// Cache line size used for padding (x86_64 and most aarch64 parts).
 pub const CACHE_LINE: u64 = 64;
 
 /// Size of `Header` in bytes.
-pub const HEADER_SIZE: u64 = 512;
+pub const HEADER_SIZE: u64 = 1024;
+
+/// Words of a name field in the header: the longest queue name (200 bytes,
+/// `segment::MAX_NAME_LEN`), little-endian, 8 bytes a word.
+pub const NAME_WORDS: usize = 25;
 
 /// Size of one `ParticipantEntry` in bytes.
 pub const PARTICIPANT_SIZE: u64 = 64;
@@ -165,7 +171,40 @@ pub struct Header {
     pub expired: AtomicU64,
     /// Messages dropped after `max_deliveries` deliveries (poison messages).
     pub dropped_poison: AtomicU64,
-    _pad7: [u64; 2],
+    /// Messages moved to the dead-letter queue after `max_deliveries`.
+    pub dead_lettered: AtomicU64,
+    _pad7: [u64; 1],
+
+    // ---- lines 8-14: dead-letter names (written once, before use) ----
+    /// Length of `dead_letter`: this queue's dead-letter queue (0: none).
+    /// Written by the creator before publication.
+    pub dead_letter_len: AtomicU64,
+    /// The dead-letter queue's name, little-endian bytes.
+    pub dead_letter: [AtomicU64; NAME_WORDS],
+    /// In a dead-letter queue: a hash of the one queue whose dead letters
+    /// it holds (0: none yet). Set once by CAS, so two sources cannot both
+    /// claim it.
+    pub dead_letters_of_hash: AtomicU64,
+    /// Length of `dead_letters_of` (0: not written yet); stored with
+    /// Release after the name.
+    pub dead_letters_of_len: AtomicU64,
+    /// The name of the queue whose dead letters this queue holds.
+    pub dead_letters_of: [AtomicU64; NAME_WORDS],
+    _pad14: [u64; 3],
+
+    // ---- line 15: the move lock of a dead-letter queue (`ring/moved.rs`) ----
+    /// `{ seq: u32, stage: u8, owner: u16 }`: FREE, TAKEN or COMMITTED by
+    /// `owner`, a participant index of the source queue.
+    pub move_lock: AtomicU64,
+    /// The source slot being moved (written while TAKEN).
+    pub move_src_idx: AtomicU64,
+    /// The lap of that source slot.
+    pub move_src_lap: AtomicU64,
+    /// The dead-letter slot the message is copied into.
+    pub move_dst_idx: AtomicU64,
+    /// The lap of that dead-letter slot.
+    pub move_dst_lap: AtomicU64,
+    _pad15: [u64; 3],
 }
 
 /// One entry of the participant table. Entry `i` is owned by whoever holds the
@@ -237,7 +276,10 @@ pub struct SlotMeta {
     /// When that lease expires, milliseconds of `CLOCK_MONOTONIC` (which is
     /// system-wide, so every process compares against the same clock).
     pub lease_deadline_ms: AtomicU64,
-    _reserved: u64,
+    /// In a dead-letter queue: `{ lap: u32, count + 1: u32 }`, the delivery
+    /// count a moved message had in its source queue, for the message of
+    /// that lap (0 in the low half, or another lap: not moved here).
+    pub dead_letter: AtomicU64,
 }
 
 #[cfg(not(loom))]
@@ -278,6 +320,18 @@ const _: () = {
     assert!(offset_of!(Header, retired_gets) == 472);
     assert!(offset_of!(Header, expired) == 480);
     assert!(offset_of!(Header, dropped_poison) == 488);
+    assert!(offset_of!(Header, dead_lettered) == 496);
+    assert!(offset_of!(Header, dead_letter_len) == 512);
+    assert!(offset_of!(Header, dead_letter) == 520);
+    assert!(offset_of!(Header, dead_letters_of_hash) == 720);
+    assert!(offset_of!(Header, dead_letters_of_len) == 728);
+    assert!(offset_of!(Header, dead_letters_of) == 736);
+    assert!(offset_of!(Header, move_lock) == 960);
+    assert!(offset_of!(Header, move_src_idx) == 968);
+    assert!(offset_of!(Header, move_src_lap) == 976);
+    assert!(offset_of!(Header, move_dst_idx) == 984);
+    assert!(offset_of!(Header, move_dst_lap) == 992);
+    assert!(offset_of!(SlotMeta, dead_letter) == 24);
     assert!(size_of::<SlotMeta>() as u64 == SLOT_META_SIZE);
     assert!(offset_of!(SlotMeta, deliveries) == 0);
     assert!(offset_of!(SlotMeta, lease_word) == 8);
@@ -422,17 +476,17 @@ mod tests {
     fn small_geometry() {
         let g = Geometry::new(4, 64, 8).unwrap();
         assert_eq!(g.slot_stride, 80);
-        assert_eq!(g.participants_offset, 512);
-        assert_eq!(g.meta_offset, 512 + 8 * 64);
-        assert_eq!(g.slots_offset, 512 + 8 * 64 + 4 * 32);
-        assert_eq!(g.total_size, 512 + 8 * 64 + 4 * 32 + 4 * 80);
+        assert_eq!(g.participants_offset, 1024);
+        assert_eq!(g.meta_offset, 1024 + 8 * 64);
+        assert_eq!(g.slots_offset, 1024 + 8 * 64 + 4 * 32);
+        assert_eq!(g.total_size, 1024 + 8 * 64 + 4 * 32 + 4 * 80);
         // The records are padded to a cache line: 3 slots take 96 -> 128.
         let g = Geometry::new(3, 64, 8).unwrap();
-        assert_eq!(g.slots_offset, 512 + 8 * 64 + 128);
+        assert_eq!(g.slots_offset, 1024 + 8 * 64 + 128);
         // Three levels: two level entries, three times the slots.
         let g = Geometry::with_priorities(4, 64, 8, 3).unwrap();
-        assert_eq!((g.slots, g.levels_offset), (12, 512 + 8 * 64));
-        assert_eq!(g.meta_offset, 512 + 8 * 64 + 2 * 128);
+        assert_eq!((g.slots, g.levels_offset), (12, 1024 + 8 * 64));
+        assert_eq!(g.meta_offset, 1024 + 8 * 64 + 2 * 128);
         assert_eq!(g.slots_offset, g.meta_offset + 12 * 32);
         assert_eq!(g.total_size, g.slots_offset + 12 * 80);
         assert_eq!(

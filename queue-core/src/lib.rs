@@ -118,6 +118,8 @@ mod select_loom;
 #[cfg(not(loom))]
 mod batch;
 #[cfg(not(loom))]
+mod dead_letter;
+#[cfg(not(loom))]
 mod delivery;
 #[cfg(not(loom))]
 mod error;
@@ -152,6 +154,7 @@ mod wait;
 #[cfg(not(loom))]
 pub use batch::{Batch, Iter as BatchIter};
 #[cfg(not(loom))]
+pub use dead_letter::DeadLetter;
 #[cfg(not(loom))]
 pub use error::{AckError, CloseError, Corruption, GetError, OpenError, PutError, RemoveError};
 #[cfg(not(loom))]

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering::*};
 
 use crate::error::OpenError;
 use crate::layout::{ENTRY_FREE, ENTRY_IN_USE};
+use crate::ring::moved::MOVER;
 use crate::ring::{READING, Recovered, WRITING};
 use crate::segment::Segment;
 use crate::sys;
@@ -164,7 +165,9 @@ fn recover_orphans(seg: &Segment, me: u16) -> Recovered {
             continue;
         }
         let owner = crate::ring::owner_of(s);
-        if owner == me || suspects.contains(owner) {
+        // A dead letter being copied in by a mover of the source queue:
+        // only the source's move protocol may touch it (`ring/moved.rs`).
+        if owner == me || owner == MOVER || suspects.contains(owner) {
             continue;
         }
         let attached =

@@ -13,6 +13,7 @@
 use std::path::Path;
 use std::sync::atomic::Ordering::*;
 
+use crate::dead_letter::DeadLetter;
 use crate::error::OpenError;
 use crate::queue::{Queue, check_name};
 use crate::segment::{self, Segment};
@@ -128,5 +129,12 @@ impl Observer {
     /// message is waiting), as [`Queue::peek`].
     pub fn peek(&self) -> Option<Vec<u8>> {
         stats::peek(&self.seg)
+    }
+
+    /// [`peek`](Self::peek), with where the message came from if it is a
+    /// dead letter (moved here from the queue it names after its deliveries
+    /// there; see [`Builder::dead_letter`](crate::Builder::dead_letter)).
+    pub fn peek_with_origin(&self) -> Option<(Vec<u8>, Option<DeadLetter>)> {
+        stats::peek_with_origin(&self.seg)
     }
 }

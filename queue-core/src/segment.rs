@@ -30,6 +30,7 @@ pub const FILE_PREFIX: &str = "mq.";
 
 /// Longest queue name.
 pub const MAX_NAME_LEN: usize = 200;
+const _: () = assert!(MAX_NAME_LEN == 8 * crate::layout::NAME_WORDS);
 
 /// Byte of the segment file whose record lock the creator holds while it
 /// initialises; participant `i` locks byte `1 + i` (see `liveness.rs`).
@@ -137,6 +138,9 @@ pub(crate) struct Segment {
     pub geometry: Geometry,
     /// The delivery-control settings, read once when opened.
     pub delivery: Delivery,
+    /// The dead-letter queue's name (`Builder::dead_letter`), read once
+    /// when opened.
+    pub dead_letter: Option<String>,
     map: MmapRaw,
     /// Where the slots are, derived once from `map` and `geometry`.
     grid: SlotGrid,
@@ -236,6 +240,7 @@ impl Segment {
         dir: &Path,
         geometry: Geometry,
         delivery: Delivery,
+        dead_letter: Option<&str>,
         mode: u32,
     ) -> Result<Segment, OpenError> {
         if !dir.exists() {
@@ -288,6 +293,7 @@ impl Segment {
             geometry,
             delivery,
             grid: SlotGrid::new(&map, &geometry),
+            dead_letter: dead_letter.map(str::to_owned),
             map,
         };
         // The file was just created by us and is not yet published (magic is
@@ -308,6 +314,9 @@ impl Segment {
         h.total_size.store(geometry.total_size, Relaxed);
         h.lease_timeout_ns.store(delivery.lease_timeout_ns, Relaxed);
         h.max_deliveries.store(delivery.max_deliveries, Relaxed);
+        if let Some(dlq) = dead_letter {
+            write_name(&h.dead_letter, &h.dead_letter_len, dlq);
+        }
         h.created_unix_ns.store(now_unix_ns(), Relaxed);
         h.creator_pid.store(u64::from(sys::current_pid()), Relaxed);
         // Everything else (cursors, counters, participant table, slot states)
@@ -380,6 +389,20 @@ impl Segment {
             what,
         };
         if len < HEADER_SIZE {
+            // A small segment of an older layout (whose header was shorter)
+            // is reported as what it is.
+            let mut version = [0u8; 8];
+            if file.read_exact_at(&mut version, 8).is_ok() {
+                let found = u64::from_le_bytes(version);
+                if found != LAYOUT_VERSION {
+                    return Err(OpenError::Incompatible {
+                        name: name.to_owned(),
+                        path,
+                        found,
+                        expected: LAYOUT_VERSION,
+                    });
+                }
+            }
             return Err(corrupted(format!("the file is only {len} bytes")));
         }
         let map = match access {
@@ -387,7 +410,7 @@ impl Segment {
             Access::ReadOnly => memmap2::MmapOptions::new().map_raw_read_only(&file),
         }
         .map_err(|e| io_err("map", &path, e))?;
-        let (geometry, delivery) = Self::validate(name, &path, &map, corrupted)?;
+        let (geometry, delivery, dead_letter) = Self::validate(name, &path, &map, corrupted)?;
         // Make sure every page has storage behind it. A segment we created
         // has (`create` allocates it all), but a file made by someone else
         // may be sparse: touching a hole in a full tmpfs kills the process
@@ -414,6 +437,7 @@ impl Segment {
             geometry,
             delivery,
             grid: SlotGrid::new(&map, &geometry),
+            dead_letter,
             map,
         })
     }
@@ -426,7 +450,7 @@ impl Segment {
         path: &Path,
         map: &MmapRaw,
         corrupted: impl Fn(String) -> OpenError,
-    ) -> Result<(Geometry, Delivery), OpenError> {
+    ) -> Result<(Geometry, Delivery, Option<String>), OpenError> {
         // From here on only the mapping's own length counts: the file may
         // have changed size since it was measured.
         let mapped = map.len() as u64;
@@ -516,7 +540,19 @@ impl Segment {
             lease_timeout_ns: h.lease_timeout_ns.load(Relaxed),
             max_deliveries: h.max_deliveries.load(Relaxed),
         };
-        Ok((geometry, delivery))
+        let dead_letter = match h.dead_letter_len.load(Relaxed) {
+            0 => None,
+            len => Some(
+                read_name(&h.dead_letter, len)
+                    .filter(|n| validate_name(n).is_ok())
+                    .ok_or_else(|| {
+                        corrupted(format!(
+                            "the dead-letter queue's name ({len} bytes) is not a queue name"
+                        ))
+                    })?,
+            ),
+        };
+        Ok((geometry, delivery, dead_letter))
     }
 
     /// Waits (bounded) until the file's magic is published. Returns the file
@@ -775,6 +811,30 @@ impl Segment {
                 uid: u32::MAX,
             })
     }
+}
+
+/// Stores `name` (at most [`MAX_NAME_LEN`] bytes, checked by the caller)
+/// in a header name field, then its length with Release: a reader that sees
+/// the length sees the name.
+pub(crate) fn write_name(words: &[AtomicU64], len: &AtomicU64, name: &str) {
+    for (word, chunk) in words.iter().zip(name.as_bytes().chunks(8)) {
+        let mut bytes = [0u8; 8];
+        bytes[..chunk.len()].copy_from_slice(chunk);
+        word.store(u64::from_le_bytes(bytes), Relaxed);
+    }
+    len.store(name.len() as u64, Release);
+}
+
+/// Reads a header name field of `len` bytes (loaded by the caller with
+/// Acquire); `None` if the length or the bytes cannot be a name.
+pub(crate) fn read_name(words: &[AtomicU64], len: u64) -> Option<String> {
+    let len = usize::try_from(len).ok().filter(|&n| n <= MAX_NAME_LEN)?;
+    let bytes: Vec<u8> = words
+        .iter()
+        .flat_map(|w| w.load(Relaxed).to_le_bytes())
+        .take(len)
+        .collect();
+    String::from_utf8(bytes).ok()
 }
 
 impl Slots for Segment {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::dead_letter::DeadLetter;
 use crate::delivery;
 use crate::layout::ENTRY_IN_USE;
 use crate::liveness;
@@ -56,8 +57,15 @@ pub struct Stats {
     pub in_flight: usize,
     /// Leases put back because their deadline passed (also in `redelivered`).
     pub expired: usize,
-    /// Messages dropped after `max_deliveries` deliveries (poison messages).
+    /// Messages dropped after `max_deliveries` deliveries (poison messages
+    /// of a queue without a dead-letter queue).
     pub dropped_poison: usize,
+    /// Messages moved to the dead-letter queue after `max_deliveries`.
+    pub dead_lettered: usize,
+    /// This queue's dead-letter queue, if it has one.
+    pub dead_letter: Option<String>,
+    /// If this is a dead-letter queue: the queue whose dead letters it holds.
+    pub dead_letters_of: Option<String>,
     /// The queue's lease timeout (`None`: a lease lasts while its holder lives).
     pub lease_timeout: Option<Duration>,
     /// Deliveries a message may have (`None`: unlimited).
@@ -216,6 +224,9 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
         in_flight,
         expired: count(h.expired.load(Relaxed)),
         dropped_poison: count(h.dropped_poison.load(Relaxed)),
+        dead_lettered: count(h.dead_lettered.load(Relaxed)),
+        dead_letter: seg.dead_letter.clone(),
+        dead_letters_of: crate::dead_letter::dead_letters_of(seg),
         lease_timeout: match seg.delivery.lease_timeout_ns {
             0 => None,
             ns => Some(Duration::from_nanos(ns)),
@@ -249,6 +260,12 @@ pub(crate) fn collect(seg: &Segment, me: Option<u16>) -> Stats {
 /// A copy of the message a getter would take next, without taking it: loads
 /// and a validated copy only (see `Ring::peek` and `Segment::peek_payload`).
 pub(crate) fn peek(seg: &Segment) -> Option<Vec<u8>> {
+    peek_with_origin(seg).map(|(msg, _)| msg)
+}
+
+/// [`peek`], with where the message came from if it is a dead letter (read
+/// inside the same validated look).
+pub(crate) fn peek_with_origin(seg: &Segment) -> Option<(Vec<u8>, Option<DeadLetter>)> {
     let mut buf = Vec::new();
     for _ in 0..100 {
         // The highest level with a message is the one a getter serves.
@@ -256,8 +273,14 @@ pub(crate) fn peek(seg: &Segment) -> Option<Vec<u8>> {
             .rev()
             .map(|l| seg.level_ring(l))
             .find_map(|r| r.peek().map(|f| (r, f)))?;
+        let claim = ring::Claim {
+            idx: found.idx,
+            lap: ring::lap_of(found.seen),
+            generation: 0,
+        };
+        let origin = crate::dead_letter::origin(seg, claim);
         if seg.peek_payload(found.idx, &mut buf) && ring.unchanged(found.idx, found.seen) {
-            return Some(buf);
+            return Some((buf, origin));
         }
     }
     None

@@ -1,5 +1,6 @@
 //! `mq create NAME [--capacity N] [--max-msg-size SIZE] [--mode 600]
-//! [--priorities N] [--lease-timeout DURATION] [--max-deliveries N] [--exist-ok]`
+//! [--priorities N] [--lease-timeout DURATION] [--max-deliveries N]
+//! [--dead-letter NAME2] [--exist-ok]`
 
 use std::io::Write;
 
@@ -27,6 +28,9 @@ pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<Exit> {
     }
     if let Some(n) = a.max_deliveries {
         builder = builder.max_deliveries(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    if let Some(dlq) = &a.dead_letter {
+        builder = builder.dead_letter(dlq);
     }
     let created = builder.create();
     let q = match created {
@@ -57,6 +61,13 @@ pub fn run(ctx: &Ctx, a: CreateArgs) -> Result<Exit> {
                 differs.push(match q.max_deliveries() {
                     Some(n) => format!("max deliveries {n}"),
                     None => "unlimited deliveries".into(),
+                });
+            }
+            let dead_letter = q.stats().dead_letter;
+            if dead_letter != a.dead_letter {
+                differs.push(match dead_letter {
+                    Some(n) => format!("dead-letter queue {n:?}"),
+                    None => "no dead-letter queue".into(),
                 });
             }
             if differs.is_empty() {

@@ -14,7 +14,14 @@ pub fn run(ctx: &Ctx, a: PeekArgs) -> Result<Exit> {
     let (msg, closed) = match ctx.target(&a.name)? {
         Target::Local(name) => {
             let q = ctx.observe(&name)?;
-            (q.peek(), q.is_closed())
+            let peeked = q.peek_with_origin();
+            if let Some((_, Some(origin))) = &peeked {
+                ctx.note(format_args!(
+                    "a dead letter of queue {:?}, moved after {} deliveries there",
+                    origin.queue, origin.deliveries
+                ));
+            }
+            (peeked.map(|(msg, _)| msg), q.is_closed())
         }
         Target::Remote(_) => {
             let q = RemoteQueue::open(&a.name)?;

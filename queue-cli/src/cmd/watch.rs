@@ -163,7 +163,7 @@ fn plain_line(s: &Stats, rates: Option<(f64, f64)>) -> String {
         }
     };
     format!(
-        "{} queue={} len={} capacity={} in_flight={} put_per_s={put:.0} get_per_s={get:.0} total_put={} total_got={} blocked_put={} blocked_get={} live={} redelivered={} closed={} expired={} dropped_poison={} priorities={}",
+        "{} queue={} len={} capacity={} in_flight={} put_per_s={put:.0} get_per_s={get:.0} total_put={} total_got={} blocked_put={} blocked_get={} live={} redelivered={} closed={} expired={} dropped_poison={} dead_lettered={} priorities={}",
         humantime::format_rfc3339_millis(SystemTime::now()),
         s.name,
         s.len,
@@ -178,6 +178,7 @@ fn plain_line(s: &Stats, rates: Option<(f64, f64)>) -> String {
         s.closed,
         s.expired,
         s.dropped_poison,
+        s.dead_lettered,
         s.priorities,
     )
 }

@@ -141,3 +141,94 @@ fn get_renews_its_lease_while_a_slow_reader_drains_it() {
     let s = q.stats();
     assert_eq!((s.expired, s.total_got, s.len), (0, 2, 0));
 }
+
+#[test]
+fn dead_letters_from_the_shell() {
+    let _w = Watchdog::new("dead letters", Duration::from_secs(60));
+    let d = TestDir::new("cli-dead");
+    let o = run(
+        &d,
+        &[
+            "create",
+            "jobs",
+            "--max-deliveries",
+            "1",
+            "--dead-letter",
+            "jobs.dead",
+        ],
+        0,
+    );
+    let text = stdout(&o);
+    assert!(
+        text.contains(
+            "moved to dead-letter queue \"jobs.dead\" instead of being delivered 2 times"
+        ),
+        "{text}"
+    );
+    run(&d, &["put", "jobs", "poison"], 0);
+    let q = Queue::open_in(d.path(), "jobs").unwrap();
+    q.try_get_lease().unwrap().release(); // the one delivery allowed
+    assert!(q.try_get().is_err(), "the second delivery moves it");
+    drop(q);
+    let text = stdout(&run(&d, &["inspect", "jobs"], 0));
+    assert!(text.contains("1 poison messages dead-lettered"), "{text}");
+    let text = stdout(&run(&d, &["inspect", "jobs.dead"], 0));
+    assert!(text.contains("dead letters of \"jobs\""), "{text}");
+    let v: Value =
+        serde_json::from_slice(&run(&d, &["inspect", "jobs", "--json"], 0).stdout).unwrap();
+    assert_eq!(
+        (v["dead_lettered"].clone(), v["dead_letter"].clone()),
+        (1.into(), "jobs.dead".into())
+    );
+    let v: Value =
+        serde_json::from_slice(&run(&d, &["inspect", "jobs.dead", "--json"], 0).stdout).unwrap();
+    assert_eq!(v["dead_letters_of"], "jobs");
+    let o = run(&d, &["peek", "jobs.dead"], 0);
+    assert_eq!(stdout(&o), "poison\n");
+    assert!(
+        stderr(&o).contains("a dead letter of queue \"jobs\", moved after 1 deliveries there"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&run(&d, &["get", "jobs.dead"], 0)), "poison\n");
+
+    // Bad settings: each a clear error naming what is wrong.
+    let o = run(&d, &["create", "a", "--dead-letter", "a.dead"], 2);
+    assert!(stderr(&o).contains("--max-deliveries"), "{}", stderr(&o));
+    let o = run(
+        &d,
+        &[
+            "create",
+            "b",
+            "--max-deliveries",
+            "2",
+            "--dead-letter",
+            "../x",
+        ],
+        2,
+    );
+    assert!(
+        stderr(&o).contains("\"../x\" is not a queue name"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        &d,
+        &[
+            "create",
+            "c",
+            "--max-deliveries",
+            "2",
+            "--dead-letter",
+            "jobs.dead",
+        ],
+        2,
+    );
+    let e = stderr(&o);
+    assert!(
+        e.contains("\"jobs.dead\"") && e.contains("\"jobs\"") && e.contains("hint"),
+        "{e}"
+    );
+    Queue::remove_in(d.path(), "jobs").unwrap();
+    Queue::remove_in(d.path(), "jobs.dead").unwrap();
+}

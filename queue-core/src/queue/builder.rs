@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Queue;
+use crate::dead_letter;
 use crate::error::OpenError;
 use crate::layout::{Delivery, Geometry, GeometryError, MAX_PARTICIPANTS_LIMIT, MAX_PRIORITIES};
 use crate::segment::{self, Segment};
@@ -30,6 +31,7 @@ pub struct Builder {
     pub(super) lease_timeout: Option<Duration>,
     pub(super) max_deliveries: Option<usize>,
     pub(super) priorities: usize,
+    pub(super) dead_letter: Option<String>,
 }
 
 impl Builder {
@@ -131,10 +133,85 @@ impl Builder {
     /// died, its lease was released or dropped, or its deadline passed. When
     /// a message would be delivered for the `n + 1`-th time it is dropped
     /// instead and counted in [`Stats::dropped_poison`](crate::Stats::dropped_poison)
-    /// (a "poison" message that kills every consumer). 0 is an error.
+    /// (a "poison" message that kills every consumer), or moved to the
+    /// [dead-letter queue](Self::dead_letter) if there is one. 0 is an error.
     pub fn max_deliveries(mut self, n: usize) -> Self {
         self.max_deliveries = Some(n);
         self
+    }
+
+    /// Where a message goes instead of being dropped when it would be
+    /// delivered for the [`max_deliveries`](Self::max_deliveries)` + 1`-th
+    /// time: the queue `name`, in the same directory, created with this
+    /// queue's capacity, message size and priorities if it is missing (and
+    /// no delivery rules of its own). The message keeps its priority level;
+    /// a [`Lease`](crate::Lease) of it in the dead-letter queue tells where
+    /// it came from and how often it was delivered
+    /// ([`Lease::dead_letter`](crate::Lease::dead_letter)). Counted in
+    /// [`Stats::dead_lettered`](crate::Stats::dead_lettered).
+    ///
+    /// The move is exactly once under `kill -9` at any instruction
+    /// (`docs/design.md`, "Dead-letter queues"). A dead-letter queue serves
+    /// one queue: a second queue naming it is an error. Needs
+    /// `max_deliveries`. While the dead-letter queue is full (or closed) the
+    /// message stays where it is and getters of its level wait. A
+    /// dead-letter queue removed while this queue is in use is made again
+    /// at the next move.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("mq-doc-dead-letter-{}", std::process::id()));
+    /// use queue_core::Queue;
+    /// let q = Queue::builder("jobs").dir(&dir)
+    ///     .max_deliveries(1)
+    ///     .dead_letter("jobs.dead")
+    ///     .create()?;
+    /// q.put(b"poison")?;
+    /// drop(q.get_lease()?); // delivered once, put back unacked
+    /// assert!(q.try_get().is_err()); // the second delivery moves it instead
+    /// let dead = Queue::open_in(&dir, "jobs.dead")?;
+    /// let lease = dead.get_lease()?;
+    /// assert_eq!(&*lease, b"poison");
+    /// let origin = lease.dead_letter().expect("a dead letter");
+    /// assert_eq!((origin.queue.as_str(), origin.deliveries), ("jobs", 1));
+    /// lease.ack()?;
+    /// # drop(q); drop(dead);
+    /// # Queue::remove_in(&dir, "jobs")?;
+    /// # Queue::remove_in(&dir, "jobs.dead")?;
+    /// # std::fs::remove_dir(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn dead_letter(mut self, name: &str) -> Self {
+        self.dead_letter = Some(name.to_owned());
+        self
+    }
+
+    /// Checks the dead-letter settings (name, `max_deliveries`).
+    fn check_dead_letter(&self) -> Result<(), OpenError> {
+        let Some(dlq) = &self.dead_letter else {
+            return Ok(());
+        };
+        let invalid = |reason: String| OpenError::InvalidConfig {
+            name: self.name.clone(),
+            reason,
+        };
+        if let Err(why) = segment::validate_name(dlq) {
+            return Err(invalid(format!(
+                "dead-letter queue name {dlq:?} is not a queue name: {why}"
+            )));
+        }
+        if *dlq == self.name {
+            return Err(invalid(format!(
+                "the dead-letter queue of {dlq:?} is {dlq:?} itself (hint: name another queue, e.g. {:?})",
+                format!("{dlq}.dead")
+            )));
+        }
+        if self.max_deliveries.is_none() {
+            return Err(invalid(format!(
+                "dead_letter({dlq:?}) without max_deliveries: no message would ever be a dead \
+                 letter (hint: add .max_deliveries(n), e.g. 5)"
+            )));
+        }
+        Ok(())
     }
 
     fn delivery(&self) -> Result<Delivery, OpenError> {
@@ -209,9 +286,31 @@ impl Builder {
         check_name(&self.name)?;
         let geometry = self.geometry()?;
         let delivery = self.delivery()?;
+        self.check_dead_letter()?;
         let dir = segment::queue_dir(self.dir.as_deref());
-        let seg = Segment::create(&self.name, &dir, geometry, delivery, self.mode)?;
+        self.prepare_dead_letter(&dir, geometry)?;
+        let seg = Segment::create(
+            &self.name,
+            &dir,
+            geometry,
+            delivery,
+            self.dead_letter.as_deref(),
+            self.mode,
+        )?;
         Queue::attach(seg)
+    }
+
+    /// Opens or creates the dead-letter queue and registers this queue
+    /// with it, before this queue exists (so a refusal leaves nothing).
+    fn prepare_dead_letter(
+        &self,
+        dir: &std::path::Path,
+        geometry: Geometry,
+    ) -> Result<(), OpenError> {
+        if let Some(dlq) = &self.dead_letter {
+            dead_letter::open(dir, dlq, &self.name, geometry, self.mode, true)?;
+        }
+        Ok(())
     }
 
     /// Opens the queue if it exists (its own sizes and delivery settings
@@ -221,12 +320,17 @@ impl Builder {
         check_name(&self.name)?;
         let geometry = self.geometry()?;
         let delivery = self.delivery()?;
+        self.check_dead_letter()?;
         let dir = segment::queue_dir(self.dir.as_deref());
         // A queue removed between our failed create and our open is simply
         // created again; give up only if that keeps happening.
         let mut last = None;
         for _ in 0..100 {
-            match Segment::create(&self.name, &dir, geometry, delivery, self.mode) {
+            if !segment::segment_path(&dir, &self.name).exists() {
+                self.prepare_dead_letter(&dir, geometry)?;
+            }
+            let dlq = self.dead_letter.as_deref();
+            match Segment::create(&self.name, &dir, geometry, delivery, dlq, self.mode) {
                 Ok(seg) => return Queue::attach(seg),
                 Err(OpenError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),

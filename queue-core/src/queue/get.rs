@@ -7,9 +7,11 @@ use std::sync::atomic::Ordering::*;
 use std::time::Duration;
 
 use super::Queue;
+use super::dead_letter::Admit;
 use crate::batch::Batch;
 use crate::delivery;
 use crate::error::{Corruption, GetError};
+use crate::ring::moved::MOVER;
 use crate::ring::{Claim, GetBlocked, Ring, Run};
 use crate::segment::Segment;
 use crate::wait::{self, Deadline};
@@ -387,25 +389,34 @@ impl Queue {
     }
 
     /// `Ring::try_claim_read` of one level under the delivery rules: a
-    /// message past `max_deliveries` is dropped (see [`admit`](Self::admit))
-    /// and the next one tried.
+    /// message past `max_deliveries` is dropped or moved to the dead-letter
+    /// queue (see [`admit`](Self::admit)) and the next one tried.
     #[inline]
     fn try_claim_level(&self, ring: &Ring<'_, Segment>) -> Result<Claim, GetBlocked> {
         let claim = ring.try_claim_read(self.me)?;
-        if self.admit(claim) {
-            return Ok(claim);
+        match self.admit(claim) {
+            Admit::Deliver => Ok(claim),
+            other => self.try_claim_level_again(ring, other),
         }
-        self.try_claim_level_again(ring)
     }
 
     /// The rest of [`try_claim_level`](Self::try_claim_level) after a
-    /// message was dropped.
+    /// message was dropped or moved (or could not be moved now: then the
+    /// level waits, since the message would come straight back).
     #[cold]
     #[inline(never)]
-    fn try_claim_level_again(&self, ring: &Ring<'_, Segment>) -> Result<Claim, GetBlocked> {
+    fn try_claim_level_again(
+        &self,
+        ring: &Ring<'_, Segment>,
+        mut last: Admit,
+    ) -> Result<Claim, GetBlocked> {
         loop {
+            if last == Admit::Wait {
+                return Err(GetBlocked::Pending { owner: MOVER });
+            }
             let claim = ring.try_claim_read(self.me)?;
-            if self.admit(claim) {
+            last = self.admit(claim);
+            if last == Admit::Deliver {
                 return Ok(claim);
             }
         }
@@ -416,8 +427,10 @@ impl Queue {
         for level in (0..self.seg.geometry.priorities).rev() {
             let ring = self.seg.level_ring(level);
             while let Some(claim) = ring.take_requeued(self.me) {
-                if self.admit(claim) {
-                    return Some(claim);
+                match self.admit(claim) {
+                    Admit::Deliver => return Some(claim),
+                    Admit::Next => {}
+                    Admit::Wait => break,
                 }
             }
         }
@@ -429,37 +442,41 @@ impl Queue {
     /// with one level and no `max_deliveries` does not come here at all:
     /// its plain gets record nothing, and leases record their count in
     /// `lease_until`.) Otherwise the delivery count is rebuilt; a
-    /// message past `max_deliveries` is dropped - handed over like a get,
-    /// counted in `dropped_poison` - and a redelivery is recorded in the
-    /// slot record. A death anywhere here leaves the slot READING, so it is
-    /// re-queued and the next getter decides again: a poison message is
-    /// dropped exactly once (only the count can miss it, if the dropper
-    /// dies between the hand-over and the count).
+    /// message past `max_deliveries` is moved to the dead-letter queue
+    /// (`queue/dead_letter.rs`) or, without one, dropped - handed over
+    /// like a get, counted in `dropped_poison` - and a redelivery is
+    /// recorded in the slot record. A death anywhere here leaves the slot
+    /// READING, so it is re-queued and the next getter decides again: a
+    /// poison message is dropped exactly once (only the count can miss it,
+    /// if the dropper dies between the hand-over and the count).
     #[inline]
-    fn admit(&self, claim: Claim) -> bool {
+    fn admit(&self, claim: Claim) -> Admit {
         let max = self.seg.delivery.max_deliveries;
         if max == 0 && claim.generation == 1 {
-            return true;
+            return Admit::Deliver;
         }
         self.admit_slow(claim, max)
     }
 
     #[cold]
     #[inline(never)]
-    fn admit_slow(&self, claim: Claim, max: u64) -> bool {
+    fn admit_slow(&self, claim: Claim, max: u64) -> Admit {
         let n = delivery::deliveries(&self.seg, claim);
         if max != 0 && n > max {
+            if self.seg.dead_letter.is_some() {
+                return self.move_dead_letter(claim, n);
+            }
             // The hand-over drops it: until this store, our death puts it back.
             if self.ring().release_read(claim, self.me) {
                 self.seg.header().dropped_poison.fetch_add(1, Relaxed);
             }
             self.putters().notify_one();
-            return false;
+            return Admit::Next;
         }
         if claim.generation != 1 {
             delivery::record(&self.seg, claim, n);
         }
-        true
+        Admit::Deliver
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::Duration;
 
 use super::Queue;
+use crate::dead_letter::{self, DeadLetter};
 use crate::delivery;
 use crate::error::{AckError, GetError};
 use crate::ring::Claim;
@@ -97,6 +98,16 @@ impl Lease<'_> {
     /// was released or dropped, or a lease deadline passed), and so on.
     pub fn deliveries(&self) -> usize {
         count(self.deliveries)
+    }
+
+    /// Where this message came from, if it is a dead letter: the queue it
+    /// was moved from and the deliveries it had there (see
+    /// [`Builder::dead_letter`](crate::Builder::dead_letter)). `None` for a
+    /// message put into this queue directly. A plain
+    /// [`get`](crate::Queue::get) returns only the bytes: take dead letters
+    /// with a lease to see this.
+    pub fn dead_letter(&self) -> Option<DeadLetter> {
+        dead_letter::origin(&self.queue.seg, self.claim)
     }
 
     /// Restarts this lease's deadline: the message stays ours for another

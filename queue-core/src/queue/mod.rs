@@ -12,6 +12,7 @@
 //! [`Queue::block`], the one skeleton over `wait::wait_until`.
 
 mod builder;
+mod dead_letter;
 mod get;
 mod lease;
 mod put;
@@ -71,6 +72,10 @@ pub struct Queue {
     /// One priority level and no `max_deliveries`: a get claims straight
     /// from the ring, with no delivery rule to apply (see `get.rs`).
     plain_gets: bool,
+    /// The dead-letter queue's segment, opened at the first need (see
+    /// `dead_letter.rs`); empty for a queue without one. Boxed: the hot
+    /// fields of the handle stay as compact as without it.
+    dead_letters: std::sync::OnceLock<Box<Segment>>,
 }
 
 // SAFETY: `entry` points into the mapping `seg` owns (shared memory that is
@@ -104,6 +109,7 @@ impl Queue {
             lease_timeout: None,
             max_deliveries: None,
             priorities: 1,
+            dead_letter: None,
         }
     }
 
@@ -150,7 +156,11 @@ impl Queue {
             other_producers: AtomicBool::new(false),
             producers_scan_ms: AtomicU64::new(u64::MAX),
             plain_gets,
+            dead_letters: std::sync::OnceLock::new(),
         };
+        // A move lock left by the previous holder of our index (it looks
+        // alive to everyone else now that the index is ours).
+        q.resolve_moves(true);
         // Clean up after anyone who died since the queue was last used.
         q.recover_now();
         Ok(q)
@@ -201,6 +211,7 @@ impl Queue {
         self.last_recovery_ms.store(now, Relaxed);
         let changed =
             liveness::recover(&self.seg, self.me).total() + delivery::expire_overdue(&self.seg);
+        self.resolve_moves(false);
         if changed > 0 {
             self.getters().notify_all();
             self.putters().notify_all();
@@ -393,6 +404,8 @@ impl Drop for Queue {
             let h = self.seg.header();
             crate::wait::waiter::forget_words(&[&h.get_seq, &h.put_seq]);
         }
+        // No thread of ours is moving now (`&mut self`): a lock naming us is stale.
+        self.resolve_moves(true);
         if liveness::detach(&self.seg, self.me).total() > 0 {
             self.getters().notify_all();
             self.putters().notify_all();

@@ -8,9 +8,9 @@ use ::loom::cell::UnsafeCell;
 use ::loom::sync::Arc;
 use ::loom::thread;
 
-struct ModelSlots {
-    states: Vec<AtomicU64>,
-    payload: Vec<UnsafeCell<u64>>,
+pub(super) struct ModelSlots {
+    pub(super) states: Vec<AtomicU64>,
+    pub(super) payload: Vec<UnsafeCell<u64>>,
 }
 impl Slots for ModelSlots {
     fn capacity(&self) -> u64 {
@@ -21,17 +21,21 @@ impl Slots for ModelSlots {
     }
 }
 
-struct Model {
+pub(super) struct Model {
     head: AtomicU64,
     tail: AtomicU64,
     requeued: AtomicU64,
     closed: AtomicU32,
-    slots: ModelSlots,
+    pub(super) slots: ModelSlots,
 }
 
 impl Model {
-    fn new(cap: usize) -> Arc<Self> {
-        Arc::new(Model {
+    pub(super) fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Self::plain(cap))
+    }
+    /// A model not yet shared (to be part of a larger one).
+    pub(super) fn plain(cap: usize) -> Self {
+        Model {
             head: AtomicU64::new(0),
             tail: AtomicU64::new(0),
             requeued: AtomicU64::new(0),
@@ -40,9 +44,9 @@ impl Model {
                 states: (0..cap).map(|_| AtomicU64::new(0)).collect(),
                 payload: (0..cap).map(|_| UnsafeCell::new(0)).collect(),
             },
-        })
+        }
     }
-    fn ring(&self) -> Ring<'_, ModelSlots> {
+    pub(super) fn ring(&self) -> Ring<'_, ModelSlots> {
         Ring::new(
             Cursors {
                 head: &self.head,
@@ -105,7 +109,7 @@ impl Model {
     }
 }
 
-fn model(f: impl Fn() + Sync + Send + 'static) {
+pub(super) fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut b = ::loom::model::Builder::new();
     if b.preemption_bound.is_none() {
         b.preemption_bound = Some(2);

@@ -968,8 +968,13 @@ impl<'a, S: Slots> Ring<'a, S> {
     }
 }
 
+pub(crate) mod moved;
+
 #[cfg(all(test, not(loom)))]
 mod tests;
 
 #[cfg(all(test, loom))]
 mod loom;
+
+#[cfg(all(test, loom))]
+mod loom_moved;

@@ -12,6 +12,7 @@
 //! mq-test-child hold DIR NAME                    # attach and sleep until killed
 //! mq-test-child lease-hold DIR NAME MILLIS       # lease one message, print "leased DELIVERIES", sleep, ack: print "acked" or "ack-failed <error>"
 //! mq-test-child lease-print DIR NAME             # lease messages; print "msg DELIVERIES BYTES" for each, then wait to be killed before the ack
+//! mq-test-child dlq-consume DIR NAME            # lease self-checking messages; id 1 is poison: SIGKILL ourselves holding it; others: print "id seq", ack; exits 0 on Closed
 //! mq-test-child probe DIR NAME ACTION            # ACTION open|remove|putget: prints "ok ..." (exit 0) or "err <error>" (exit 4)
 //! mq-test-child create-env NAME CAP SIZE         # create in $MQ_DIR: prints "ok" (exit 0) or "err <error>" (exit 4)
 //! mq-test-child script DIR NAME                  # prints "ready", then per stdin line "put TEXT" / "get": "ok" / "msg TEXT" / "err <error>"
@@ -184,6 +185,29 @@ fn main() {
             match lease.ack() {
                 Ok(()) => out("acked\n"),
                 Err(e) => out(&format!("ack-failed {e}\n")),
+            }
+        }
+        "dlq-consume" => {
+            let q = open(arg(1), arg(2));
+            loop {
+                match q.get_lease() {
+                    Ok(lease) => {
+                        let Some((id, seq)) = message::decode(&lease) else {
+                            std::process::exit(3)
+                        };
+                        if id == 1 {
+                            // A poison message kills its consumer.
+                            mq_tests::kill9(std::process::id());
+                        }
+                        out(&format!("{id} {seq}\n"));
+                        lease.ack().expect("ack");
+                    }
+                    Err(GetError::Closed) => break,
+                    Err(e) => {
+                        eprintln!("mq-test-child: get_lease: {e}");
+                        std::process::exit(2)
+                    }
+                }
             }
         }
         "lease-print" => {

@@ -7,6 +7,7 @@
 
 mod batch_mp;
 mod core_mp;
+mod dead_letter_mp;
 mod delivery_mp;
 mod hardening;
 mod pool;
