@@ -28,10 +28,11 @@ pub(super) enum Admit {
 }
 
 /// The dead-letter queue's segment for one use: the one a handle keeps, or
-/// one opened again because the kept one was removed.
+/// one opened again because the kept one was removed (rare: boxed, so the
+/// common case stays small).
 enum DeadLetters<'q> {
     Kept(&'q Segment),
-    Reopened(Segment),
+    Reopened(Box<Segment>),
 }
 
 impl std::ops::Deref for DeadLetters<'_> {
@@ -71,7 +72,7 @@ impl Queue {
                 return Some(DeadLetters::Kept(kept));
             }
             // Removed (maybe made again) since: use the one there now.
-            return open().map(DeadLetters::Reopened);
+            return open().map(|seg| DeadLetters::Reopened(Box::new(seg)));
         }
         // Two threads racing here: one segment is kept, the other unmapped.
         let _ = self.dead_letters.set(Box::new(open()?));
