@@ -130,6 +130,11 @@ impl NatsServer {
         }
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `kill -9` the server (its storage stays).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
