@@ -12,7 +12,8 @@
 //! Into a remote queue the messages go in batches (`put_many`: up to 256
 //! publishes in flight, not one round trip each): the arguments or files
 //! all at once, and `--lines` whatever stdin has ready (up to
-//! [`REMOTE_BATCH`] lines), sent before the next read could block.
+//! [`REMOTE_BATCH`] lines), sent before the next read could block (when no
+//! whole line is buffered).
 
 use std::io::{self, BufRead, BufReader, IsTerminal, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -259,10 +260,10 @@ impl<'a> Putter<'a> {
         let mut batch: Vec<Vec<u8>> = Vec::new();
         for n in 1.. {
             // A remote batch goes out when full, or before a read that
-            // could block (nothing buffered), so `tail -f` lines still go
-            // out as they come.
+            // could block (no whole line buffered), so `tail -f` lines
+            // still go out as they come.
             if !batch.is_empty()
-                && (batch.len() == REMOTE_BATCH || r.buffer().is_empty())
+                && (batch.len() == REMOTE_BATCH || !r.buffer().contains(&b'\n'))
                 && let Some(reason) = self.send_lines(&mut batch)?
             {
                 return Ok(self.stopped(reason, None));

@@ -286,3 +286,26 @@ fn batched_put_lines_and_get_n_print_and_exit_as_for_a_local_queue() {
     );
     assert!(remote[12].2.contains("is closed"), "{}", remote[12].2);
 }
+
+#[test]
+fn put_lines_on_a_url_sends_each_line_as_it_comes() {
+    let _w = Watchdog::new("remote --lines stream", Duration::from_secs(120));
+    let server = NatsServer::start();
+    let dir = TestDir::new("net-lines-stream");
+    let url = server.queue_url(&unique("log"));
+    run(&dir, &["create", &url], 0);
+    let q = queue_net::RemoteQueue::open(&url).unwrap();
+    let mut put = spawn_guarded(mq_std(&dir, &["put", &url, "--lines"]).stdin(Stdio::piped()));
+    let mut stdin = put.stdin.take().unwrap();
+    // As from `tail -f`: a line, then a half line; the first is sent
+    // while the second is still being written.
+    stdin.write_all(b"first\nsec").unwrap();
+    stdin.flush().unwrap();
+    wait_until("the first line is in the queue", || {
+        q.len().is_ok_and(|n| n == 1)
+    });
+    stdin.write_all(b"ond\n").unwrap();
+    drop(stdin);
+    assert!(put.wait().unwrap().success());
+    assert_eq!(q.get_many(10).unwrap(), [&b"first"[..], b"second"]);
+}
