@@ -497,8 +497,11 @@ impl RemoteQueue {
         max: usize,
         deadline: Deadline,
     ) -> Result<Vec<jetstream::Message>, GetError> {
-        if max == 0 {
-            return Ok(Vec::new());
+        match max {
+            0 => return Ok(Vec::new()),
+            // Straight to the one-message path (one pull, no first look).
+            1 => return Ok(vec![self.lease_until(deadline).await?]),
+            _ => {}
         }
         let mut msgs = match pull(&self.consumer, max, None).await {
             Ok(Pulled::Messages(m)) => m,
