@@ -586,15 +586,20 @@ async fn stats_async(js: &jetstream::Context, url: &RemoteUrl) -> Result<RemoteS
     })
 }
 
-/// Free room in the queue now (capacity minus messages stored).
 /// Messages the stream holds right now: waiting, in flight, and the close
 /// marker if the queue was closed (WorkQueue retention drops acked ones).
 pub(crate) async fn stored(q: &RemoteQueue) -> Result<u64, NetError> {
     Ok(stream_info(&q.js, &q.url).await?.state.messages)
 }
 
-pub(crate) async fn room(q: &RemoteQueue) -> Result<usize, NetError> {
+/// Free room in the queue now (capacity minus messages stored); `None` if
+/// the queue is closed (a closed queue takes nothing, however much room it
+/// has: a put waiting for room must learn of the close, as locally).
+pub(crate) async fn room(q: &RemoteQueue) -> Result<Option<usize>, NetError> {
     let info = stream_info(&q.js, &q.url).await?;
+    if info.config.metadata.contains_key(META_CLOSED) {
+        return Ok(None);
+    }
     let stored = usize::try_from(info.state.messages).unwrap_or(usize::MAX);
-    Ok(q.capacity.saturating_sub(stored))
+    Ok(Some(q.capacity.saturating_sub(stored)))
 }

@@ -217,6 +217,30 @@ impl AnyQueue {
         }
     }
 
+    /// Leases up to `max` messages if there are any now: a remote queue
+    /// takes them in one pull ([`RemoteQueue::try_get_leases`]); a local one
+    /// leases one (a local get costs no round trip to save). Ack them
+    /// together with [`AnyLease::ack_many`].
+    pub fn try_get_leases(&self, max: usize) -> Result<Vec<AnyLease<'_>>, GetError> {
+        match self {
+            AnyQueue::Local(q) => Ok(vec![AnyLease::Local(q.try_get_lease()?)]),
+            AnyQueue::Remote(q) => Ok(boxed(q.try_get_leases(max)?)),
+        }
+    }
+
+    /// Like [`try_get_leases`](Self::try_get_leases), waiting at most
+    /// `timeout` for the first message.
+    pub fn get_leases_timeout(
+        &self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<AnyLease<'_>>, GetError> {
+        match self {
+            AnyQueue::Local(q) => Ok(vec![AnyLease::Local(q.get_lease_timeout(timeout)?)]),
+            AnyQueue::Remote(q) => Ok(boxed(q.get_leases_timeout(max, timeout)?)),
+        }
+    }
+
     /// Closes the queue (see `Queue::close` / [`RemoteQueue::close`]).
     pub fn close(&self) -> Result<(), CloseError> {
         either!(self, q => q.close())
@@ -279,6 +303,19 @@ impl AnyLease<'_> {
         }
     }
 
+    /// Acks every lease: the remote ones together, in one confirmed round
+    /// trip ([`RemoteLease::ack_many`]), the local ones one by one.
+    pub fn ack_many(leases: Vec<AnyLease<'_>>) -> Result<(), AckError> {
+        let mut remote = Vec::new();
+        for lease in leases {
+            match lease {
+                AnyLease::Local(l) => l.ack()?,
+                AnyLease::Remote(l) => remote.push(*l),
+            }
+        }
+        RemoteLease::ack_many(remote)
+    }
+
     /// Restarts a local lease's deadline (`Lease::renew`); a remote lease
     /// has none to restart here (the server's ack wait governs it).
     pub fn renew(&self) -> Result<(), AckError> {
@@ -305,6 +342,13 @@ impl Deref for AnyLease<'_> {
             AnyLease::Remote(l) => l,
         }
     }
+}
+
+fn boxed<'q>(leases: Vec<RemoteLease>) -> Vec<AnyLease<'q>> {
+    leases
+        .into_iter()
+        .map(|l| AnyLease::Remote(Box::new(l)))
+        .collect()
 }
 
 /// A remote queue has one priority level: any other is refused, as a local

@@ -145,9 +145,10 @@ pub(crate) async fn publish_all(
         let slept = 'attempt: {
             if *room < msgs.len() - done {
                 match crate::admin::room(dst).await {
-                    Ok(0) if now => return Err((done, PutError::Full)),
-                    Ok(0) => break 'attempt full.pause(deadline).await,
-                    Ok(r) => *room = r,
+                    Ok(None) => return Err((done, PutError::Closed)),
+                    Ok(Some(0)) if now => return Err((done, PutError::Full)),
+                    Ok(Some(0)) => break 'attempt full.pause(deadline).await,
+                    Ok(Some(r)) => *room = r,
                     Err(e) if now => return Err((done, PutError::Net(e))),
                     Err(_) => break 'attempt away.pause(deadline).await,
                 }

@@ -448,15 +448,60 @@ impl RemoteQueue {
         runtime::block_on(self.get_many_until(max, Deadline::after(timeout)))
     }
 
-    /// The one batch get: a pull for what is there (up to `max`), else the
-    /// one-message path; then the acks, confirmed by the last.
+    /// The one batch get: the batch lease, then the acks, confirmed by the last.
     async fn get_many_until(
         &self,
         max: usize,
         deadline: Deadline,
     ) -> Result<Vec<Vec<u8>>, GetError> {
-        if max == 0 {
-            return Ok(Vec::new());
+        let msgs = self.leases_until(max, deadline).await?;
+        confirm_all(&msgs).await;
+        Ok(msgs.iter().map(|m| m.message.payload.to_vec()).collect())
+    }
+
+    /// Leases up to `max` messages: waits for the first (like
+    /// [`get_lease`](Self::get_lease)), then takes whatever else is there
+    /// now, in one pull request. Ack them together with
+    /// [`RemoteLease::ack_many`] (one confirmed round trip for the batch);
+    /// each one dropped unacked is put back. `Closed` only when nothing was taken.
+    pub fn get_leases(&self, max: usize) -> Result<Vec<RemoteLease>, GetError> {
+        self.leases_blocking(max, Deadline::Never)
+    }
+
+    /// Like [`get_leases`](Self::get_leases), but `Empty` at once when nothing is there.
+    pub fn try_get_leases(&self, max: usize) -> Result<Vec<RemoteLease>, GetError> {
+        self.leases_blocking(max, Deadline::Now)
+    }
+
+    /// Like [`get_leases`](Self::get_leases), waiting at most `timeout` for the first message.
+    pub fn get_leases_timeout(
+        &self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<RemoteLease>, GetError> {
+        self.leases_blocking(max, Deadline::after(timeout))
+    }
+
+    fn leases_blocking(
+        &self,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<Vec<RemoteLease>, GetError> {
+        let msgs = runtime::block_on(self.leases_until(max, deadline))?;
+        Ok(msgs.into_iter().map(RemoteLease::new).collect())
+    }
+
+    /// A pull for what is there (up to `max`), else the one-message path.
+    async fn leases_until(
+        &self,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<Vec<jetstream::Message>, GetError> {
+        match max {
+            0 => return Ok(Vec::new()),
+            // Straight to the one-message path (one pull, no first look).
+            1 => return Ok(vec![self.lease_until(deadline).await?]),
+            _ => {}
         }
         let mut msgs = match pull(&self.consumer, max, None).await {
             Ok(Pulled::Messages(m)) => m,
@@ -472,8 +517,7 @@ impl RemoteQueue {
                 msgs.push(self.lease_until(deadline).await?);
             }
         }
-        confirm_all(&msgs).await;
-        Ok(msgs.iter().map(|m| m.message.payload.to_vec()).collect())
+        Ok(msgs)
     }
 
     /// Leases a message, waiting while the queue is empty or the server away.
@@ -580,6 +624,26 @@ impl RemoteLease {
                 })
             })
         })
+    }
+
+    /// Acks every lease of `leases` in one confirmed round trip: a plain ack
+    /// for each, the acknowledged form for the last (the server handles one
+    /// connection's acks in order, so its confirmation covers them all). An
+    /// `Ok` means none of them will come again; on an error, any may.
+    pub fn ack_many(leases: Vec<RemoteLease>) -> Result<(), AckError> {
+        let msgs: Vec<jetstream::Message> = leases
+            .into_iter()
+            .filter_map(|mut l| l.msg.take())
+            .collect();
+        if runtime::block_on(confirm_all(&msgs)) {
+            return Ok(());
+        }
+        Err(AckError::Net(NetError::Server {
+            action: "ack messages of",
+            url: msgs[msgs.len() - 1].message.subject.to_string(),
+            detail: "the server did not confirm the acks (the messages may be delivered again)"
+                .to_owned(),
+        }))
     }
 
     /// Puts the message back for another getter now (same as dropping it).

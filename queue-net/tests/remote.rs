@@ -159,23 +159,40 @@ fn a_full_remote_queue_blocks_a_put_until_a_get() {
 }
 
 #[test]
-fn a_dead_getters_message_is_redelivered_after_the_ack_wait() {
-    let _w = Watchdog::new("redeliver", Duration::from_secs(120));
+fn a_put_blocked_on_a_full_queue_fails_with_closed_when_it_is_closed() {
+    let _w = Watchdog::new("full and closed", Duration::from_secs(120));
     let server = NatsServer::start();
-    let opts = CreateOptions::default().ack_wait(Duration::from_secs(1));
-    let (_url, q) = create(&server, &opts);
-    assert_eq!(q.ack_wait(), Duration::from_secs(1));
-    q.put(b"job").unwrap();
-    // A getter that takes the message and never answers again, as a killed
-    // process would (no nak is sent: the lease is leaked, not dropped).
-    std::mem::forget(q.get_lease().unwrap());
-    assert_eq!(q.try_get(), Err(GetError::Empty));
-    let lease = q.get_lease_timeout(Duration::from_secs(30)).unwrap();
-    assert_eq!(&*lease, b"job");
-    assert_eq!(lease.deliveries(), 2);
-    assert_eq!(q.stats().unwrap().redelivered, 1);
-    lease.ack().unwrap();
-    assert_eq!(q.stats().unwrap().len, 0);
+    let (url, q) = create(&server, &CreateOptions::default().capacity(2));
+    q.put_many(&[b"1", b"2"]).unwrap();
+    // Blocked while the queue is full: one put, one put_many. (A put that
+    // starts after the close fails the same way.) The timeouts only turn a
+    // put that kept waiting for room into a failure instead of a hang.
+    let wait = Duration::from_secs(30);
+    let blocked: Vec<_> = [false, true]
+        .into_iter()
+        .map(|many| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let q = RemoteQueue::open(&url).unwrap();
+                if many {
+                    q.put_many_timeout(&[b"3", b"4"], wait).map_err(|(n, e)| {
+                        assert_eq!(n, 0);
+                        e
+                    })
+                } else {
+                    q.put_timeout(b"3", wait)
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    q.close().unwrap();
+    for t in blocked {
+        assert_eq!(t.join().unwrap(), Err(PutError::Closed));
+    }
+    assert_eq!(q.try_put_many(&[b"5"]), Err((0, PutError::Closed)));
+    assert_eq!(q.get_many(10).unwrap(), [b"1", b"2"]);
+    assert_eq!(q.get(), Err(GetError::Closed));
 }
 
 #[test]

@@ -14,6 +14,11 @@
 //! write+ack (see `interrupt.rs`), so a message is either printed or still
 //! queued.
 //!
+//! A remote queue gives up to [`REMOTE_BATCH`] messages per pull (what is
+//! there now, up to what `-n` still wants); they are printed in turn and
+//! then acked together, one confirmed round trip for the batch. A failed
+//! write acks what was printed and puts the rest back.
+//!
 //! On a queue with a lease timeout (`mq create --lease-timeout`), a helper
 //! thread renews the lease every third of the timeout while the message is
 //! being written, so a slow reader of stdout (a pipe into a slow program,
@@ -35,6 +40,9 @@ use crate::output::{Format, Printer, stdout_hung_up};
 /// Longest single wait, so that a reader that went away is noticed while
 /// waiting (`mq get q --follow | head -1`).
 const SLICE: Duration = Duration::from_millis(200);
+
+/// Most messages taken from a remote queue at once (one pull, one confirmed ack).
+const REMOTE_BATCH: u64 = 256;
 
 /// Why taking stopped.
 enum Stop {
@@ -99,7 +107,8 @@ pub fn run(ctx: &Ctx, a: GetArgs) -> Result<Exit> {
         if limit.is_some_and(|n| got >= n) {
             return Ok(Exit::Ok);
         }
-        let (i, lease, lease_timeout) = match source.take(wait) {
+        let max = limit.map_or(REMOTE_BATCH, |n| (n - got).min(REMOTE_BATCH)) as usize;
+        let (i, leases, lease_timeout) = match source.take(wait, max) {
             Ok(taken) => taken,
             Err(Ok(stop)) => break stop,
             Err(Err((i, e))) => {
@@ -108,19 +117,27 @@ pub fn run(ctx: &Ctx, a: GetArgs) -> Result<Exit> {
             }
         };
         let name = a.names[i].as_str();
-        // Dropping the lease on any error below puts the message back.
-        printer.check(name, &lease)?;
-        interrupt::critical(|| -> Result<()> {
-            if a.with_name {
-                // Buffered until the printer's flush after the message.
-                write!(std::io::stdout(), "{name}: ")?;
+        let mut printed = Vec::with_capacity(leases.len());
+        // Dropping a lease unprinted (on an error below) puts it back.
+        let failed = interrupt::critical(|| -> Result<Option<anyhow::Error>> {
+            let mut failed = None;
+            for lease in leases {
+                if let Err(e) = print_one(&mut printer, name, &lease, a.with_name, lease_timeout) {
+                    failed = Some(e);
+                    break;
+                }
+                printed.push(lease);
             }
-            print_renewing(&mut printer, &lease, lease_timeout)?;
-            lease.ack().with_context(|| {
+            let n = printed.len() as u64;
+            AnyLease::ack_many(std::mem::take(&mut printed)).with_context(|| {
                 format!("a message of queue {name:?} was printed, but may be delivered again")
-            })
+            })?;
+            got += n;
+            Ok(failed)
         })?;
-        got += 1;
+        if let Some(e) = failed {
+            return Err(e);
+        }
     };
     let which = match a.names.as_slice() {
         [one] => format!("queue {one:?}"),
@@ -153,6 +170,23 @@ pub fn run(ctx: &Ctx, a: GetArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// Checks and prints one leased message (after its queue's name with
+/// `--with-name`).
+fn print_one(
+    printer: &mut Printer,
+    name: &str,
+    lease: &AnyLease<'_>,
+    with_name: bool,
+    lease_timeout: Option<Duration>,
+) -> Result<()> {
+    printer.check(name, lease)?;
+    if with_name {
+        // Buffered until the printer's flush after the message.
+        write!(std::io::stdout(), "{name}: ")?;
+    }
+    print_renewing(printer, lease, lease_timeout)
+}
+
 /// Prints the leased message; with a lease timeout, renews the lease every
 /// third of it until the printing is done.
 fn print_renewing(
@@ -179,13 +213,18 @@ fn print_renewing(
     })
 }
 
-/// A taken message: the index of its queue, its lease, and the queue's
-/// lease timeout.
-type Taken<'q> = (usize, AnyLease<'q>, Option<Duration>);
+/// Taken messages (one, or a remote batch): the index of their queue, their
+/// leases, and the queue's lease timeout.
+type Taken<'q> = (usize, Vec<AnyLease<'q>>, Option<Duration>);
 
 impl<'q> Source<'q> {
-    /// Takes one message under a lease, waiting as `wait` allows.
-    fn take(&mut self, wait: WaitMode) -> Result<Taken<'q>, Result<Stop, (usize, GetError)>> {
+    /// Takes a message (up to `max` from a remote queue) under a lease,
+    /// waiting as `wait` allows.
+    fn take(
+        &mut self,
+        wait: WaitMode,
+        max: usize,
+    ) -> Result<Taken<'q>, Result<Stop, (usize, GetError)>> {
         let deadline = match wait {
             WaitMode::Timeout(d) => Some((Instant::now() + d, d)),
             WaitMode::NoWait | WaitMode::Forever => None,
@@ -205,7 +244,7 @@ impl<'q> Source<'q> {
                 let timeout = q.lease_timeout();
                 if wait == WaitMode::NoWait {
                     return q
-                        .try_get_lease()
+                        .try_get_leases(max)
                         .map(|l| (0, l, timeout))
                         .map_err(|e| match e {
                             GetError::Empty => Ok(Stop::Empty),
@@ -217,8 +256,8 @@ impl<'q> Source<'q> {
                     let Some(slice) = slice() else {
                         return timed_out();
                     };
-                    match q.get_lease_timeout(slice) {
-                        Ok(lease) => return Ok((0, lease, timeout)),
+                    match q.get_leases_timeout(max, slice) {
+                        Ok(leases) => return Ok((0, leases, timeout)),
                         Err(GetError::Timeout) => {
                             if stdout_hung_up() {
                                 return Err(Ok(Stop::HungUp));
@@ -254,7 +293,7 @@ impl<'q> Source<'q> {
                 };
                 let q: &'q Queue = &queues[i];
                 match q.try_get_lease() {
-                    Ok(lease) => return Ok((i, AnyLease::Local(lease), q.lease_timeout())),
+                    Ok(lease) => return Ok((i, vec![AnyLease::Local(lease)], q.lease_timeout())),
                     // Another getter was quicker: ask again.
                     Err(queue_core::GetError::Empty) => {}
                     Err(queue_core::GetError::Closed) => {

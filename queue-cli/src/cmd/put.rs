@@ -8,8 +8,14 @@
 //! stream after the lines before it were put. A line is read only up to one
 //! byte past the maximum message size, so a huge line without a newline
 //! fails at once instead of being read into memory.
+//!
+//! Into a remote queue the messages go in batches (`put_many`: up to 256
+//! publishes in flight, not one round trip each): the arguments or files
+//! all at once, and `--lines` whatever stdin has ready (up to
+//! [`REMOTE_BATCH`] lines), sent before the next read could block (when no
+//! whole line is buffered).
 
-use std::io::{self, BufRead, IsTerminal, Read};
+use std::io::{self, BufRead, BufReader, IsTerminal, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -20,6 +26,9 @@ use queue_net::{AnyQueue, PutError, RemoteQueue, Target};
 use super::Ctx;
 use crate::cli::{PutArgs, WaitMode};
 use crate::exit::Exit;
+
+/// Most lines of `--lines` sent to a remote queue in one `put_many`.
+const REMOTE_BATCH: usize = 256;
 
 pub fn run(ctx: &Ctx, a: PutArgs) -> Result<Exit> {
     let q: AnyQueue = match (ctx.target(&a.name)?, a.create) {
@@ -77,7 +86,7 @@ pub fn run(ctx: &Ctx, a: PutArgs) -> Result<Exit> {
         if io::stdin().is_terminal() {
             ctx.note("reading messages from the terminal, one per line (end with Ctrl-D)");
         }
-        p.put_lines(io::stdin().lock(), max)?
+        p.put_lines(BufReader::new(io::stdin().lock()), max)?
     } else {
         if io::stdin().is_terminal() {
             ctx.note("reading one message from the terminal (end it with Ctrl-D)");
@@ -147,7 +156,7 @@ struct Putter<'a> {
     done: usize,
 }
 
-impl Putter<'_> {
+impl<'a> Putter<'a> {
     /// Puts one message; `Ok(Some(reason))` if it could not wait any longer.
     fn put(&mut self, msg: &[u8]) -> Result<Option<String>> {
         let r = match self.wait {
@@ -155,13 +164,41 @@ impl Putter<'_> {
             WaitMode::Timeout(d) => self.q.put_priority_timeout(msg, self.priority, d),
             WaitMode::NoWait => self.q.try_put_priority(msg, self.priority),
         };
-        let name = self.name;
         match r {
             Ok(()) => {
                 self.done += 1;
                 Ok(None)
             }
-            Err(PutError::Timeout) => {
+            Err(e) => self.failed(e),
+        }
+    }
+
+    /// Puts a batch into a remote queue with one `put_many` (the caller
+    /// checked the sizes); as [`put`](Self::put) for the outcome.
+    fn put_batch(&mut self, q: &RemoteQueue, msgs: &[&[u8]]) -> Result<Option<String>> {
+        let r = match self.wait {
+            WaitMode::Forever => q.put_many(msgs),
+            WaitMode::Timeout(d) => q.put_many_timeout(msgs, d),
+            WaitMode::NoWait => q.try_put_many(msgs),
+        };
+        match r {
+            Ok(()) => {
+                self.done += msgs.len();
+                Ok(None)
+            }
+            Err((n, e)) => {
+                self.done += n;
+                self.failed(e)
+            }
+        }
+    }
+
+    /// What a put that failed with `e` means: `Ok(Some(reason))` if it could
+    /// not wait any longer (exit 1), an error otherwise.
+    fn failed(&self, e: PutError) -> Result<Option<String>> {
+        let name = self.name;
+        match e {
+            PutError::Timeout => {
                 let waited = match self.wait {
                     WaitMode::Timeout(d) => humantime::format_duration(d).to_string(),
                     _ => "waiting".into(),
@@ -171,16 +208,22 @@ impl Putter<'_> {
                     self.q.capacity()
                 )))
             }
-            Err(PutError::Full) => Ok(Some(format!(
+            PutError::Full => Ok(Some(format!(
                 "queue {name:?} is full (all {} slots taken)",
                 self.q.capacity()
             ))),
-            Err(PutError::TooLarge { len, max }) => Err(too_large(None, len, name, max)),
-            Err(PutError::Closed) => bail!(
+            PutError::TooLarge { len, max } => Err(too_large(None, len, name, max)),
+            PutError::Closed => bail!(
                 "queue {name:?} is closed: it accepts no more messages (remove it and create it again to start a new stream)"
             ),
-            Err(e) => Err(anyhow!(e).context(format!("cannot put into queue {name:?}"))),
+            e => Err(anyhow!(e).context(format!("cannot put into queue {name:?}"))),
         }
+    }
+
+    /// The remote queue to batch into (priority 0 is its only level).
+    fn remote(&self) -> Option<&'a RemoteQueue> {
+        let q: &'a AnyQueue = self.q;
+        q.as_remote().filter(|_| self.priority == 0)
     }
 
     fn stopped(&self, reason: String, total: Option<usize>) -> Outcome {
@@ -196,6 +239,13 @@ impl Putter<'_> {
         msgs: impl Iterator<Item = &'m [u8]>,
         total: Option<usize>,
     ) -> Result<Outcome> {
+        if let Some(q) = self.remote() {
+            let msgs: Vec<&[u8]> = msgs.collect();
+            if let Some(reason) = self.put_batch(q, &msgs)? {
+                return Ok(self.stopped(reason, total));
+            }
+            return Ok(Outcome::Done);
+        }
         for m in msgs {
             if let Some(reason) = self.put(m)? {
                 return Ok(self.stopped(reason, total));
@@ -204,9 +254,20 @@ impl Putter<'_> {
         Ok(Outcome::Done)
     }
 
-    fn put_lines(&mut self, mut r: impl BufRead, max: usize) -> Result<Outcome> {
+    fn put_lines<R: Read>(&mut self, mut r: BufReader<R>, max: usize) -> Result<Outcome> {
         let mut line = Vec::new();
+        // Lines read for a remote queue and not yet sent.
+        let mut batch: Vec<Vec<u8>> = Vec::new();
         for n in 1.. {
+            // A remote batch goes out when full, or before a read that
+            // could block (no whole line buffered), so `tail -f` lines
+            // still go out as they come.
+            if !batch.is_empty()
+                && (batch.len() == REMOTE_BATCH || !r.buffer().contains(&b'\n'))
+                && let Some(reason) = self.send_lines(&mut batch)?
+            {
+                return Ok(self.stopped(reason, None));
+            }
             line.clear();
             // At most `max` bytes and the newline: a longer line is known
             // to be too large without reading (and holding) the rest of it.
@@ -223,15 +284,34 @@ impl Putter<'_> {
             if line.len() > max {
                 let size = format!("over {max} bytes (read no further)");
                 let err = too_large_as(Some(format!("line {n}")), &size, self.name, max);
+                if let Some(reason) = self.send_lines(&mut batch)? {
+                    return Ok(self.stopped(reason, None));
+                }
                 if self.done > 0 {
                     bail!("{err}; the {} lines before it were put", self.done);
                 }
                 return Err(err);
             }
-            if let Some(reason) = self.put(&line)? {
+            if self.remote().is_some() {
+                batch.push(line.clone());
+            } else if let Some(reason) = self.put(&line)? {
                 return Ok(self.stopped(reason, None));
             }
         }
+        if let Some(reason) = self.send_lines(&mut batch)? {
+            return Ok(self.stopped(reason, None));
+        }
         Ok(Outcome::Done)
+    }
+
+    /// Sends (and empties) the lines batched for a remote queue.
+    fn send_lines(&mut self, batch: &mut Vec<Vec<u8>>) -> Result<Option<String>> {
+        let Some(q) = self.remote().filter(|_| !batch.is_empty()) else {
+            return Ok(None);
+        };
+        let msgs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        let outcome = self.put_batch(q, &msgs);
+        batch.clear();
+        outcome
     }
 }

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bridge_chaos;
 mod delivery;
 mod demo_bench_docs;
 mod errors;

@@ -130,6 +130,11 @@ impl NatsServer {
         }
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `kill -9` the server (its storage stays).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -210,5 +215,62 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A 16-byte message carrying `i`, for [`Tally`].
+pub fn numbered(i: u64) -> [u8; 16] {
+    let mut m = [b'.'; 16];
+    m[..8].copy_from_slice(&i.to_le_bytes());
+    m
+}
+
+/// Counts what a consumer received: every number, how often.
+pub struct Tally {
+    seen: Vec<u32>,
+    total: u64,
+    /// Messages that came after a higher number.
+    pub out_of_order: u64,
+    last: Option<u64>,
+}
+
+impl Tally {
+    pub fn new(n: u64) -> Tally {
+        Tally {
+            seen: vec![0; n as usize],
+            total: 0,
+            out_of_order: 0,
+            last: None,
+        }
+    }
+
+    pub fn add(&mut self, msg: &[u8]) {
+        let i = u64::from_le_bytes(msg[..8].try_into().unwrap());
+        self.seen[i as usize] += 1;
+        self.total += 1;
+        if self.last.is_some_and(|l| i < l) {
+            self.out_of_order += 1;
+        }
+        self.last = Some(i);
+    }
+
+    pub fn missing(&self) -> usize {
+        self.seen.iter().filter(|&&c| c == 0).count()
+    }
+
+    pub fn duplicates(&self) -> u64 {
+        self.total - self.seen.iter().filter(|&&c| c > 0).count() as u64
+    }
+}
+
+/// Gets from `q` until it is closed and drained, counting every number.
+pub fn tally_until_closed(q: &queue_core::Queue, n: u64) -> Tally {
+    let mut tally = Tally::new(n);
+    loop {
+        match q.get() {
+            Ok(m) => tally.add(&m),
+            Err(queue_core::GetError::Closed) => return tally,
+            Err(e) => panic!("consumer: {e}"),
+        }
     }
 }
