@@ -23,6 +23,12 @@
 //! level `put-level=K`, default 0: the getter looks at every level above
 //! first), `max-deliveries=N`, `lease-timeout-ms=N`, and `lease` (take each
 //! message with `get_lease` + `ack` instead of `get_into`).
+//!
+//! Two more measure what a poison message costs: `redeliver` takes each
+//! message with `try_get_lease` + `release`, then again with `get_into` (a
+//! redelivery), and `dead-letter` sets `max_deliveries(1)` and a dead-letter
+//! queue, so the same second get moves the message there instead and the
+//! loop takes it from the dead-letter queue. Their difference is the move.
 
 use std::time::Instant;
 
@@ -40,7 +46,7 @@ fn main() {
         .dir(&dir)
         .capacity(1024)
         .max_msg_size(size);
-    let (mut level, mut lease) = (0, false);
+    let (mut level, mut lease, mut redeliver, mut dead_letter) = (0, false, false, false);
     for opt in options.split(',').filter(|o| !o.is_empty()) {
         let (key, value) = opt.split_once('=').unwrap_or((opt, "0"));
         let n: usize = value.parse().expect("option value");
@@ -56,6 +62,14 @@ fn main() {
                 lease = true;
                 builder
             }
+            "redeliver" => {
+                redeliver = true;
+                builder
+            }
+            "dead-letter" => {
+                dead_letter = true;
+                builder.max_deliveries(1).dead_letter("hot.dead")
+            }
             _ => panic!("unknown option {key:?}"),
         };
     }
@@ -64,8 +78,23 @@ fn main() {
     let mut buf = Vec::with_capacity(size);
     let many: Vec<&[u8]> = vec![&msg[..]; batch];
     let mut got = Batch::with_capacity(batch, batch * size);
+    let dead = dead_letter.then(|| Queue::open_in(&dir, "hot.dead").expect("open dead letters"));
     let start = Instant::now();
-    if batch == 1 && lease {
+    if let Some(dead) = &dead {
+        for _ in 0..pairs {
+            q.put(&msg).expect("put");
+            q.try_get_lease().expect("lease").release();
+            // The second delivery would exceed max_deliveries(1): it moves.
+            assert!(q.try_get_into(&mut buf).is_err(), "the message moved");
+            dead.try_get_into(&mut buf).expect("get the dead letter");
+        }
+    } else if redeliver {
+        for _ in 0..pairs {
+            q.put(&msg).expect("put");
+            q.try_get_lease().expect("lease").release();
+            q.try_get_into(&mut buf).expect("get the redelivery");
+        }
+    } else if batch == 1 && lease {
         for _ in 0..pairs {
             q.put_priority(&msg, level).expect("put");
             q.get_lease().expect("lease").ack().expect("ack");
@@ -93,7 +122,10 @@ fn main() {
         elapsed.as_secs_f64(),
         elapsed.as_nanos() as f64 / pairs as f64
     );
-    drop(q);
+    drop((q, dead));
     Queue::remove_in(&dir, "hot").expect("remove queue");
+    if dead_letter {
+        Queue::remove_in(&dir, "hot.dead").expect("remove dead-letter queue");
+    }
     let _ = std::fs::remove_dir(&dir);
 }

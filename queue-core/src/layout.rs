@@ -156,7 +156,11 @@ pub struct Header {
     _pad6a: u32,
     /// Hint: how many slots are in the REQUEUED state (re-delivery pending).
     pub requeued: AtomicU64,
-    _pad6: [u64; 6],
+    /// Hint: the slot (index within the level) re-queued last, where a
+    /// getter starts looking for re-queued messages. Any value is safe: the
+    /// look goes round every slot of the level from there.
+    pub requeued_at: AtomicU64,
+    _pad6: [u64; 5],
 
     // ---- line 7: recovery statistics ----
     /// Messages put back for another consumer (dead reader or dropped lease).
@@ -256,7 +260,9 @@ pub struct LevelCursors {
     pub head: AtomicU64,
     /// Hint: REQUEUED slots in this level.
     pub requeued: AtomicU64,
-    _pad1: [u64; 6],
+    /// Hint: the slot of this level re-queued last (as in [`Header`]).
+    pub requeued_at: AtomicU64,
+    _pad1: [u64; 5],
 }
 
 /// What delivery control keeps per slot, beside the slot. Written only by

@@ -20,6 +20,7 @@ impl Segment {
             head: &h.head,
             tail: &h.tail,
             requeued: &h.requeued,
+            requeued_at: &h.requeued_at,
             closed: &h.closed,
         };
         if self.geometry.priorities == 1 {
@@ -51,6 +52,7 @@ impl Segment {
                 head: &c.head,
                 tail: &c.tail,
                 requeued: &c.requeued,
+                requeued_at: &c.requeued_at,
                 closed: &self.header().closed,
             },
             self,

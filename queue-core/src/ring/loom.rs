@@ -25,6 +25,7 @@ pub(super) struct Model {
     head: AtomicU64,
     tail: AtomicU64,
     requeued: AtomicU64,
+    requeued_at: AtomicU64,
     closed: AtomicU32,
     pub(super) slots: ModelSlots,
 }
@@ -39,6 +40,7 @@ impl Model {
             head: AtomicU64::new(0),
             tail: AtomicU64::new(0),
             requeued: AtomicU64::new(0),
+            requeued_at: AtomicU64::new(0),
             closed: AtomicU32::new(0),
             slots: ModelSlots {
                 states: (0..cap).map(|_| AtomicU64::new(0)).collect(),
@@ -52,6 +54,7 @@ impl Model {
                 head: &self.head,
                 tail: &self.tail,
                 requeued: &self.requeued,
+                requeued_at: &self.requeued_at,
                 closed: &self.closed,
             },
             &self.slots,
@@ -322,6 +325,54 @@ fn loom_expiry_races_the_ack() {
         assert_eq!(r.try_claim_read(4), Err(GetBlocked::Empty));
         assert_eq!(r.take_requeued(4), None);
         m.assert_whole(2);
+    });
+}
+
+/// Two holders put their leases back (each writing the `requeued_at` hint)
+/// while a getter takes re-queued messages from wherever the hint it reads
+/// points: it finds both, each once, in whatever order the hint gives.
+#[test]
+fn loom_the_requeued_hint_only_orders_the_scan() {
+    model(|| {
+        let m = Model::new(3);
+        for v in [10, 11, 12] {
+            m.put(1, v);
+        }
+        let leases: Vec<Claim> = (0..3).map(|_| m.claim(2, false)).collect();
+        let holders: Vec<_> = [leases[0], leases[2]]
+            .into_iter()
+            .map(|lease| {
+                let m = m.clone();
+                thread::spawn(move || assert!(m.ring().requeue(lease, 2)))
+            })
+            .collect();
+        let getter = {
+            let m = m.clone();
+            thread::spawn(move || {
+                let r = m.ring();
+                let mut got = Vec::new();
+                while got.len() < 2 {
+                    match r.take_requeued(3) {
+                        Some(c) => {
+                            assert_eq!(c.generation, 2, "a second delivery");
+                            got.push(m.read(c));
+                            assert!(r.release_read(c, 3));
+                        }
+                        None => thread::yield_now(),
+                    }
+                }
+                got
+            })
+        };
+        for holder in holders {
+            holder.join().unwrap();
+        }
+        let mut got = getter.join().unwrap();
+        got.sort_unstable();
+        assert_eq!(got, [10, 12]);
+        assert!(m.ring().release_read(leases[1], 2));
+        assert_eq!(m.ring().take_requeued(3), None);
+        m.assert_whole(3);
     });
 }
 

@@ -127,6 +127,9 @@ pub(crate) struct Cursors<'a> {
     pub tail: &'a AtomicU64,
     /// Hint: number of REQUEUED slots.
     pub requeued: &'a AtomicU64,
+    /// Hint: the slot (index within the ring) re-queued last, where the
+    /// look for re-queued messages starts.
+    pub requeued_at: &'a AtomicU64,
     /// Non-zero once the queue was closed.
     pub closed: &'a AtomicU32,
 }
@@ -712,7 +715,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     pub(crate) fn peek(&self) -> Option<Peeked> {
         // A re-queued message is older than anything at the head.
         if self.cursors.requeued.load(Relaxed) != 0 {
-            for idx in self.range() {
+            for idx in self.requeued_look() {
                 let s = self.slots.state(idx).load(Acquire);
                 if kind_of(s) == REQUEUED {
                     return Some(Peeked { idx, seen: s });
@@ -736,11 +739,12 @@ impl<'a, S: Slots> Ring<'a, S> {
         self.slots.state(idx).load(Relaxed) == seen
     }
 
-    /// Scans every slot for a re-queued message and claims the first found.
+    /// Scans every slot for a re-queued message and claims the first found
+    /// (from the one re-queued last, [`requeued_look`](Self::requeued_look)).
     /// Also corrects the `requeued` hint when it over-counts.
     pub(crate) fn take_requeued(&self, me: u16) -> Option<Claim> {
         let hint = self.cursors.requeued.load(Relaxed);
-        for idx in self.range() {
+        for idx in self.requeued_look() {
             let slot = self.slots.state(idx);
             let s = slot.load(Acquire);
             if kind_of(s) != REQUEUED {
@@ -773,6 +777,22 @@ impl<'a, S: Slots> Ring<'a, S> {
                 .compare_exchange(hint, 0, Relaxed, Relaxed);
         }
         None
+    }
+
+    /// Counts a slot just made REQUEUED in the hints.
+    fn count_requeued(&self, idx: u64) {
+        self.cursors.requeued.fetch_add(1, SeqCst);
+        // Relaxed: only where the next look starts; any value is safe.
+        self.cursors.requeued_at.store(idx - self.base, Relaxed);
+    }
+
+    /// Every slot of the ring once, starting at the one re-queued last:
+    /// a redelivery finds its message at the first look, not after a walk
+    /// over the whole ring (a damaged hint only changes where it starts).
+    fn requeued_look(&self) -> std::iter::Chain<std::ops::Range<u64>, std::ops::Range<u64>> {
+        let range = self.range();
+        let start = range.start + self.cursors.requeued_at.load(Relaxed) % self.cap();
+        (start..range.end).chain(range.start..start)
     }
 
     fn decrement_requeued(&self) {
@@ -818,7 +838,7 @@ impl<'a, S: Slots> Ring<'a, S> {
         if ok {
             // Counted after the store: a crash in between leaves the hint
             // low, and the slow path's full scan still finds the message.
-            self.cursors.requeued.fetch_add(1, SeqCst);
+            self.count_requeued(claim.idx);
         }
         ok
     }
@@ -846,7 +866,7 @@ impl<'a, S: Slots> Ring<'a, S> {
             .compare_exchange(seen, back, SeqCst, Relaxed)
             .is_ok();
         if ok {
-            self.cursors.requeued.fetch_add(1, SeqCst);
+            self.count_requeued(idx);
         }
         ok
     }
@@ -931,7 +951,7 @@ impl<'a, S: Slots> Ring<'a, S> {
             if discarded {
                 done.discarded += 1;
             } else {
-                self.cursors.requeued.fetch_add(1, SeqCst);
+                self.count_requeued(idx);
                 done.requeued += 1;
             }
         }

@@ -16,6 +16,7 @@ struct Fixture {
     head: AtomicU64,
     tail: AtomicU64,
     requeued: AtomicU64,
+    requeued_at: AtomicU64,
     closed: AtomicU32,
     slots: VecSlots,
 }
@@ -26,6 +27,7 @@ impl Fixture {
             head: AtomicU64::new(0),
             tail: AtomicU64::new(0),
             requeued: AtomicU64::new(0),
+            requeued_at: AtomicU64::new(0),
             closed: AtomicU32::new(0),
             slots: VecSlots((0..cap).map(|_| AtomicU64::new(0)).collect()),
         }
@@ -36,6 +38,7 @@ impl Fixture {
                 head: &self.head,
                 tail: &self.tail,
                 requeued: &self.requeued,
+                requeued_at: &self.requeued_at,
                 closed: &self.closed,
             },
             &self.slots,
@@ -152,6 +155,29 @@ fn dropped_lease_goes_back() {
     assert!(!r.release_read(again, 2), "not ours");
     assert!(r.release_read(again, 3));
     assert!(r.try_claim_write(1).is_ok());
+}
+
+#[test]
+fn a_redelivery_starts_looking_at_the_slot_requeued_last() {
+    let f = Fixture::new(4);
+    let r = f.ring();
+    for _ in 0..4 {
+        let c = r.try_claim_write(1).unwrap();
+        r.publish(c);
+    }
+    let leases: Vec<Claim> = (0..4).map(|_| r.try_claim_read(2).unwrap()).collect();
+    assert!(r.requeue(leases[2], 2));
+    assert_eq!(f.requeued_at.load(SeqCst), 2);
+    assert!(r.requeue(leases[1], 2));
+    assert_eq!(f.requeued_at.load(SeqCst), 1);
+    // Slot 1 first, then on round the ring to slot 2.
+    assert_eq!(r.try_claim_read(3).unwrap().idx, 1);
+    assert_eq!(r.try_claim_read(3).unwrap().idx, 2);
+    // A damaged hint only moves where the look starts.
+    assert!(r.requeue(leases[3], 2));
+    f.requeued_at.store(u64::MAX, SeqCst);
+    assert_eq!(r.try_claim_read(3).unwrap().idx, 3);
+    assert_eq!(r.try_claim_read(3), Err(GetBlocked::Empty));
 }
 
 #[test]
