@@ -129,6 +129,19 @@ pub fn kill9(pid: u32) {
     }
 }
 
+/// A xorshift generator for chaos tests, seeded with `seed` and this
+/// process's id (runs differ, a failing run prints its choices' effects):
+/// `next(n)` is in `0..n`.
+pub fn chaos_rng(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut x = seed ^ u64::from(std::process::id());
+    move |n| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    }
+}
+
 /// Self-checking test messages: `[id u32][seq u64][checksum u64][body]`,
 /// where the body is a pattern derived from `(id, seq)`. A torn or mixed-up
 /// message fails [`message::decode`].

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use mq_tests::{ChildGuard, Ledger, TestDir, Watchdog, kill9, lines, message};
+use mq_tests::{ChildGuard, Ledger, TestDir, Watchdog, chaos_rng, kill9, lines, message};
 use queue_core::{GetError, OpenError, PutError, Queue, SlotView};
 
 const CHILD: &str = env!("CARGO_BIN_EXE_mq-test-child");
@@ -289,13 +289,8 @@ pub(crate) fn chaos_with(mode: &str, kills_wanted: usize, tag: &str, delivery: D
     }
     let q = builder.create().unwrap();
     let levels = levels.to_string();
-    let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
-    let mut next = move |n: usize| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        (rng % n as u64) as usize
-    };
+    let mut rng = chaos_rng(0x2545_f491_4f6c_dd1d);
+    let mut next = move |n: usize| rng(n as u64) as usize;
     let mut producer_ids = 0u32;
     let mut consumer_ids = 0u32;
     let spawn_producer = |id: u32| {

@@ -4,13 +4,15 @@
 //! where poison messages kill their consumers and the test kills consumers
 //! (movers among them) at random moments: every poison message ends in the
 //! dead-letter queue exactly once, nothing is lost, nothing is there twice.
+//! And movers stopped and killed while they hold the move lock, their lock
+//! freed by another process's recovery.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use mq_tests::{ChildGuard, TestDir, Watchdog, kill9, lines, message};
+use mq_tests::{ChildGuard, TestDir, Watchdog, chaos_rng, kill9, lines, message};
 use queue_core::{GetError, Queue, SlotView};
 
 use crate::delivery_mp::poison_killed_max_times_then_the_others_flow;
@@ -69,13 +71,7 @@ fn kill9_chaos_during_moves_moves_every_poison_message_exactly_once() {
         .dead_letter("src.dead")
         .create()
         .unwrap();
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut next = chaos_rng(0x9e37_79b9_7f4a_7c15);
     // Poison spread among the normal messages, on both levels.
     let mut buf = Vec::new();
     let (mut normal, mut poison) = (0, 0);
@@ -217,4 +213,143 @@ fn kill9_chaos_during_moves_moves_every_poison_message_exactly_once() {
             .unwrap()
             .all(|e| { !e.unwrap().file_name().to_string_lossy().starts_with("mq.") })
     );
+}
+
+/// The dead-letter queue's move lock, `{ seq: u32, stage: u8, owner: u16 }`
+/// at byte 960 of its header (docs/design.md): its stage.
+fn move_stage(dead_letter_file: &Path) -> u8 {
+    use std::os::unix::fs::FileExt;
+    let mut word = [0u8; 8];
+    std::fs::File::open(dead_letter_file)
+        .and_then(|f| f.read_exact_at(&mut word, 960))
+        .expect("read the move lock");
+    (u64::from_le_bytes(word) >> 16) as u8
+}
+
+/// A mover caught inside a move, across processes: each consumer moves the
+/// poison message its predecessor died on (2 MiB, so the copy under the
+/// lock takes milliseconds), and the test stops it with SIGSTOP at a random
+/// moment. If the dead-letter queue's move lock is then TAKEN (or
+/// COMMITTED) the consumer is killed right there, stopped; the test's own
+/// recovery must free the lock, and at the end every poison message is in
+/// the dead-letter queue exactly once. (The random kills of the chaos test
+/// above rarely land inside a move; this one keeps going until some do.)
+#[test]
+fn a_mover_killed_inside_a_move_is_resolved_by_another_process() {
+    const TAKEN: u8 = 1;
+    const COMMITTED: u8 = 2;
+    const SIZE: usize = 2 << 20;
+    let _w = Watchdog::new("mover killed mid-move", Duration::from_secs(240));
+    let d = TestDir::new("dead-letter-mid-move");
+    let dir = d.path().to_str().unwrap().to_owned();
+    let q = Queue::builder("src")
+        .dir(d.path())
+        .capacity(4)
+        .max_msg_size(SIZE)
+        .max_deliveries(1)
+        .dead_letter("src.dead")
+        .create()
+        .unwrap();
+    let dead = Queue::open_in(d.path(), "src.dead").unwrap();
+    let lock_file = d.path().join("mq.src.dead");
+    let mut next = chaos_rng(0x2545_f491_4f6c_dd1d);
+    let mut moved: BTreeMap<u64, u32> = BTreeMap::new();
+    let drain_dead_letters = |moved: &mut BTreeMap<u64, u32>| {
+        while let Ok(lease) = dead.try_get_lease() {
+            let (id, seq) = message::decode(&lease).expect("a whole dead letter");
+            assert_eq!(id, 1);
+            *moved.entry(seq).or_default() += 1;
+            lease.ack().unwrap();
+        }
+    };
+    let (mut put, mut buf) = (0u64, Vec::new());
+    let (mut caught, mut caught_committed, mut consumers) = (0, 0, 0);
+    // Until 3 movers were killed inside a move (or 150 consumers ran), then
+    // until the source is drained.
+    loop {
+        let draining = caught >= 3 || consumers >= 150;
+        if draining && q.slots().iter().all(|s| *s == SlotView::Empty) {
+            break;
+        }
+        // Keep two poison messages waiting: one for the next consumer to
+        // move, one for it to die on.
+        while !draining && q.len() < 2 {
+            message::encode(1, put, SIZE, &mut buf);
+            q.put(&buf).unwrap();
+            put += 1;
+        }
+        let mut c = ChildGuard::new(
+            Command::new(CHILD)
+                .args(["dlq-consume", &dir, "src"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn mq-test-child"),
+        );
+        consumers += 1;
+        let pid = c.id() as libc::pid_t;
+        if !draining {
+            std::thread::sleep(Duration::from_micros(300 + next(6_000)));
+            // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our
+            // child, not yet waited for.
+            unsafe { libc::kill(pid, libc::SIGSTOP) };
+            let mut status = 0;
+            // SAFETY: as above; WUNTRACED waits until it stopped (or died).
+            unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED) };
+            if libc::WIFSTOPPED(status) {
+                let stage = move_stage(&lock_file);
+                if stage == TAKEN || stage == COMMITTED {
+                    caught += 1;
+                    caught_committed += usize::from(stage == COMMITTED);
+                    kill9(c.id());
+                    let _ = c.take().wait();
+                    q.recover();
+                    assert_eq!(move_stage(&lock_file), 0, "the dead mover's lock was freed");
+                    drain_dead_letters(&mut moved);
+                    continue;
+                }
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+            }
+        }
+        // It dies on the next poison message; while draining, the last one
+        // moves the last message and then waits for more: killed then.
+        let status = loop {
+            if let Some(status) = c.child().try_wait().unwrap() {
+                break status;
+            }
+            if draining && q.slots().iter().all(|s| *s == SlotView::Empty) {
+                kill9(c.id());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        drop(c.take());
+        assert!(
+            std::os::unix::process::ExitStatusExt::signal(&status) == Some(9),
+            "a consumer ended otherwise: {status:?}"
+        );
+        q.recover();
+        drain_dead_letters(&mut moved);
+    }
+    q.close().unwrap();
+    drain_dead_letters(&mut moved);
+    eprintln!(
+        "mid-move: {consumers} consumers, {caught} killed inside a move \
+         ({caught_committed} after its commit), {put} poison messages, {} half-moved copies discarded",
+        dead.stats().discarded_partial
+    );
+    assert!(
+        caught >= 1,
+        "no stop landed inside a move in {consumers} tries"
+    );
+    let wrong: Vec<_> = (0..put).filter(|s| moved.get(s) != Some(&1)).collect();
+    assert!(
+        wrong.is_empty(),
+        "not moved exactly once: {wrong:?} of {moved:?}"
+    );
+    assert_eq!(moved.len() as u64, put);
+    drop((q, dead));
+    Queue::remove_in(d.path(), "src").unwrap();
+    Queue::remove_in(d.path(), "src.dead").unwrap();
 }
