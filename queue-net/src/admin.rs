@@ -12,8 +12,10 @@ use async_nats::jetstream::{
 };
 use futures_util::StreamExt;
 
+use crate::consumer::{CLOSE_HEADER, CONSUMER};
 use crate::error::{CloseError, NetError};
-use crate::remote::{CLOSE_HEADER, CONSUMER, RemoteQueue, away_backoff};
+use crate::remote::RemoteQueue;
+use crate::retry::away_backoff;
 use crate::runtime;
 use crate::target::{self, RemoteUrl};
 
@@ -540,7 +542,7 @@ impl RemoteQueue {
                 }
                 Err(_) => {
                     tries += 1;
-                    away.pause(crate::remote::Deadline::Never).await;
+                    away.pause(crate::retry::Deadline::Never).await;
                 }
             }
         }

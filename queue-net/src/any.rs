@@ -9,7 +9,8 @@ use queue_core::Queue;
 
 use crate::admin::CreateOptions;
 use crate::error::{AckError, CloseError, GetError, NetError, OpenError, PutError, RemoveError};
-use crate::remote::{RemoteLease, RemoteQueue};
+use crate::lease::RemoteLease;
+use crate::remote::RemoteQueue;
 use crate::target::Target;
 
 /// A local or a remote queue.

@@ -21,11 +21,11 @@ use queue_core::Queue;
 use thiserror::Error;
 
 use crate::any::AnyQueue;
+use crate::consumer::{Pulled, confirm_all, is_close_marker, pull};
 use crate::error::{AckError, CloseError, GetError, NetError, PutError};
 use crate::publish::publish_all;
-use crate::remote::{
-    Deadline, GoneCheck, Pulled, RemoteQueue, at_close_marker, away_backoff, confirm_all, pull,
-};
+use crate::remote::RemoteQueue;
+use crate::retry::{Deadline, GoneCheck, away_backoff};
 use crate::runtime;
 
 /// KV bucket (on the destination server) holding each local -> remote
@@ -364,7 +364,7 @@ fn remote_to_local(
             // The pull stops at the close marker, so it can only be the last.
             let mut msgs = msgs;
             let marker = match msgs.last() {
-                Some(m) if crate::remote::is_close_marker(m) => msgs.pop(),
+                Some(m) if is_close_marker(m) => msgs.pop(),
                 _ => None,
             };
             let payloads: Vec<&[u8]> = msgs.iter().map(|m| &m.message.payload[..]).collect();
@@ -403,7 +403,7 @@ fn remote_to_local(
                 // still come back (a killed bridge's batch awaiting
                 // redelivery), else keep pulling.
                 confirm_all(&msgs).await;
-                if at_close_marker(src, &marker).await {
+                if src.at_close_marker(&marker).await {
                     return Ok(report);
                 }
                 continue;

@@ -27,12 +27,20 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+// Layers, bottom up: runtime, target, error; retry (deadlines, back-off),
+// consumer (pulls, acks, the close marker), lease - none of them knows a
+// queue handle; then `RemoteQueue`, whose methods live in three files by
+// concern: remote (the verbs), publish (windowed publishing), admin (the
+// control plane); on top, any (local or remote) and bridge.
 mod admin;
 mod any;
 pub mod bridge;
+mod consumer;
 mod error;
+mod lease;
 mod publish;
 mod remote;
+mod retry;
 mod runtime;
 mod target;
 
@@ -40,5 +48,6 @@ pub use admin::{CreateOptions, DEFAULT_ACK_WAIT, DUPLICATE_WINDOW, RemoteStats};
 pub use any::{AnyLease, AnyQueue};
 pub use bridge::{BridgeOptions, BridgeReport, bridge};
 pub use error::{AckError, CloseError, GetError, NetError, OpenError, PutError, RemoveError};
-pub use remote::{RemoteLease, RemoteQueue};
+pub use lease::RemoteLease;
+pub use remote::RemoteQueue;
 pub use target::{RemoteUrl, SCHEME, Target, is_url};

@@ -10,7 +10,8 @@ use async_nats::jetstream::{self, context::PublishErrorKind};
 use bytes::Bytes;
 
 use crate::error::{NetError, PutError};
-use crate::remote::{Deadline, GoneCheck, ROUND_TRIP, RemoteQueue, away_backoff, full_backoff};
+use crate::remote::RemoteQueue;
+use crate::retry::{Deadline, GoneCheck, ROUND_TRIP, away_backoff, full_backoff};
 use crate::runtime;
 
 /// Publishes in flight at once (sent, ack not yet received) on one
