@@ -122,6 +122,35 @@ fn lease_ack_removes_and_drop_puts_back() {
     assert_eq!(q.try_put(b"c"), Err(PutError::Full), "capacity whole");
 }
 
+/// A release wakes one sleeping getter (as a put does), which takes the
+/// message; the others sleep on and take what is put next: each message
+/// once, and nobody left asleep with a message in the queue.
+#[test]
+fn a_released_lease_wakes_a_sleeping_getter_and_the_others_sleep_on() {
+    let d = Dir::new();
+    let q = d.queue(4);
+    q.put(b"m").unwrap();
+    let lease = q.get_lease().unwrap();
+    let mut got: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let sleepers: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    let own = Queue::open_in(&d.0, "q").unwrap();
+                    own.get_timeout(Duration::from_secs(20)).unwrap()
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        lease.release();
+        q.put(b"x").unwrap();
+        q.put(b"y").unwrap();
+        sleepers.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    got.sort();
+    assert_eq!(got, [b"m".to_vec(), b"x".to_vec(), b"y".to_vec()]);
+    assert_eq!(q.try_get(), Err(GetError::Empty));
+}
+
 #[test]
 fn close_drains_then_reports_closed_and_wakes_sleepers() {
     let d = Dir::new();
