@@ -5,7 +5,7 @@ import os
 import queue as _queue
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterable, List, Optional, Tuple, Type, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Type, Union
 
 __version__: str
 DEFAULT_MAXSIZE: int
@@ -24,6 +24,18 @@ class ShutDown(Error):
     """The queue was shut down: put raises it at once, get once it is drained.
     On Python 3.13 and newer also a subclass of queue.ShutDown."""
 
+class LeaseExpired(Error):
+    """ack() or renew() after the lease's deadline (the queue's lease_timeout):
+    the message went back to the queue and may be handled twice."""
+
+class DeadLetter:
+    """Where a dead letter came from: the queue and its deliveries there."""
+
+    @property
+    def queue(self) -> str: ...
+    @property
+    def deliveries(self) -> int: ...
+
 class Lease:
     """A message taken but not yet acknowledged (from Queue.lease_bytes)."""
 
@@ -31,7 +43,12 @@ class Lease:
     def data(self) -> bytes: ...
     @property
     def settled(self) -> bool: ...
+    @property
+    def deliveries(self) -> int: ...
+    @property
+    def dead_letter(self) -> Optional[DeadLetter]: ...
     def ack(self) -> None: ...
+    def renew(self) -> None: ...
     def release(self) -> None: ...
     def __enter__(self) -> "Lease": ...
     def __exit__(
@@ -44,6 +61,11 @@ class Lease:
 class LeaseContext:
     """`with q.lease() as obj:` - acks on a normal end, releases on an exception."""
 
+    @property
+    def deliveries(self) -> int: ...
+    @property
+    def dead_letter(self) -> Optional[DeadLetter]: ...
+    def renew(self) -> None: ...
     def __enter__(self) -> Any: ...
     def __exit__(
         self,
@@ -64,17 +86,33 @@ class Queue:
         create: bool = True,
         dir: _Dir = None,
         mode: int = 0o600,
+        priorities: int = 1,
+        lease_timeout: Optional[float] = None,
+        max_deliveries: Optional[int] = None,
+        dead_letter: Optional[str] = None,
     ) -> None: ...
-    def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None: ...
+    def put(
+        self, obj: Any, block: bool = True, timeout: Optional[float] = None, *, priority: int = 0
+    ) -> None: ...
     def get(self, block: bool = True, timeout: Optional[float] = None) -> Any: ...
-    def put_nowait(self, obj: Any) -> None: ...
+    def put_nowait(self, obj: Any, *, priority: int = 0) -> None: ...
     def get_nowait(self) -> Any: ...
     def put_bytes(
-        self, data: _BytesLike, block: bool = True, timeout: Optional[float] = None
+        self,
+        data: _BytesLike,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        *,
+        priority: int = 0,
     ) -> None: ...
     def get_bytes(self, block: bool = True, timeout: Optional[float] = None) -> bytes: ...
     def put_many(
-        self, objs: Iterable[Any], block: bool = True, timeout: Optional[float] = None
+        self,
+        objs: Iterable[Any],
+        block: bool = True,
+        timeout: Optional[float] = None,
+        *,
+        priority: int = 0,
     ) -> None: ...
     def get_many(
         self,
@@ -83,7 +121,12 @@ class Queue:
         max_messages_to_get: int = 1000,
     ) -> List[Any]: ...
     def put_many_bytes(
-        self, items: Iterable[_BytesLike], block: bool = True, timeout: Optional[float] = None
+        self,
+        items: Iterable[_BytesLike],
+        block: bool = True,
+        timeout: Optional[float] = None,
+        *,
+        priority: int = 0,
     ) -> None: ...
     def get_many_bytes(
         self,
@@ -110,6 +153,15 @@ class Queue:
     def capacity(self) -> int: ...
     @property
     def max_msg_size(self) -> int: ...
+    @property
+    def priorities(self) -> int: ...
+    @property
+    def lease_timeout(self) -> Optional[float]: ...
+    @property
+    def max_deliveries(self) -> Optional[int]: ...
+    @property
+    def dead_letter(self) -> Optional[str]: ...
+    def stats(self) -> Dict[str, Any]: ...
     def __reduce__(self) -> Tuple[Any, Tuple[str, Path]]: ...
 
 def remove(name: str, dir: _Dir = None) -> None: ...

@@ -280,6 +280,35 @@ fn each_level_holds_capacity_messages() {
 }
 
 #[test]
+fn batch_puts_at_a_priority() {
+    let dir = Dir::new();
+    let q = Queue::builder("q")
+        .dir(&dir.0)
+        .capacity(2)
+        .priorities(2)
+        .create()
+        .unwrap();
+    q.put(b"low").unwrap();
+    // Only what fits the level goes in, and says how many.
+    assert_eq!(
+        q.try_put_many_priority(&[b"a", b"b", b"c"], 1),
+        Err((2, queue_core::PutError::Full))
+    );
+    assert_eq!(
+        q.put_many_priority_timeout(&[b"d"], 1, Duration::from_millis(10)),
+        Err((0, queue_core::PutError::Timeout))
+    );
+    assert!(matches!(
+        q.try_put_many_priority(&[b"x"], 2),
+        Err((0, queue_core::PutError::InvalidPriority { priority: 2, .. }))
+    ));
+    assert_eq!(q.get_many(3).unwrap(), [&b"a"[..], b"b", b"low"]);
+    q.put_many_priority_timeout(&[b"e"], 1, Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(q.try_get().unwrap(), b"e");
+}
+
+#[test]
 fn a_redelivered_message_keeps_its_priority() {
     let dir = Dir::new();
     let q = Queue::builder("q")

@@ -1,8 +1,9 @@
 //! The exceptions of the module and the mapping from queue-core's errors to
 //! them: `queue.Full` / `queue.Empty`, `mq.ShutDown`, `ValueError` (a
 //! message over the size limit, a bad name or setting), `PermissionError`,
-//! `FileNotFoundError`, and `mq.Error` for everything else. Every message
-//! names the queue and gives a hint (queue-core's error text).
+//! `FileNotFoundError`, `mq.LeaseExpired` (an ack or renew after the lease's
+//! deadline) and `mq.Error` for everything else. Every message names the
+//! queue and gives a hint (queue-core's error text).
 
 use pyo3::exceptions::{
     PyException, PyFileNotFoundError, PyPermissionError, PyTypeError, PyValueError,
@@ -10,7 +11,7 @@ use pyo3::exceptions::{
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
-use queue_core::{GetError, OpenError, PutError, RemoveError};
+use queue_core::{AckError, GetError, OpenError, PutError, RemoveError};
 
 pyo3::create_exception!(
     mq,
@@ -19,6 +20,15 @@ pyo3::create_exception!(
     "Any failure of a queue that is not Full, Empty, ShutDown, a bad argument \
      (ValueError), a permission (PermissionError) or a missing queue \
      (FileNotFoundError). The message names the queue and gives a hint."
+);
+
+pyo3::create_exception!(
+    mq,
+    LeaseExpired,
+    Error,
+    "A lease's deadline (the queue's lease_timeout) passed before ack() or \
+     renew(): the message was put back, and another consumer may be handling \
+     it now. Call renew() more often than the timeout during long work."
 );
 
 /// `mq.ShutDown`, made at import: a subclass of `mq.Error` and, on Python
@@ -129,7 +139,9 @@ pub(crate) fn remove_error(e: &RemoveError) -> PyErr {
 /// The exception for a failed put on queue `name`.
 pub(crate) fn put_error(py: Python<'_>, name: &str, e: &PutError) -> PyErr {
     match e {
-        PutError::TooLarge { .. } => PyValueError::new_err(format!("queue {name:?}: {e}")),
+        PutError::TooLarge { .. } | PutError::InvalidPriority { .. } => {
+            PyValueError::new_err(format!("queue {name:?}: {e}"))
+        }
         PutError::Full | PutError::Timeout => full(
             py,
             format!("queue {name:?} is full (a consumer takes messages out with get)"),
@@ -158,6 +170,26 @@ pub(crate) fn get_error(py: Python<'_>, name: &str, e: &GetError) -> PyErr {
         ),
         _ => Error::new_err(format!(
             "queue {name:?}: {e} (remove it with 'mq rm --force {name}')"
+        )),
+    }
+}
+
+/// The exception for a failed ack or renew of a lease on queue `name`:
+/// mq.LeaseExpired for a deadline that passed, mq.Error otherwise.
+pub(crate) fn ack_error(name: &str, e: &AckError) -> PyErr {
+    match e {
+        AckError::Expired {
+            late_ms,
+            timeout_ms,
+            ..
+        } => LeaseExpired::new_err(format!(
+            "queue {name:?}: the lease expired {late_ms} ms ago and its message was put back \
+             for another consumer (the work may be done twice; call renew() more often than \
+             the queue's lease_timeout of {} s)",
+            *timeout_ms as f64 / 1000.0
+        )),
+        _ => Error::new_err(format!(
+            "queue {name:?}: {e} (it is delivered again: the work may be done twice)"
         )),
     }
 }

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Modules: `queue` (the `Queue` class), `lease` (at-least-once delivery),
-//! `wait` (blocking with the GIL released, Ctrl-C aware), `pickle`,
+//! `settings` (the options of a new queue, `stats()`), `wait` (blocking
+//! with the GIL released, Ctrl-C aware), `pickle`,
 //! `errors` (the exceptions), `fork` (handles inherited through fork).
 //! Built by maturin (`pip install ./queue-py`); tested from Python
 //! (`queue-py/tests`, run by `cargo xtask test`).
@@ -23,6 +24,7 @@ mod fork;
 mod lease;
 mod pickle;
 mod queue;
+mod settings;
 mod wait;
 
 use std::path::PathBuf;
@@ -44,7 +46,7 @@ fn remove(name: &str, dir: Option<PathBuf>) -> PyResult<()> {
 /// Unpickles a Queue: opens `name` in `dir`, never creating it.
 #[pyfunction]
 fn _reopen(name: &str, dir: PathBuf) -> PyResult<PyQueue> {
-    PyQueue::open(name, 0, 0, false, Some(dir), 0)
+    PyQueue::open(name, None, Some(dir))
 }
 
 /// A named, bounded, crash-safe multi-process message queue in shared memory:
@@ -57,7 +59,9 @@ fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyQueue>()?;
     m.add_class::<lease::PyLease>()?;
     m.add_class::<lease::LeaseContext>()?;
+    m.add_class::<lease::DeadLetter>()?;
     m.add("Error", py.get_type::<errors::Error>())?;
+    m.add("LeaseExpired", py.get_type::<errors::LeaseExpired>())?;
     m.add("ShutDown", errors::shutdown_type(py)?)?;
     // queue.Full / queue.Empty, re-exported for `except mq.Full`.
     let std_queue = py.import("queue")?;
@@ -75,7 +79,9 @@ fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "Queue",
         "Lease",
         "LeaseContext",
+        "DeadLetter",
         "Error",
+        "LeaseExpired",
         "ShutDown",
         "Full",
         "Empty",

@@ -8,14 +8,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
-use queue_core::{Batch, DEFAULT_CAPACITY, DEFAULT_MAX_MSG_SIZE, DEFAULT_MODE, GetError, PutError};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use queue_core::{Batch, DEFAULT_MAX_MSG_SIZE, DEFAULT_MODE, GetError, PutError};
 use queue_core::{Queue, queue_dir};
 
 use crate::errors;
 use crate::fork;
 use crate::lease::{LeaseContext, PyLease};
 use crate::pickle;
+use crate::settings::{self, Create};
 use crate::wait::{Wait, blocking};
 
 /// The open handle of a `mq.Queue` and the fork generation it was opened in.
@@ -26,12 +27,17 @@ struct Handle {
 
 /// A named, bounded multi-producer multi-consumer queue in shared memory.
 ///
-/// `Queue(name, maxsize=0, max_msg_size=4096, *, create=True, dir=None, mode=0o600)`
+/// `Queue(name, maxsize=0, max_msg_size=4096, *, create=True, dir=None, mode=0o600,
+/// priorities=1, lease_timeout=None, max_deliveries=None, dead_letter=None)`
 /// opens the queue `name` in `dir` (default `$MQ_DIR`, else `/dev/shm`), or
-/// creates it with room for `maxsize` messages (<= 0: 1024) of at most
-/// `max_msg_size` bytes each, readable and writable by `mode`. With
-/// `create=False` a missing queue raises FileNotFoundError. Other processes
-/// open the same queue by name; a pickled Queue is its name and directory.
+/// creates it with room for `maxsize` messages (<= 0: 1024) per priority
+/// level of at most `max_msg_size` bytes each, readable and writable by
+/// `mode`. The delivery rules - `priorities` levels (higher served first),
+/// `lease_timeout` seconds for a lease, `max_deliveries` per message and the
+/// `dead_letter` queue for messages past it - also apply only when creating:
+/// an existing queue keeps its own (see `stats()`). With `create=False` a
+/// missing queue raises FileNotFoundError. Other processes open the same
+/// queue by name; a pickled Queue is its name and directory.
 #[pyclass(module = "mq", name = "Queue", frozen)]
 pub(crate) struct PyQueue {
     /// `None` once `close()` detached this handle.
@@ -52,32 +58,20 @@ enum Codec {
 }
 
 impl PyQueue {
-    /// Opens (or creates) the queue; the work of `Queue(...)` and of unpickling.
+    /// Opens the queue, or creates it with `create` if it is missing (as
+    /// Rust's `open_or_create`: an existing queue's settings win); the work
+    /// of `Queue(...)` and of unpickling.
     pub(crate) fn open(
         name: &str,
-        maxsize: i64,
-        max_msg_size: usize,
-        create: bool,
+        create: Option<Create>,
         dir: Option<PathBuf>,
-        mode: u32,
     ) -> PyResult<PyQueue> {
         fork::install();
         let dir = queue_dir(dir.as_deref());
         let dir = std::path::absolute(&dir).unwrap_or(dir);
-        let queue = if create {
-            let capacity = if maxsize <= 0 {
-                DEFAULT_CAPACITY
-            } else {
-                usize::try_from(maxsize).unwrap_or(usize::MAX)
-            };
-            Queue::builder(name)
-                .capacity(capacity)
-                .max_msg_size(max_msg_size)
-                .mode(mode)
-                .dir(&dir)
-                .open_or_create()
-        } else {
-            Queue::open_in(&dir, name)
+        let queue = match create {
+            Some(c) => c.builder(name, &dir).open_or_create(),
+            None => Queue::open_in(&dir, name),
         }
         .map_err(|e| errors::open_error(&e))?;
         Ok(PyQueue {
@@ -142,9 +136,11 @@ impl PyQueue {
         obj: &Bound<'_, PyAny>,
         block: bool,
         timeout: Option<f64>,
+        priority: i64,
     ) -> PyResult<()> {
         let wait = Wait::new(block, timeout)?;
         let q = self.queue()?;
+        let priority = self.level(py, &q, priority)?;
         let encoded = Self::encode(codec, obj)?;
         let holder;
         let data: &[u8] = match encoded.cast::<PyBytes>() {
@@ -158,8 +154,8 @@ impl PyQueue {
             }
         };
         let result = blocking(py, wait, is_full, |slice| match slice {
-            None => q.try_put(data),
-            Some(d) => q.put_timeout(data, d),
+            None => q.try_put_priority(data, priority),
+            Some(d) => q.put_priority_timeout(data, priority, d),
         })?;
         result.map_err(|e| errors::put_error(py, &self.name, &e))
     }
@@ -188,9 +184,11 @@ impl PyQueue {
         items: &Bound<'_, PyAny>,
         block: bool,
         timeout: Option<f64>,
+        priority: i64,
     ) -> PyResult<()> {
         let wait = Wait::new(block, timeout)?;
         let q = self.queue()?;
+        let priority = self.level(py, &q, priority)?;
         // Encode (and size-check) everything before putting anything.
         let mut encoded: Vec<Bound<'_, PyBytes>> = Vec::new();
         for item in items.try_iter()? {
@@ -221,8 +219,8 @@ impl PyQueue {
             |slice| {
                 let rest = &msgs[done..];
                 let r = match slice {
-                    None => q.try_put_many(rest),
-                    Some(d) => q.put_many_timeout(rest, d),
+                    None => q.try_put_many_priority(rest, priority),
+                    Some(d) => q.put_many_priority_timeout(rest, priority, d),
                 };
                 r.map_err(|(n, e)| {
                     done += n;
@@ -236,6 +234,27 @@ impl PyQueue {
             let _ = err.value(py).setattr("count", n);
             err
         })
+    }
+
+    /// Checks a `priority=` argument: the core's error for one out of range
+    /// (it names the levels), and the same words for a negative one.
+    fn level(&self, py: Python<'_>, q: &Queue, priority: i64) -> PyResult<usize> {
+        let levels = q.priorities();
+        match usize::try_from(priority) {
+            Ok(p) if p < levels => Ok(p),
+            Ok(p) => {
+                let e = PutError::InvalidPriority {
+                    priority: p,
+                    priorities: levels,
+                };
+                Err(errors::put_error(py, &self.name, &e))
+            }
+            Err(_) => Err(PyValueError::new_err(format!(
+                "queue {:?}: priority {priority} is out of range: the queue has {levels} level(s), 0 to {}",
+                self.name,
+                levels - 1
+            ))),
+        }
     }
 
     fn get_batch<'py>(
@@ -286,7 +305,11 @@ fn is_empty(e: &GetError) -> bool {
 #[pymethods]
 impl PyQueue {
     #[new]
-    #[pyo3(signature = (name, maxsize=0, max_msg_size=DEFAULT_MAX_MSG_SIZE, *, create=true, dir=None, mode=DEFAULT_MODE))]
+    #[pyo3(signature = (
+        name, maxsize=0, max_msg_size=DEFAULT_MAX_MSG_SIZE, *, create=true, dir=None,
+        mode=DEFAULT_MODE, priorities=1, lease_timeout=None, max_deliveries=None, dead_letter=None,
+    ))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments
     fn new(
         name: &str,
         maxsize: i64,
@@ -294,26 +317,45 @@ impl PyQueue {
         create: bool,
         dir: Option<PathBuf>,
         mode: u32,
+        priorities: i64,
+        lease_timeout: Option<f64>,
+        max_deliveries: Option<i64>,
+        dead_letter: Option<String>,
     ) -> PyResult<PyQueue> {
-        PyQueue::open(name, maxsize, max_msg_size, create, dir, mode)
+        // Checked even with create=False: a bad value is a bug either way.
+        let settings = Create {
+            maxsize,
+            max_msg_size,
+            mode,
+            priorities: settings::count_arg("priorities", priorities)?,
+            lease_timeout: settings::lease_timeout_arg(lease_timeout)?,
+            max_deliveries: max_deliveries
+                .map(|n| settings::count_arg("max_deliveries", n))
+                .transpose()?,
+            dead_letter,
+        };
+        PyQueue::open(name, create.then_some(settings), dir)
     }
 
-    /// Puts `obj` (pickled); blocks while the queue is full, at most `timeout`
-    /// seconds (None: forever). Raises queue.Full when it times out (or at
-    /// once with block=False), ValueError when the pickle is over
-    /// max_msg_size, mq.ShutDown after shutdown().
-    #[pyo3(signature = (obj, block=true, timeout=None))]
+    /// Puts `obj` (pickled) at priority level `priority` (0 .. priorities-1,
+    /// higher served first); blocks while that level is full, at most
+    /// `timeout` seconds (None: forever). Raises queue.Full when it times
+    /// out (or at once with block=False), ValueError when the pickle is over
+    /// max_msg_size or the priority out of range, mq.ShutDown after shutdown().
+    #[pyo3(signature = (obj, block=true, timeout=None, *, priority=0))]
     fn put(
         &self,
         py: Python<'_>,
         obj: &Bound<'_, PyAny>,
         block: bool,
         timeout: Option<f64>,
+        priority: i64,
     ) -> PyResult<()> {
-        self.put_one(py, Codec::Pickle, obj, block, timeout)
+        self.put_one(py, Codec::Pickle, obj, block, timeout, priority)
     }
 
-    /// Takes the oldest message and unpickles it; blocks while the queue is
+    /// Takes the oldest message of the highest priority level that has one
+    /// and unpickles it; blocks while the queue is
     /// empty, at most `timeout` seconds (None: forever). Raises queue.Empty
     /// when it times out (or at once with block=False), mq.ShutDown once the
     /// queue is shut down and drained.
@@ -327,9 +369,10 @@ impl PyQueue {
         self.get_one(py, Codec::Pickle, block, timeout)
     }
 
-    /// `put(obj, block=False)`.
-    fn put_nowait(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.put_one(py, Codec::Pickle, obj, false, None)
+    /// `put(obj, block=False, priority=priority)`.
+    #[pyo3(signature = (obj, *, priority=0))]
+    fn put_nowait(&self, py: Python<'_>, obj: &Bound<'_, PyAny>, priority: i64) -> PyResult<()> {
+        self.put_one(py, Codec::Pickle, obj, false, None, priority)
     }
 
     /// `get(block=False)`.
@@ -339,15 +382,16 @@ impl PyQueue {
 
     /// Puts `data` (bytes, bytearray or memoryview) as it is, without
     /// pickling: what `mq get` and Rust's `Queue::get` see.
-    #[pyo3(signature = (data, block=true, timeout=None))]
+    #[pyo3(signature = (data, block=true, timeout=None, *, priority=0))]
     fn put_bytes(
         &self,
         py: Python<'_>,
         data: &Bound<'_, PyAny>,
         block: bool,
         timeout: Option<f64>,
+        priority: i64,
     ) -> PyResult<()> {
-        self.put_one(py, Codec::Raw, data, block, timeout)
+        self.put_one(py, Codec::Raw, data, block, timeout, priority)
     }
 
     /// Takes the oldest message as bytes, without unpickling (e.g. one
@@ -362,18 +406,19 @@ impl PyQueue {
         self.get_one(py, Codec::Raw, block, timeout)
     }
 
-    /// Puts every object of `objs` (pickled), in order. All are pickled and
-    /// size-checked before the first goes in. On a timeout raises queue.Full
-    /// with `count`: how many went in.
-    #[pyo3(signature = (objs, block=true, timeout=None))]
+    /// Puts every object of `objs` (pickled), in order, all at level
+    /// `priority`. All are pickled and size-checked before the first goes
+    /// in. On a timeout raises queue.Full with `count`: how many went in.
+    #[pyo3(signature = (objs, block=true, timeout=None, *, priority=0))]
     fn put_many(
         &self,
         py: Python<'_>,
         objs: &Bound<'_, PyAny>,
         block: bool,
         timeout: Option<f64>,
+        priority: i64,
     ) -> PyResult<()> {
-        self.put_batch(py, Codec::Pickle, objs, block, timeout)
+        self.put_batch(py, Codec::Pickle, objs, block, timeout, priority)
     }
 
     /// Takes at least one and at most `max_messages_to_get` messages
@@ -390,15 +435,16 @@ impl PyQueue {
     }
 
     /// `put_many` without pickling: each item is bytes-like.
-    #[pyo3(signature = (items, block=true, timeout=None))]
+    #[pyo3(signature = (items, block=true, timeout=None, *, priority=0))]
     fn put_many_bytes(
         &self,
         py: Python<'_>,
         items: &Bound<'_, PyAny>,
         block: bool,
         timeout: Option<f64>,
+        priority: i64,
     ) -> PyResult<()> {
-        self.put_batch(py, Codec::Raw, items, block, timeout)
+        self.put_batch(py, Codec::Raw, items, block, timeout, priority)
     }
 
     /// `get_many` without unpickling: a list of bytes.
@@ -488,10 +534,45 @@ impl PyQueue {
         self.dir.clone()
     }
 
-    /// How many messages the queue holds at most (its maxsize).
+    /// How many messages each priority level holds at most (its maxsize;
+    /// the queue holds `capacity * priorities`).
     #[getter]
     fn capacity(&self) -> PyResult<usize> {
         Ok(self.queue()?.capacity())
+    }
+
+    /// The number of priority levels (1: no priorities), as the queue was created.
+    #[getter]
+    fn priorities(&self) -> PyResult<usize> {
+        Ok(self.queue()?.priorities())
+    }
+
+    /// Seconds a lease lasts without ack() or renew() (None: while its
+    /// holder lives), as the queue was created.
+    #[getter]
+    fn lease_timeout(&self) -> PyResult<Option<f64>> {
+        Ok(self.queue()?.lease_timeout().map(|t| t.as_secs_f64()))
+    }
+
+    /// How many times a message may be delivered (None: unlimited).
+    #[getter]
+    fn max_deliveries(&self) -> PyResult<Option<usize>> {
+        Ok(self.queue()?.max_deliveries())
+    }
+
+    /// The name of the queue that takes messages past max_deliveries (None: they are dropped).
+    #[getter]
+    fn dead_letter(&self) -> PyResult<Option<String>> {
+        Ok(self.queue()?.stats().dead_letter)
+    }
+
+    /// Everything `mq inspect` shows, as a dict: sizes, settings (priorities,
+    /// lease_timeout in seconds, max_deliveries, dead_letter,
+    /// dead_letters_of), counters (total_put, total_got, redelivered,
+    /// expired, dropped_poison, dead_lettered, ...), and lists of `levels`,
+    /// `leases` and `participants`. Read field by field: not atomic under load.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        settings::stats_dict(py, &self.queue()?.stats())
     }
 
     /// The largest message in bytes (after pickling, for put).

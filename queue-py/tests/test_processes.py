@@ -17,21 +17,9 @@ import pytest
 
 import mq
 import workers
+from workers import join_or_kill
 
 METHODS = [m for m in ("fork", "spawn", "forkserver") if m in multiprocessing.get_all_start_methods()]
-
-
-def join_or_kill(procs, timeout=60):
-    """Joins every process; one still running after `timeout` is killed and fails the test."""
-    deadline = time.monotonic() + timeout
-    hung = []
-    for p in procs:
-        p.join(max(0.1, deadline - time.monotonic()))
-        if p.is_alive():
-            p.kill()
-            p.join()
-            hung.append(p.name)
-    assert not hung, f"processes {hung} did not finish within {timeout} s (killed)"
 
 
 @pytest.fixture

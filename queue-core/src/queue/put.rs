@@ -1,6 +1,6 @@
 //! The put family: six verbs (three at priority 0, three at a given
-//! priority) over one [`Queue::put_until`], and four batch verbs over one
-//! [`Queue::put_many_until`]. Each public verb only picks a
+//! priority) over one [`Queue::put_until`], and six batch verbs (the same
+//! split) over one [`Queue::put_many_until`]. Each public verb only picks a
 //! [`Deadline`].
 
 use std::sync::atomic::Ordering::*;
@@ -59,6 +59,27 @@ impl Queue {
     ) -> Result<(), (usize, PutError)> {
         let level = self.level(priority).map_err(|e| (0, e))?;
         self.put_many_until(msgs, level, Deadline::Forever)
+    }
+
+    /// Like [`try_put_many`](Self::try_put_many), at priority `priority`.
+    pub fn try_put_many_priority<M: AsRef<[u8]>>(
+        &self,
+        msgs: &[M],
+        priority: usize,
+    ) -> Result<(), (usize, PutError)> {
+        let level = self.level(priority).map_err(|e| (0, e))?;
+        self.put_many_until(msgs, level, Deadline::Now)
+    }
+
+    /// Like [`put_many_timeout`](Self::put_many_timeout), at priority `priority`.
+    pub fn put_many_priority_timeout<M: AsRef<[u8]>>(
+        &self,
+        msgs: &[M],
+        priority: usize,
+        timeout: Duration,
+    ) -> Result<(), (usize, PutError)> {
+        let level = self.level(priority).map_err(|e| (0, e))?;
+        self.put_many_until(msgs, level, Deadline::after(timeout))
     }
 
     /// Checks a priority against the queue's levels.
