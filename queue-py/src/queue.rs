@@ -332,7 +332,7 @@ impl PyQueue {
             max_deliveries: max_deliveries
                 .map(|n| settings::count_arg("max_deliveries", n))
                 .transpose()?,
-            dead_letter,
+            dead_letter: settings::dead_letter_arg(dead_letter, max_deliveries)?,
         };
         PyQueue::open(name, create.then_some(settings), dir)
     }

@@ -49,6 +49,21 @@ impl Create {
     }
 }
 
+/// `dead_letter=` needs `max_deliveries=` (said here in Python's words;
+/// the builder's own error would give a Rust hint).
+pub(crate) fn dead_letter_arg(
+    dead_letter: Option<String>,
+    max_deliveries: Option<i64>,
+) -> PyResult<Option<String>> {
+    match (&dead_letter, max_deliveries) {
+        (Some(dlq), None) => Err(PyValueError::new_err(format!(
+            "dead_letter='{dlq}' without max_deliveries: no message would ever be a dead letter \
+             (hint: add max_deliveries=N, e.g. max_deliveries=5)"
+        ))),
+        _ => Ok(dead_letter),
+    }
+}
+
 /// A count argument (`priorities`, `max_deliveries`): a negative one is a
 /// ValueError naming it (PyO3 would raise a bare OverflowError).
 pub(crate) fn count_arg(arg: &str, value: i64) -> PyResult<usize> {

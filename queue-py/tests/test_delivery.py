@@ -122,7 +122,7 @@ def test_without_priorities_only_level_0(make):
         (dict(lease_timeout=0), "lease timeout is 0ns (at least 1 ms"),
         (dict(max_deliveries=0), "max deliveries is 0 (at least 1"),
         (dict(max_deliveries=-1), "max_deliveries=-1"),
-        (dict(dead_letter="elsewhere"), 'dead_letter("elsewhere") without max_deliveries'),
+        (dict(dead_letter="elsewhere"), "dead_letter='elsewhere' without max_deliveries"),
         (dict(max_deliveries=3, dead_letter="a/b"), 'dead-letter queue name "a/b" is not a queue name'),
     ],
 )
