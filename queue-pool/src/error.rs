@@ -36,16 +36,21 @@ pub enum TaskError {
         last: String,
     },
     /// The task ran longer than the pool's
-    /// [`task_timeout`](crate::PoolBuilder::task_timeout); its worker was
-    /// killed and replaced.
+    /// [`task_timeout`](crate::PoolBuilder::task_timeout) or its own
+    /// ([`AsyncResult::timeout`](crate::AsyncResult::timeout)); its worker
+    /// was killed and replaced.
     #[error(
-        "task {task:?} ran longer than the pool's task timeout of {timeout:?}; its worker was killed (raise PoolBuilder::task_timeout, or make the task shorter)"
+        "task {task:?} ran longer than {} of {timeout:?}; its worker was killed (raise {}, or make the task shorter)",
+        whose_timeout(.own),
+        timeout_setter(.own)
     )]
     TimedOut {
         /// The task's name.
         task: String,
-        /// The pool's task timeout.
+        /// The time limit it ran into.
         timeout: Duration,
+        /// Whether the limit was the task's own, not the pool's.
+        own: bool,
     },
     /// The worker could not decode the input.
     #[error(
@@ -231,3 +236,21 @@ pub enum JoinError {
 }
 
 // --------------------------------------------------------------- the worker
+
+/// Whose time limit a [`TaskError::TimedOut`] task ran into.
+fn whose_timeout(own: &bool) -> &'static str {
+    if *own {
+        "its own timeout"
+    } else {
+        "the pool's task timeout"
+    }
+}
+
+/// Where that limit is set.
+fn timeout_setter(own: &bool) -> &'static str {
+    if *own {
+        "AsyncResult::timeout"
+    } else {
+        "PoolBuilder::task_timeout"
+    }
+}

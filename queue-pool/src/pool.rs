@@ -194,6 +194,7 @@ impl Pool {
                     output: sig.output,
                     input,
                     attempt: 1,
+                    timeout: None,
                 },
             );
             st.pending.push_back(Run { id, attempt: 1 });
@@ -427,6 +428,19 @@ impl<O: DeserializeOwned + 'static> AsyncResult<'_, O> {
     /// The task's id.
     pub fn id(&self) -> TaskId {
         self.id
+    }
+
+    /// Gives this task its own time limit, in place of the pool's
+    /// [`task_timeout`](crate::PoolBuilder::task_timeout) (or where the pool
+    /// has none): a run of it that lasts longer ends with
+    /// [`TaskError::TimedOut`] (not retried), and its worker is killed and
+    /// replaced. Measured from the start of each run, so it may be set while
+    /// the task already runs; without effect once the task has finished.
+    pub fn timeout(self, timeout: Duration) -> Self {
+        if let Some(info) = self.pool.shared.lock().tasks.get_mut(&self.id.0) {
+            info.timeout = Some(timeout);
+        }
+        self
     }
 
     /// Whether the result is there (so `get` would not block).

@@ -94,6 +94,9 @@ pub(crate) struct TaskInfo {
     pub(crate) input: Vec<u8>,
     /// The attempt handed out last (1-based).
     pub(crate) attempt: u32,
+    /// Its own run time limit ([`AsyncResult::timeout`](crate::AsyncResult::timeout)),
+    /// instead of the pool's `task_timeout`.
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// A worker process and its inbox.

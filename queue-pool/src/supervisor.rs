@@ -326,35 +326,43 @@ fn expire_limbo(config: &Config, st: &mut State) {
     }
 }
 
-/// Ends the runs that have run longer than `task_timeout` with
-/// [`TaskError::TimedOut`] and kills their workers (`reap_workers` then
-/// replaces them and hands their waiting tasks out again; the timed-out
-/// run, already finished, is not retried).
+/// Ends the runs that have run longer than their time limit (the task's
+/// own, else the pool's `task_timeout`) with [`TaskError::TimedOut`] and
+/// kills their workers (`reap_workers` then replaces them and hands their
+/// waiting tasks out again; the timed-out run, already finished, is not
+/// retried).
 fn enforce_task_timeout(config: &Config, st: &mut State) {
-    let Some(timeout) = config.task_timeout else {
-        return;
-    };
     let now = Instant::now();
     let mut overdue = Vec::new();
-    for w in &mut st.workers {
-        let Some(since) = w.running_since else {
+    let State { workers, tasks, .. } = st;
+    for w in workers.iter_mut() {
+        let (Some(since), Some(run)) = (w.running_since, w.outstanding.first()) else {
             continue;
         };
-        if now.duration_since(since) < timeout || w.outstanding.is_empty() {
+        let Some(info) = tasks.get(&run.id) else {
+            continue;
+        };
+        let Some((timeout, own)) = info
+            .timeout
+            .map(|t| (t, true))
+            .or(config.task_timeout.map(|t| (t, false)))
+        else {
+            continue;
+        };
+        if now.duration_since(since) < timeout {
             continue;
         }
         w.running_since = None;
         let _ = w.child.kill();
-        overdue.push((w.outstanding[0], w.pid, now.duration_since(since)));
+        let outcome = Err(TaskError::TimedOut {
+            task: info.name.to_owned(),
+            timeout,
+            own,
+        });
+        overdue.push((*run, w.pid, now.duration_since(since), outcome));
     }
-    for (run, pid, ran) in overdue {
-        if let Some(info) = st.tasks.get(&run.id) {
-            let outcome = Err(TaskError::TimedOut {
-                task: info.name.to_owned(),
-                timeout,
-            });
-            finish(st, run.id, pid, ran, run.attempt, outcome);
-        }
+    for (run, pid, ran, outcome) in overdue {
+        finish(st, run.id, pid, ran, run.attempt, outcome);
     }
 }
 

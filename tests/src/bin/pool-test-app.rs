@@ -10,6 +10,8 @@
 //!   errors                a failing task, a panicking task, a good one
 //!   crash RETRIES         a task that aborts its worker every time, and a good one
 //!   timeout MS            task_timeout MS: one task that hangs, then N short ones
+//!   own-timeout MS        no task_timeout; one task that hangs with its own timeout MS
+//!                         (AsyncResult::timeout), then 3 short ones
 //!   drop N                submit N long tasks, then drop the pool unjoined
 //!   sigint N              N long tasks; SIGINT runs queue_pool::cleanup and exits 130
 //!   hang N                N long tasks; never returns (kill the parent)
@@ -175,6 +177,16 @@ fn run(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 .spawn()?;
             print_pool(&p);
             p.submit(SLOW, &600_000)?; // hangs (for a test's lifetime)
+            for _ in 0..3 {
+                p.submit(SLOW, &10)?;
+            }
+            finish_in_order(p)?;
+        }
+        "own-timeout" => {
+            let p = builder(1).prefetch(2).spawn()?;
+            print_pool(&p);
+            p.apply_async(SLOW, &600_000)? // hangs (for a test's lifetime)
+                .timeout(Duration::from_millis(arg(args, 1, 300)));
             for _ in 0..3 {
                 p.submit(SLOW, &10)?;
             }

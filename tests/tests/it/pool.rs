@@ -378,26 +378,51 @@ fn random_kills_lose_no_task_and_charge_only_the_running_one() {
     assert!(dir.leftovers().is_empty(), "left: {:?}", dir.leftovers());
 }
 
+/// Runs `pool-test-app SCENARIO 300` (one task that hangs past a 300 ms
+/// limit, then three short ones) and checks: the first ends with an error
+/// holding every one of `words`, its worker was killed and replaced, the
+/// other three ran, nothing is left.
+fn one_task_times_out(tag: &str, scenario: &str, words: &[&str]) {
+    let dir = TestDir::new(tag);
+    let (code, lines) = run(&dir, &[scenario, "300"]);
+    assert_eq!(code, Some(0), "{lines:#?}");
+    let results = results(&lines);
+    assert_eq!(results.len(), 4, "{lines:#?}");
+    assert_eq!(field(results[0], "ok"), Some("false"), "{lines:#?}");
+    let error = field(results[0], "error").unwrap();
+    assert!(words.iter().all(|w| error.contains(w)), "{error}");
+    for r in &results[1..] {
+        assert_eq!(field(r, "ok"), Some("true"), "{lines:#?}");
+    }
+    assert!(lines.contains(&"deaths=1".to_string()), "{lines:#?}");
+    assert_workers_gone_and_queues_removed(&dir, &lines);
+}
+
+/// A task given its own timeout (`apply_async(..).timeout(..)`, in a pool
+/// without `task_timeout`) ends with an error naming it and that timeout
+/// once a run lasts longer; its worker is replaced and the other tasks run.
+#[test]
+fn a_task_past_its_own_timeout_fails_and_the_others_run() {
+    let _w = Watchdog::new("pool: own timeout", Duration::from_secs(60));
+    one_task_times_out(
+        "pool-own-timeout",
+        "own-timeout",
+        &[
+            "task \"slow\" ran longer than its own timeout of 300ms",
+            "AsyncResult::timeout",
+        ],
+    );
+}
+
 /// A task that runs longer than the pool's task timeout ends with an error
 /// naming it; its (stuck) worker is killed and replaced, and the tasks that
 /// waited in its inbox still run.
 #[test]
 fn a_task_past_the_task_timeout_fails_and_its_worker_is_replaced() {
     let _w = Watchdog::new("pool: task timeout", Duration::from_secs(60));
-    let dir = TestDir::new("pool-timeout");
-    let (code, lines) = run(&dir, &["timeout", "300"]);
-    assert_eq!(code, Some(0), "{lines:#?}");
-    let results = results(&lines);
-    assert_eq!(results.len(), 4, "{lines:#?}");
-    assert_eq!(field(results[0], "ok"), Some("false"), "{lines:#?}");
-    let error = field(results[0], "error").unwrap();
-    assert!(
-        error.contains("task \"slow\" ran longer than the pool's task timeout of 300ms"),
-        "{error}"
+    one_task_times_out(
+        "pool-timeout",
+        "timeout",
+        &["task \"slow\" ran longer than the pool's task timeout of 300ms"],
     );
-    for r in &results[1..] {
-        assert_eq!(field(r, "ok"), Some("true"), "{lines:#?}");
-    }
-    assert!(lines.contains(&"deaths=1".to_string()), "{lines:#?}");
-    assert_workers_gone_and_queues_removed(&dir, &lines);
 }
