@@ -53,6 +53,7 @@ fn a_poison_message_moves_with_its_origin_and_level() {
         (None, Some("jobs"))
     );
     assert_eq!(q.stats().dead_letter.as_deref(), Some("jobs.dead"));
+    assert_eq!(q.dead_letter(), Some("jobs.dead"));
 
     q.put_priority(b"poison", 2).unwrap();
     q.put(b"fine").unwrap();

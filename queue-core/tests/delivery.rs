@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use queue_core::{AckError, GetError, OpenError, Queue};
+use queue_core::{AckError, GetError, OpenError, PutError, Queue};
 
 /// A private queue directory, removed on drop.
 struct Dir(PathBuf);
@@ -256,7 +256,7 @@ fn each_level_holds_capacity_messages() {
         .unwrap();
     q.put(b"a").unwrap();
     q.put(b"b").unwrap();
-    assert!(matches!(q.try_put(b"c"), Err(queue_core::PutError::Full)));
+    assert!(matches!(q.try_put(b"c"), Err(PutError::Full)));
     assert!(!q.is_full());
     q.try_put_priority(b"x", 1).unwrap();
     q.try_put_priority(b"y", 1).unwrap();
@@ -267,7 +267,7 @@ fn each_level_holds_capacity_messages() {
     assert!(
         matches!(
             e,
-            queue_core::PutError::InvalidPriority {
+            PutError::InvalidPriority {
                 priority: 2,
                 priorities: 2
             }
@@ -292,15 +292,15 @@ fn batch_puts_at_a_priority() {
     // Only what fits the level goes in, and says how many.
     assert_eq!(
         q.try_put_many_priority(&[b"a", b"b", b"c"], 1),
-        Err((2, queue_core::PutError::Full))
+        Err((2, PutError::Full))
     );
     assert_eq!(
         q.put_many_priority_timeout(&[b"d"], 1, Duration::from_millis(10)),
-        Err((0, queue_core::PutError::Timeout))
+        Err((0, PutError::Timeout))
     );
     assert!(matches!(
         q.try_put_many_priority(&[b"x"], 2),
-        Err((0, queue_core::PutError::InvalidPriority { priority: 2, .. }))
+        Err((0, PutError::InvalidPriority { priority: 2, .. }))
     ));
     assert_eq!(q.get_many(3).unwrap(), [&b"a"[..], b"b", b"low"]);
     q.put_many_priority_timeout(&[b"e"], 1, Duration::from_secs(1))

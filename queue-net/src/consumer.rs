@@ -116,10 +116,6 @@ pub(crate) async fn confirm_all(msgs: &[jetstream::Message]) -> bool {
     confirm_ack(last).await
 }
 
-/// How long a close marker seen too early (messages before it still in
-/// flight) stays away before it is delivered again.
-pub(crate) const MARKER_AGAIN: Duration = Duration::from_millis(200);
-
 /// Puts the close marker back at once for the next getter (it is never
 /// acked); confirmed, so a getter that exits right after cannot strand it.
 pub(crate) async fn pass_on_marker(marker: &jetstream::Message) {

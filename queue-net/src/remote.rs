@@ -12,9 +12,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use bytes::Bytes;
 
-use crate::consumer::{
-    MARKER_AGAIN, Pulled, confirm_ack, confirm_all, is_close_marker, pass_on_marker, pull,
-};
+use crate::consumer::{Pulled, confirm_ack, confirm_all, is_close_marker, pass_on_marker, pull};
 use crate::error::{GetError, NetError, PutError};
 use crate::lease::RemoteLease;
 use crate::publish::{PublishFailure, publish_once};
@@ -25,6 +23,10 @@ use crate::target::RemoteUrl;
 /// Longest single pull request: a blocking get re-asks this often, so it
 /// notices a server restart within about this long.
 const POLL: Duration = Duration::from_secs(2);
+
+/// How long a close marker seen too early (messages before it still in
+/// flight) stays away before it is delivered again.
+const MARKER_AGAIN: Duration = Duration::from_millis(200);
 
 /// A handle on a remote queue: a WorkQueue stream on a NATS server with one
 /// shared durable pull consumer. Blocking, `Send + Sync`, like

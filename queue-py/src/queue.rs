@@ -563,7 +563,7 @@ impl PyQueue {
     /// The name of the queue that takes messages past max_deliveries (None: they are dropped).
     #[getter]
     fn dead_letter(&self) -> PyResult<Option<String>> {
-        Ok(self.queue()?.stats().dead_letter)
+        Ok(self.queue()?.dead_letter().map(str::to_owned))
     }
 
     /// Everything `mq inspect` shows, as a dict: sizes, settings (priorities,

@@ -363,6 +363,12 @@ impl Queue {
         }
     }
 
+    /// The queue a message moves to after `max_deliveries` deliveries
+    /// (`None`: it is dropped); see [`Builder::dead_letter`].
+    pub fn dead_letter(&self) -> Option<&str> {
+        self.seg.dead_letter.as_deref()
+    }
+
     /// Whether the queue was closed.
     pub fn is_closed(&self) -> bool {
         self.seg.header().closed.load(SeqCst) != 0

@@ -216,7 +216,8 @@ fn kill9_chaos_during_moves_moves_every_poison_message_exactly_once() {
 }
 
 /// The dead-letter queue's move lock, `{ seq: u32, stage: u8, owner: u16 }`
-/// at byte 960 of its header (docs/design.md): its stage.
+/// at byte 960 of its header (docs/design.md; layout.rs asserts that
+/// offset at compile time): its stage.
 fn move_stage(dead_letter_file: &Path) -> u8 {
     use std::os::unix::fs::FileExt;
     let mut word = [0u8; 8];
@@ -297,21 +298,32 @@ fn a_mover_killed_inside_a_move_is_resolved_by_another_process() {
             let mut status = 0;
             // SAFETY: as above; WUNTRACED waits until it stopped (or died).
             unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED) };
-            if libc::WIFSTOPPED(status) {
-                let stage = move_stage(&lock_file);
-                if stage == TAKEN || stage == COMMITTED {
-                    caught += 1;
-                    caught_committed += usize::from(stage == COMMITTED);
-                    kill9(c.id());
-                    let _ = c.take().wait();
-                    q.recover();
-                    assert_eq!(move_stage(&lock_file), 0, "the dead mover's lock was freed");
-                    drain_dead_letters(&mut moved);
-                    continue;
-                }
-                // SAFETY: as above.
-                unsafe { libc::kill(pid, libc::SIGCONT) };
+            if !libc::WIFSTOPPED(status) {
+                // It ended before the stop, and waitpid reaped it: only its
+                // end is left to check (taken out, so the guard does not
+                // kill or wait again; a `Child` dropped does neither).
+                drop(c.take());
+                assert!(
+                    libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+                    "a consumer ended otherwise: status {status:#x}"
+                );
+                q.recover();
+                drain_dead_letters(&mut moved);
+                continue;
             }
+            let stage = move_stage(&lock_file);
+            if stage == TAKEN || stage == COMMITTED {
+                caught += 1;
+                caught_committed += usize::from(stage == COMMITTED);
+                kill9(c.id());
+                let _ = c.take().wait();
+                q.recover();
+                assert_eq!(move_stage(&lock_file), 0, "the dead mover's lock was freed");
+                drain_dead_letters(&mut moved);
+                continue;
+            }
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
         }
         // It dies on the next poison message; while draining, the last one
         // moves the last message and then waits for more: killed then.
