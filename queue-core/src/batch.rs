@@ -85,20 +85,16 @@ impl Batch {
         self.ends.clear();
     }
 
-    /// The byte buffer a message is appended to; [`Batch::commit`] ends it.
-    pub(crate) fn data_mut(&mut self) -> &mut Vec<u8> {
-        &mut self.data
+    /// The payload bytes and the end offsets, for a get to append to (it
+    /// keeps them consistent: every end within the bytes, in order).
+    pub(crate) fn parts_mut(&mut self) -> (&mut Vec<u8>, &mut Vec<usize>) {
+        (&mut self.data, &mut self.ends)
     }
 
-    /// Ends the message appended since the last commit.
-    pub(crate) fn commit(&mut self) {
-        self.ends.push(self.data.len());
-    }
-
-    /// Drops bytes appended since the last commit (a failed copy).
-    pub(crate) fn discard_uncommitted(&mut self) {
-        let end = self.ends.last().copied().unwrap_or(0);
-        self.data.truncate(end);
+    /// Keeps the first `n` messages and drops the rest.
+    pub(crate) fn truncate(&mut self, n: usize) {
+        self.ends.truncate(n);
+        self.data.truncate(self.ends.last().copied().unwrap_or(0));
     }
 }
 
@@ -151,19 +147,18 @@ mod tests {
     #[test]
     fn stores_messages_back_to_back() {
         let mut b = Batch::with_capacity(4, 16);
-        for m in [&b""[..], b"xy", b"", b"abc"] {
-            b.data_mut().extend_from_slice(m);
-            b.commit();
+        for m in [&b""[..], b"xy", b"", b"abc", b"zz"] {
+            let (data, ends) = b.parts_mut();
+            data.extend_from_slice(m);
+            ends.push(data.len());
         }
+        b.truncate(4);
         assert_eq!(b.len(), 4);
         assert_eq!(b.bytes(), 5);
         let all: Vec<&[u8]> = b.iter().collect();
         assert_eq!(all, [&b""[..], b"xy", b"", b"abc"]);
         assert_eq!(b.iter().len(), 4);
         assert_eq!(b.get(4), None);
-        b.data_mut().extend_from_slice(b"half");
-        b.discard_uncommitted();
-        assert_eq!(b.bytes(), 5);
         let cap = b.data.capacity();
         b.clear();
         assert!(b.is_empty());

@@ -12,6 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -712,6 +713,28 @@ impl Segment {
         unsafe { first.add((idx * stride) as usize) }
     }
 
+    /// The addresses of the `n` slots from `idx` on, in order, checked
+    /// against the grid once (`idx + n <= slots`).
+    #[inline]
+    fn slot_ptrs(&self, idx: u64, n: u64) -> SlotPtrs {
+        let SlotGrid {
+            first,
+            stride,
+            slots,
+            ..
+        } = self.grid;
+        assert!(idx <= slots && n <= slots - idx, "slot range out of range");
+        // Wrapping: `end` (and `next` when `n == 0`) may be one past the
+        // last slot; it is compared, never dereferenced.
+        let next = first.wrapping_add((idx * stride) as usize);
+        SlotPtrs {
+            // A mapping is never at address 0 (nor is one past its end).
+            next: NonNull::new(next).expect("slot address"),
+            end: next.wrapping_add((n * stride) as usize),
+            stride: stride as usize,
+        }
+    }
+
     /// The fixed part of slot `idx`.
     #[inline]
     pub(crate) fn slot(&self, idx: u64) -> &SlotHeader {
@@ -743,6 +766,30 @@ impl Segment {
         self.slot(idx).len.store(msg.len() as u64, Relaxed);
     }
 
+    /// Copies `msgs` into the slots from `idx` on, one message per slot.
+    ///
+    /// # Safety
+    /// The caller must hold those slots in the WRITING state, and every
+    /// message must be at most `max_msg_size` bytes long.
+    #[inline]
+    pub(crate) unsafe fn write_payloads<M: AsRef<[u8]>>(&self, idx: u64, msgs: &[M]) {
+        for (slot, msg) in self.slot_ptrs(idx, msgs.len() as u64).zip(msgs) {
+            let (slot, msg) = (slot.as_ptr(), msg.as_ref());
+            debug_assert!(msg.len() as u64 <= self.geometry.max_msg_size);
+            // SAFETY: as in `write_payload`, for a slot pointer of the grid.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    msg.as_ptr(),
+                    slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
+                    msg.len(),
+                );
+                (*(slot as *const SlotHeader))
+                    .len
+                    .store(msg.len() as u64, Relaxed);
+            }
+        }
+    }
+
     /// Appends the payload of slot `idx` to `out` and returns its length, or
     /// the bad length found (then `out` is unchanged).
     ///
@@ -751,14 +798,91 @@ impl Segment {
     /// participant following the protocol writes its payload meanwhile.
     #[inline]
     pub(crate) unsafe fn append_payload(&self, idx: u64, out: &mut Vec<u8>) -> Result<usize, u64> {
-        let len = self.slot(idx).len.load(Relaxed);
+        // SAFETY: a slot pointer of the grid, held by the caller.
+        unsafe { self.append_from(self.slot_ptr(idx), out) }
+    }
+
+    /// Appends the payloads of the `n` slots from `idx` on to `data`, back
+    /// to back, and the offset just past each to `ends`, in order. Stops at
+    /// a bad length: returns how many were appended before it, and the
+    /// length found.
+    ///
+    /// Two passes: the lengths are read and checked first (each read once:
+    /// the copies trust only what was checked), then both buffers grow
+    /// once and the payloads are copied without a test per message.
+    ///
+    /// # Safety
+    /// As [`append_payload`](Self::append_payload), for every one of the
+    /// slots.
+    #[inline]
+    pub(crate) unsafe fn append_payloads(
+        &self,
+        idx: u64,
+        n: u64,
+        data: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<(), (u64, u64)> {
+        let max = self.geometry.max_msg_size;
+        let (start, first_end) = (data.len(), ends.len());
+        ends.reserve(n as usize);
+        let mut end = start;
+        let mut found = None;
+        let mut counted = 0;
+        for (slot, out) in self.slot_ptrs(idx, n).zip(ends.spare_capacity_mut()) {
+            // SAFETY: a slot of the grid, held by the caller; any bit
+            // pattern is a valid `SlotHeader`.
+            let len = unsafe { slot.cast::<SlotHeader>().as_ref() }
+                .len
+                .load(Relaxed);
+            if len > max {
+                found = Some(len);
+                break;
+            }
+            end += len as usize;
+            out.write(end);
+            counted += 1;
+        }
+        // SAFETY: the first `counted` spare entries were written above.
+        unsafe { ends.set_len(first_end + counted) };
+        data.reserve(end - start);
+        let (dst, mut at) = (data.as_mut_ptr(), start);
+        for (slot, &end) in self.slot_ptrs(idx, counted as u64).zip(&ends[first_end..]) {
+            // SAFETY: each length is at most max_msg_size (checked above),
+            // so the source is in its slot, held by the caller; `data` has
+            // room for all of them, initialised here before `set_len`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    slot.as_ptr().add(crate::layout::SLOT_HEADER_SIZE as usize),
+                    dst.add(at),
+                    end - at,
+                );
+            }
+            at = end;
+        }
+        // SAFETY: bytes `start .. end` were initialised by the copies.
+        unsafe { data.set_len(end) };
+        match found {
+            None => Ok(()),
+            Some(len) => Err((counted as u64, len)),
+        }
+    }
+
+    /// [`append_payload`](Self::append_payload) for the slot at `slot`.
+    ///
+    /// # Safety
+    /// `slot` is the address of a slot of the grid, held by the caller in
+    /// the READING state.
+    #[inline(always)]
+    unsafe fn append_from(&self, slot: *mut u8, out: &mut Vec<u8>) -> Result<usize, u64> {
+        // SAFETY: a slot address is 16-byte aligned and in the mapping (the
+        // caller's promise); any bit pattern is a valid `SlotHeader`.
+        let len = unsafe { &*(slot as *const SlotHeader) }.len.load(Relaxed);
         if len > self.geometry.max_msg_size {
             return Err(len);
         }
         let len = len as usize;
         let start = out.len();
         out.reserve(len);
-        let slot = self.slot_ptr(idx);
         // SAFETY: source is in bounds (len <= max_msg_size, checked above) and
         // owned by the caller (READING); `out` has room for `len` more bytes,
         // which are initialised by the copy before `set_len`.
@@ -837,6 +961,31 @@ pub(crate) fn read_name(words: &[AtomicU64], len: u64) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// The addresses of consecutive slots ([`Segment::slot_ptrs`]).
+/// (Non-null, so that an `Option` of a reference made from one needs no
+/// test of its own in the loops.)
+struct SlotPtrs {
+    next: NonNull<u8>,
+    end: *mut u8,
+    stride: usize,
+}
+
+impl Iterator for SlotPtrs {
+    type Item = NonNull<u8>;
+
+    #[inline]
+    fn next(&mut self) -> Option<NonNull<u8>> {
+        if self.next.as_ptr() == self.end {
+            return None;
+        }
+        let slot = self.next;
+        // SAFETY: at most one past the last slot of the range, which
+        // `slot_ptrs` checked to be in the mapping: in bounds, not null.
+        self.next = unsafe { slot.add(self.stride) };
+        Some(slot)
+    }
+}
+
 impl Slots for Segment {
     // The trait's capacity is every slot of the segment; the geometry's
     // `capacity` is one priority level's.
@@ -847,6 +996,13 @@ impl Slots for Segment {
     #[inline]
     fn state(&self, idx: u64) -> &AtomicU64 {
         &self.slot(idx).state
+    }
+    #[inline]
+    fn states(&self, idx: u64, n: u64) -> impl Iterator<Item = &AtomicU64> {
+        // SAFETY: `slot_ptrs` yields addresses of slots in the mapping,
+        // 16-byte aligned; any bit pattern is a valid `SlotHeader`.
+        self.slot_ptrs(idx, n)
+            .map(|slot| unsafe { &slot.cast::<SlotHeader>().as_ref().state })
     }
     #[inline]
     fn locate(&self, pos: u64) -> (u64, u32) {

@@ -138,12 +138,7 @@ impl Queue {
 
     fn get_many_until(&self, max: usize, deadline: Deadline) -> Result<Vec<Vec<u8>>, GetError> {
         let mut out = Vec::new();
-        self.take_many(max, deadline, |claim| {
-            let mut buf = Vec::new();
-            let len = self.copy_out(claim, &mut buf)?;
-            out.push(buf);
-            Ok(len)
-        })?;
+        self.take_many(max, deadline, &mut out)?;
         Ok(out)
     }
 
@@ -178,36 +173,29 @@ impl Queue {
         deadline: Deadline,
     ) -> Result<usize, GetError> {
         batch.clear();
-        self.take_many(max, deadline, |claim| {
-            let copied = self.copy_out(claim, batch.data_mut());
-            match copied {
-                Ok(_) => batch.commit(),
-                Err(_) => batch.discard_uncommitted(),
-            }
-            copied
-        })
+        self.take_many(max, deadline, batch)
     }
 
     /// The loop of the `get_many` family: claims up to `max` messages (the
-    /// first waiting until `deadline`, the rest only if ready now), hands
-    /// each claimed slot to `copy` and then releases it, and counts the
-    /// messages handed over once per batch. On a queue with one level and
-    /// no `max_deliveries` the claims come in runs of consecutive READY
-    /// slots ([`Ring::extend_read`]), and sleeping producers are woken
-    /// once per run (as `get` does once per message).
-    /// Returns how many messages `copy` took; an error only if none.
+    /// first waiting until `deadline`, the rest only if ready now), appends
+    /// them to `sink` and releases them, and counts the messages handed
+    /// over once per batch. On a queue with one level and no
+    /// `max_deliveries` the claims come in runs of consecutive READY slots
+    /// ([`Ring::extend_read`]), and sleeping producers are woken once per
+    /// run (as `get` does once per message). Returns how many messages
+    /// `sink` received; an error only if none.
     ///
-    /// Crash contract: each message is released (handed over) right after
-    /// its copy, one by one, so a consumer killed in the middle loses
-    /// exactly the messages this call handed over before it died (they
-    /// left the queue and never reached the caller); the ones it had
-    /// claimed but not released are re-queued by recovery and delivered
-    /// again. Leases lose nothing.
+    /// Crash contract: a run is copied and then handed over span by span
+    /// ([`Ring::read_spans`]), each message by its own CAS, so a consumer
+    /// killed in the middle loses exactly the messages this call handed
+    /// over before it died (they left the queue and never reached the
+    /// caller); the ones it had claimed but not handed over are re-queued
+    /// by recovery and delivered again. Leases lose nothing.
     pub(super) fn take_many(
         &self,
         max: usize,
         deadline: Deadline,
-        mut copy: impl FnMut(Claim) -> Result<usize, GetError>,
+        sink: &mut impl Sink,
     ) -> Result<usize, GetError> {
         if max == 0 {
             return Ok(0);
@@ -215,54 +203,73 @@ impl Queue {
         let (ring, putters) = (self.ring(), self.putters());
         let mut next = Some(self.claim_read(deadline)?);
         // `ring` only hands over (and extends runs, which happen on a
-        // queue with one level only): `release_read` touches the slot's
-        // state word alone, whatever level the slot belongs to.
+        // queue with one level only): a hand-over touches the slot's state
+        // word alone, whatever level the slot belongs to.
         // `taken`: messages handed over and received intact by the caller;
-        // `failed_handed`: the one whose copy failed but whose hand-over
-        // succeeded, if any. `gets` counts both (a slot taken over
+        // `failed_handed`: the one with a bad length, dropped by its
+        // hand-over, if any. `gets` counts both (a slot taken over
         // meanwhile was not handed over by us).
-        let (mut taken, mut failed_handed) = (0usize, 0u64);
+        let (mut taken, mut failed_handed) = (0u64, 0u64);
         let mut failure = None;
         while let Some(first) = next.take() {
             let run = if self.plain_gets {
-                ring.extend_read(first, (max - taken) as u64, self.me)
+                ring.extend_read(first, max as u64 - taken, self.me)
             } else {
                 Run::single(first)
             };
-            let mut claims = ring.claims(run);
-            for claim in claims.by_ref() {
-                let copied = copy(claim);
-                // The hand-over: until this store, our death re-queues the message.
-                let handed_over = ring.release_read(claim, self.me);
-                if handed_over && copied.is_ok() {
-                    taken += 1;
-                    continue;
+            let mut spans = ring.read_spans(run);
+            for span in spans.by_ref() {
+                // SAFETY: the run holds every slot of the span in READING
+                // for us.
+                let copied = unsafe { sink.take(&self.seg, span.idx, span.len) };
+                let (good, bad) = match copied {
+                    Ok(()) => (span.len, None),
+                    Err((k, len)) => (k, Some(self.oversized(span.claim(k), len))),
+                };
+                // A message with a bad length is handed over too (dropped:
+                // it would fail every consumer).
+                let want = good + u64::from(bad.is_some());
+                // The hand-over: until its CAS, our death re-queues a message.
+                let released = ring.release_span(span, want, self.me);
+                if released >= good {
+                    taken += good;
+                    failed_handed += released - good;
+                    failure = bad;
+                } else {
+                    taken += released;
+                    failure = Some(taken_over(span.claim(released)));
                 }
-                failed_handed += u64::from(handed_over);
-                failure = Some(copied.err().unwrap_or_else(|| taken_over(claim)));
-                break;
+                if failure.is_some() {
+                    // The batch stops at a failure: the rest of the run
+                    // goes back for another consumer.
+                    for rest in span.claims_from(released) {
+                        ring.requeue(rest, self.me);
+                    }
+                    break;
+                }
             }
-            // The batch stops at a failure: the rest of the run goes back
-            // for another consumer.
-            for rest in claims {
+            for rest in spans.flat_map(|span| span.claims_from(0)) {
                 ring.requeue(rest, self.me);
             }
             // As in `get`: with nobody asleep this is one load; producers
             // that sleep are woken at the first free run and refill while
             // we take the rest of the batch.
             putters.notify_one();
-            if failure.is_some() || taken >= max {
+            if failure.is_some() || taken >= max as u64 {
                 break;
             }
             next = self.try_claim().ok();
         }
+        if failure.is_some() {
+            sink.keep(taken as usize);
+        }
         self.seg
             .participant(self.me)
             .gets
-            .fetch_add(taken as u64 + failed_handed, Relaxed);
+            .fetch_add(taken + failed_handed, Relaxed);
         match failure {
             Some(e) if taken == 0 => Err(e),
-            _ => Ok(taken),
+            _ => Ok(taken as usize),
         }
     }
 
@@ -270,12 +277,17 @@ impl Queue {
     #[inline]
     pub(super) fn copy_out(&self, claim: Claim, buf: &mut Vec<u8>) -> Result<usize, GetError> {
         // SAFETY: `claim` holds the slot in READING for us.
-        unsafe { self.seg.append_payload(claim.idx, buf) }.map_err(|len| {
-            GetError::Corrupted(Corruption::OversizedLength {
-                slot: claim.idx as usize,
-                len,
-                max: self.max_msg_size(),
-            })
+        unsafe { self.seg.append_payload(claim.idx, buf) }.map_err(|len| self.oversized(claim, len))
+    }
+
+    /// The error for a claimed message whose stored length `len` is over
+    /// the queue's largest.
+    #[cold]
+    fn oversized(&self, claim: Claim, len: u64) -> GetError {
+        GetError::Corrupted(Corruption::OversizedLength {
+            slot: claim.idx as usize,
+            len,
+            max: self.max_msg_size(),
         })
     }
 
@@ -526,4 +538,45 @@ pub(super) fn taken_over(claim: Claim) -> GetError {
     GetError::Corrupted(Corruption::TakenOver {
         slot: claim.idx as usize,
     })
+}
+
+/// Where the batch gets put the messages they take: a [`Batch`], or one
+/// `Vec` per message (`get_many`).
+pub(super) trait Sink {
+    /// Appends the payloads of the `n` slots from `idx` on, in order, and
+    /// stops at a bad length: how many were appended, and the length.
+    ///
+    /// # Safety
+    /// The caller holds every one of the slots in the READING state.
+    unsafe fn take(&mut self, seg: &Segment, idx: u64, n: u64) -> Result<(), (u64, u64)>;
+    /// Keeps the first `n` messages and drops the rest (a batch that
+    /// stopped at a failure).
+    fn keep(&mut self, n: usize);
+}
+
+impl Sink for Batch {
+    #[inline]
+    unsafe fn take(&mut self, seg: &Segment, idx: u64, n: u64) -> Result<(), (u64, u64)> {
+        let (data, ends) = self.parts_mut();
+        // SAFETY: passed on from the caller.
+        unsafe { seg.append_payloads(idx, n, data, ends) }
+    }
+    fn keep(&mut self, n: usize) {
+        self.truncate(n);
+    }
+}
+
+impl Sink for Vec<Vec<u8>> {
+    unsafe fn take(&mut self, seg: &Segment, idx: u64, n: u64) -> Result<(), (u64, u64)> {
+        for k in 0..n {
+            let mut msg = Vec::new();
+            // SAFETY: passed on from the caller.
+            unsafe { seg.append_payload(idx + k, &mut msg) }.map_err(|len| (k, len))?;
+            self.push(msg);
+        }
+        Ok(())
+    }
+    fn keep(&mut self, n: usize) {
+        self.truncate(n);
+    }
 }

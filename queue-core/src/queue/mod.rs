@@ -506,20 +506,30 @@ mod tests {
             .create()
             .unwrap();
         q.put_many(&[b"a", b"b", b"c"]).unwrap();
-        let mut seen = 0;
-        let taken = q
-            .take_many(3, Deadline::Now, |claim| {
-                seen += 1;
-                if seen == 2 {
-                    take_over(&q, claim.idx); // the second one is lost
+        // A sink that has another participant take over the second slot
+        // while the batch copies it.
+        struct Thief<'a>(&'a Queue, crate::Batch);
+        impl get::Sink for Thief<'_> {
+            unsafe fn take(&mut self, seg: &Segment, idx: u64, n: u64) -> Result<(), (u64, u64)> {
+                if (idx..idx + n).contains(&1) {
+                    take_over(self.0, 1); // the second one is lost
                 }
-                Ok(0)
-            })
-            .unwrap();
+                // SAFETY: passed on.
+                unsafe { self.1.take(seg, idx, n) }
+            }
+            fn keep(&mut self, n: usize) {
+                self.1.keep(n)
+            }
+        }
+        let mut thief = Thief(&q, crate::Batch::new());
+        let taken = q.take_many(3, Deadline::Now, &mut thief).unwrap();
         assert_eq!(taken, 1, "the batch stops at the lost message");
+        assert_eq!(thief.1.iter().collect::<Vec<_>>(), [b"a"]);
         assert_eq!(q.stats().total_got, 1);
-        // A single get that finds its slot taken over counts nothing either.
+        // A single get that finds its slot taken over counts nothing either
+        // (it takes the third message, which went back for another consumer).
         let claim = q.claim_read(Deadline::Now).unwrap();
+        assert_eq!(claim.idx, 2);
         take_over(&q, claim.idx);
         let handed_over = q.ring().release_read(claim, q.me);
         q.after_release(handed_over);

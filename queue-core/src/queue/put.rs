@@ -213,20 +213,18 @@ impl Queue {
                 }
             };
             let run = ring.extend_write(first, (msgs.len() - done) as u64, self.me);
-            for (claim, msg) in ring.claims(run).zip(&msgs[done..]) {
-                // SAFETY: the run holds the slot in WRITING for us; every
-                // length was checked against max_msg_size above.
-                unsafe { self.seg.write_payload(claim.idx, msg.as_ref()) };
+            for span in ring.write_spans(run) {
+                let len = span.len as usize;
+                // SAFETY: the run holds the span's slots in WRITING for
+                // us; every length was checked against max_msg_size above.
+                unsafe { self.seg.write_payloads(span.idx, &msgs[done..done + len]) };
+                done += len;
             }
             // Published only once all are written (in order: a death in
             // between leaves a published prefix): a consumer right behind
             // us then finds the whole run ready, instead of reading each
             // slot's line while we still write the next one.
-            for claim in ring.claims(run) {
-                ring.publish_quiet(claim);
-            }
-            ring.publish_done();
-            done += run.len as usize;
+            ring.publish_run(run);
             // Once per run: a run is written without waiting, so a
             // consumer asleep meanwhile misses nothing for long.
             getters.notify_one();

@@ -3,6 +3,7 @@
 //! expose a half-written payload (loom flags the data race), and leave the
 //! full capacity usable afterwards.
 
+use super::run::Run;
 use super::*;
 use ::loom::cell::UnsafeCell;
 use ::loom::sync::Arc;
@@ -442,28 +443,24 @@ impl Model {
             for (c, v) in r.claims(run).zip(&values[done..]) {
                 self.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = *v });
             }
-            for c in r.claims(run) {
-                r.publish_quiet(c);
-            }
-            r.publish_done();
+            r.publish_run(run);
             done += run.len as usize;
         }
     }
     /// `take_many`'s run: one claim attempt, extended over up to `most`
-    /// slots; each read and handed over.
+    /// slots; span by span, every slot read, then every slot handed over.
     fn get_run(&self, me: u16, most: u64) -> Vec<u64> {
         let r = self.ring();
         let Ok(first) = r.try_claim_read(me) else {
             return Vec::new();
         };
         let run = r.extend_read(first, most, me);
-        r.claims(run)
-            .map(|c| {
-                let v = self.read(c);
-                assert!(r.release_read(c, me));
-                v
-            })
-            .collect()
+        let mut got = Vec::new();
+        for span in r.read_spans(run) {
+            got.extend(span.claims_from(0).map(|c| self.read(c)));
+            assert_eq!(r.release_span(span, span.len, me), span.len);
+        }
+        got
     }
 }
 
@@ -519,8 +516,7 @@ fn loom_a_dead_run_writer_leaves_a_prefix() {
                 let run = r.extend_write(r.try_claim_write(5).unwrap(), 3, 5);
                 let c = r.claims(run).next().unwrap();
                 m.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = 1 });
-                r.publish_quiet(c);
-                r.publish_done();
+                r.publish_run(Run::single(c));
                 run.len
             })
         };
@@ -562,9 +558,8 @@ fn loom_a_run_racing_close_is_drained_or_withdrawn() {
                 let run = r.extend_write(first, 2, 1);
                 for c in r.claims(run) {
                     m.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = 5 });
-                    r.publish_quiet(c);
                 }
-                r.publish_done();
+                r.publish_run(run);
                 run.len
             })
         };

@@ -47,6 +47,8 @@ mod run;
 // The batch verbs' type (the loom build has no queue layer).
 #[cfg(not(loom))]
 pub(crate) use run::Run;
+#[cfg(all(test, not(loom)))]
+use run::Span;
 
 /// Slot kind: free for the writer of this lap.
 pub(crate) const EMPTY: u8 = 0;
@@ -109,6 +111,13 @@ pub(crate) trait Slots {
     fn capacity(&self) -> u64;
     /// The state word of slot `idx` (`idx < capacity`).
     fn state(&self, idx: u64) -> &AtomicU64;
+    /// The state words of the `n` slots from `idx` on, in order
+    /// (`idx + n <= capacity`): the loops over a run of slots step through
+    /// them (a segment checks the bounds once, not once per slot).
+    #[inline]
+    fn states(&self, idx: u64, n: u64) -> impl Iterator<Item = &AtomicU64> {
+        (idx..idx + n).map(move |i| self.state(i))
+    }
     /// The slot and the lap of position `pos` in a ring over all slots
     /// (an implementation may replace the division by a mask).
     #[inline]

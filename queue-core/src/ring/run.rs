@@ -10,8 +10,11 @@
 //! discarded one by one, a dead consumer's READING slots re-queued one by
 //! one. What a run saves is the rest of the work per message: the cursor
 //! moves once per run, the `closed` check after a write claim is made once
-//! per run, and the publications are Release stores closed by one SeqCst
-//! fence ([`Ring::publish_done`]) before the wake-up check.
+//! per run, the publications are Release stores closed by one SeqCst fence
+//! ([`Ring::publish_run`]) before the wake-up check, and the loops go over
+//! [`Span`]s: consecutive slots of one lap and one generation, whose state
+//! words are stepped through and whose expected and new words are computed
+//! once per span instead of once per slot.
 //!
 //! A position ahead of the tail (or head) may be claimed: a slot whose word
 //! is `EMPTY(l)` (or `READY(l)`) is free for lap `l` whatever the cursor
@@ -39,6 +42,38 @@ impl Run {
             first: claim,
             len: 1,
         }
+    }
+}
+
+/// Part of a [`Run`]: consecutive slot indices, one lap, one delivery
+/// generation (a read run's first slot may have any, the slots claimed
+/// behind it have 1; a write run's all have 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    /// First slot index.
+    pub idx: u64,
+    /// Number of slots, at least 1.
+    pub len: u64,
+    /// Lap the slots were claimed in.
+    pub lap: u32,
+    /// Delivery generation of the claims (0 for writes).
+    pub generation: u32,
+}
+
+impl Span {
+    /// The claim of slot `k` of the span (`k < len`).
+    #[inline]
+    pub(crate) fn claim(self, k: u64) -> Claim {
+        Claim {
+            idx: self.idx + k,
+            lap: self.lap,
+            generation: self.generation,
+        }
+    }
+
+    /// The claims of the span's slots from slot `k` on.
+    pub(crate) fn claims_from(self, k: u64) -> impl Iterator<Item = Claim> {
+        (k..self.len).map(move |k| self.claim(k))
     }
 }
 
@@ -102,6 +137,68 @@ impl<S: Slots> Ring<'_, S> {
         }
     }
 
+    /// The spans of `run`, a write run ([`Ring::extend_write`]), in queue
+    /// order: its first slot, then the rest (split where the ring wraps).
+    #[inline]
+    pub(crate) fn write_spans(&self, run: Run) -> impl Iterator<Item = Span> {
+        self.spans(run, 0)
+    }
+
+    /// The spans of `run`, a read run ([`Ring::extend_read`]), in queue
+    /// order: its first slot (a claim of any generation), then the rest
+    /// (generation 1, split where the ring wraps).
+    #[inline]
+    pub(crate) fn read_spans(&self, run: Run) -> impl Iterator<Item = Span> {
+        self.spans(run, 1)
+    }
+
+    /// The spans of `run`, whose slots behind the first were claimed with
+    /// generation `behind`.
+    #[inline]
+    fn spans(&self, run: Run, behind: u32) -> impl Iterator<Item = Span> {
+        let first = Span {
+            idx: run.first.idx,
+            len: 1,
+            lap: run.first.lap,
+            generation: run.first.generation,
+        };
+        // A single slot may belong to another level than this ring's (the
+        // queue's getter hands over through level 0's ring): its span is
+        // the slot alone, with no position behind it to work out.
+        let [a, b] = if run.len > 1 {
+            let (idx, lap) = step(
+                run.first.idx,
+                run.first.lap,
+                self.base,
+                self.base + self.cap(),
+            );
+            self.spans_from(idx, lap, run.len - 1, behind)
+        } else {
+            [None, None]
+        };
+        [Some(first), a, b].into_iter().flatten()
+    }
+
+    /// The `n` positions from slot `idx` of lap `lap` on (`n` less than a
+    /// lap), as at most two spans of generation `generation`.
+    #[inline]
+    fn spans_from(&self, idx: u64, lap: u32, n: u64, generation: u32) -> [Option<Span>; 2] {
+        let (base, end) = (self.base, self.base + self.cap());
+        let before_end = n.min(end - idx);
+        let span = |idx, len, lap| {
+            (len > 0).then_some(Span {
+                idx,
+                len,
+                lap,
+                generation,
+            })
+        };
+        [
+            span(idx, before_end, lap),
+            span(base, n - before_end, lap.wrapping_add(1)),
+        ]
+    }
+
     /// The position of `claim`'s slot, given a cursor value `near` less
     /// than a lap away from it (the lap in a claim is truncated to 32 bits).
     pub(super) fn position_of(&self, claim: Claim, near: u64) -> u64 {
@@ -123,25 +220,26 @@ impl<S: Slots> Ring<'_, S> {
         from: impl Fn(u32) -> u64,
         to: impl Fn(u32) -> u64,
     ) -> u64 {
-        let (base, end) = (self.base, self.base + self.cap());
-        let (mut idx, mut lap) = (first.idx, first.lap);
+        // Never more than a lap: the run would meet its own first slot.
+        let behind = most.min(self.cap()).saturating_sub(1);
+        let (idx, lap) = step(first.idx, first.lap, self.base, self.base + self.cap());
         let mut len = 1;
-        while len < most {
-            (idx, lap) = step(idx, lap, base, end);
-            let slot = self.slots.state(idx);
-            let expected = from(lap);
-            // SYNC: the Acquire load and the CAS (SeqCst) pair with the
-            // Release that made the word `expected`, as in the single
-            // claims. The plain load first keeps a slot that is not ready
-            // from costing a failed CAS (an exclusive cache line).
-            if slot.load(Acquire) != expected
-                || slot
-                    .compare_exchange(expected, to(lap), SeqCst, Relaxed)
-                    .is_err()
-            {
-                break;
+        for span in self.spans_from(idx, lap, behind, 0).into_iter().flatten() {
+            let (expected, claimed) = (from(span.lap), to(span.lap));
+            for slot in self.slots.states(span.idx, span.len) {
+                // SYNC: the Acquire load and the CAS (SeqCst) pair with the
+                // Release that made the word `expected`, as in the single
+                // claims. The plain load first keeps a slot that is not
+                // ready from costing a failed CAS (an exclusive cache line).
+                if slot.load(Acquire) != expected
+                    || slot
+                        .compare_exchange(expected, claimed, SeqCst, Relaxed)
+                        .is_err()
+                {
+                    return len;
+                }
+                len += 1;
             }
-            len += 1;
         }
         len
     }
@@ -189,7 +287,7 @@ impl<S: Slots> Ring<'_, S> {
         let len = self.claim_behind(
             first,
             most,
-            |lap| pack(lap, READY, 0), // { lap, READY }: pairs with `publish` / `publish_quiet`
+            |lap| pack(lap, READY, 0), // { lap, READY }: pairs with `publish` / `publish_run`
             |lap| pack_gen(lap, 1, READING, me), // { lap, generation: 1, READING, me }
         );
         if len > 1 {
@@ -200,26 +298,44 @@ impl<S: Slots> Ring<'_, S> {
         Run { first, len }
     }
 
-    /// Makes a written message of a run visible to consumers, without the
-    /// SeqCst order [`Ring::publish`] gives: the caller calls
-    /// [`Ring::publish_done`] after the run's last one, before it looks
-    /// for sleeping consumers.
+    /// Makes the written messages of `run` visible to consumers, in
+    /// queue order (a death in between leaves a published prefix).
     #[inline]
-    pub(crate) fn publish_quiet(&self, claim: Claim) {
-        // SYNC: Release pairs with the consumer's claim CAS (Acquire within
-        // SeqCst), so the payload is visible before the message is.
-        self.slots
-            .state(claim.idx)
-            .store(pack(claim.lap, READY, 0), Release); // { lap, READY }
-    }
-
-    /// Ends a run of [`Ring::publish_quiet`] calls.
-    #[inline]
-    pub(crate) fn publish_done(&self) {
+    pub(crate) fn publish_run(&self, run: Run) {
+        for span in self.write_spans(run) {
+            let ready = pack(span.lap, READY, 0); // { lap, READY }
+            for slot in self.slots.states(span.idx, span.len) {
+                // SYNC: Release pairs with the consumer's claim CAS
+                // (Acquire within SeqCst), so the payload is visible before
+                // the message is.
+                slot.store(ready, Release);
+            }
+        }
         // SYNC: orders the Release stores of the run before the producer's
         // SeqCst load of `get_seq` in `WaitPoint::notify_one`, as the SeqCst
         // store of `publish` does for one message: the Dekker partner of a
         // sleeping consumer's `fetch_or` in `WaitPoint::register`.
         crate::sync::atomic::fence(SeqCst);
+    }
+
+    /// Hands over the first `n` slots of the read span `span`, in order,
+    /// each as [`Ring::release_read`] does, and stops at the first one no
+    /// longer held by `me` (taken over by recovery). Returns how many were
+    /// handed over.
+    #[inline]
+    pub(crate) fn release_span(&self, span: Span, n: u64, me: u16) -> u64 {
+        let held = span.claim(0).reading_word(me); // { lap, generation, READING, me }
+        let free = pack(span.lap.wrapping_add(1), EMPTY, 0); // { lap + 1, EMPTY }
+        let mut released = 0;
+        for slot in self.slots.states(span.idx, n.min(span.len)) {
+            // SYNC: as in `release_read`: Release pairs with the next
+            // producer's Acquire load; SeqCst orders it before the
+            // consumer's SeqCst load of `put_seq` in `WaitPoint::notify_one`.
+            if slot.compare_exchange(held, free, SeqCst, Relaxed).is_err() {
+                break;
+            }
+            released += 1;
+        }
+        released
     }
 }

@@ -219,18 +219,15 @@ fn garbage_state_is_reported_not_looped_on() {
 /// Writes a run of up to `most` slots (claim, extend, publish) as `me`.
 fn put_run(r: &Ring<'_, VecSlots>, most: u64, me: u16) -> Result<u64, PutBlocked> {
     let run = r.extend_write(r.try_claim_write(me)?, most, me);
-    for c in r.claims(run) {
-        r.publish_quiet(c);
-    }
-    r.publish_done();
+    r.publish_run(run);
     Ok(run.len)
 }
 
 /// Reads a run of up to `most` slots (claim, extend, release) as `me`.
 fn get_run(r: &Ring<'_, VecSlots>, most: u64, me: u16) -> Result<u64, GetBlocked> {
     let run = r.extend_read(r.try_claim_read(me)?, most, me);
-    for c in r.claims(run) {
-        assert!(r.release_read(c, me));
+    for span in r.read_spans(run) {
+        assert_eq!(r.release_span(span, span.len, me), span.len);
     }
     Ok(run.len)
 }
@@ -296,4 +293,51 @@ fn position_of_recovers_the_full_position_from_a_truncated_lap() {
     };
     assert_eq!(r.position_of(claim, pos - 2), pos);
     assert_eq!(r.position_of(claim, pos + 2), pos);
+}
+
+#[test]
+fn a_read_run_may_start_at_a_requeued_message_and_hands_over_each_generation() {
+    let f = Fixture::new(4);
+    let r = f.ring();
+    assert_eq!(put_run(&r, 3, 1), Ok(3));
+    // A lease on the first message, dropped: it waits again, delivered once.
+    let lease = r.try_claim_read(2).unwrap();
+    assert!(r.requeue(lease, 2));
+    let first = r.try_claim_read(3).unwrap();
+    assert_eq!((first.idx, first.generation), (0, 2), "re-queued first");
+    let run = r.extend_read(first, 8, 3);
+    assert_eq!(run.len, 3, "the ready messages behind it join the run");
+    let spans: Vec<Span> = r.read_spans(run).collect();
+    assert_eq!(
+        spans
+            .iter()
+            .map(|s| (s.idx, s.len, s.generation))
+            .collect::<Vec<_>>(),
+        [(0, 1, 2), (1, 2, 1)]
+    );
+    for span in spans {
+        assert_eq!(r.release_span(span, span.len, 3), span.len);
+    }
+    assert_eq!(f.head.load(SeqCst), 3);
+    assert!(r.is_drained(3));
+}
+
+#[test]
+fn a_run_wrapping_the_ring_is_two_spans_a_lap_apart() {
+    let f = Fixture::new(4);
+    let r = f.ring();
+    assert_eq!(put_run(&r, 3, 1), Ok(3));
+    assert_eq!(get_run(&r, 3, 2), Ok(3));
+    // Positions 3, 4, 5: slot 3 of lap 0, then slots 0 and 1 of lap 1.
+    let run = r.extend_write(r.try_claim_write(1).unwrap(), 3, 1);
+    let spans: Vec<Span> = r.write_spans(run).collect();
+    assert_eq!(
+        spans
+            .iter()
+            .map(|s| (s.idx, s.len, s.lap))
+            .collect::<Vec<_>>(),
+        [(3, 1, 0), (0, 2, 1)]
+    );
+    r.publish_run(run);
+    assert_eq!(get_run(&r, 8, 2), Ok(3));
 }
