@@ -112,7 +112,8 @@ impl Queue {
     /// head moved and producers woken once per run.
     ///
     /// Crash contract: each message leaves the queue when it is handed
-    /// over, one by one right after its copy. A consumer killed inside the
+    /// over, by its own CAS, after the copy of its span (consecutive slots
+    /// of the run). A consumer killed inside the
     /// call loses the messages this call had handed over (at most `max`;
     /// they never reached the caller), and nothing else: the ones it had
     /// claimed but not handed over are re-queued by recovery and delivered
