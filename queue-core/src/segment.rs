@@ -803,9 +803,9 @@ impl Segment {
     }
 
     /// Appends the payloads of the `n` slots from `idx` on to `data`, back
-    /// to back, and the offset just past each to `ends`, in order. Stops at
-    /// a bad length: returns how many were appended before it, and the
-    /// length found.
+    /// to back, and the offset just past each to `ends`, in order, calling
+    /// `then` after each copy (the caller's hand-over of that slot); stops
+    /// where `then` says false, or before a bad length.
     ///
     /// Two passes: the lengths are read and checked first (each read once:
     /// the copies trust only what was checked), then both buffers grow
@@ -821,7 +821,8 @@ impl Segment {
         n: u64,
         data: &mut Vec<u8>,
         ends: &mut Vec<usize>,
-    ) -> Result<(), (u64, u64)> {
+        mut then: impl FnMut() -> bool,
+    ) -> Appended {
         let max = self.geometry.max_msg_size;
         let (start, first_end) = (data.len(), ends.len());
         ends.reserve(n as usize);
@@ -846,7 +847,11 @@ impl Segment {
         unsafe { ends.set_len(first_end + counted) };
         data.reserve(end - start);
         let (dst, mut at) = (data.as_mut_ptr(), start);
-        for (slot, &end) in self.slot_ptrs(idx, counted as u64).zip(&ends[first_end..]) {
+        for (k, (slot, &end)) in self
+            .slot_ptrs(idx, counted as u64)
+            .zip(&ends[first_end..])
+            .enumerate()
+        {
             // SAFETY: each length is at most max_msg_size (checked above),
             // so the source is in its slot, held by the caller; `data` has
             // room for all of them, initialised here before `set_len`.
@@ -856,14 +861,20 @@ impl Segment {
                     dst.add(at),
                     end - at,
                 );
+                data.set_len(end);
             }
             at = end;
+            if !then() {
+                ends.truncate(first_end + k + 1);
+                return Appended::Stopped(k as u64);
+            }
         }
-        // SAFETY: bytes `start .. end` were initialised by the copies.
-        unsafe { data.set_len(end) };
         match found {
-            None => Ok(()),
-            Some(len) => Err((counted as u64, len)),
+            None => Appended::All,
+            Some(len) => Appended::BadLength {
+                at: counted as u64,
+                len,
+            },
         }
     }
 
@@ -959,6 +970,23 @@ pub(crate) fn read_name(words: &[AtomicU64], len: u64) -> Option<String> {
         .take(len)
         .collect();
     String::from_utf8(bytes).ok()
+}
+
+/// How a copy of consecutive payloads ended ([`Segment::append_payloads`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Appended {
+    /// Every payload was copied and its `then` said go on.
+    All,
+    /// The payload at this offset was copied, and its `then` said stop.
+    Stopped(u64),
+    /// Every payload before `at` was copied (each `then` said go on); the
+    /// one at `at` has the bad length `len` and was not.
+    BadLength {
+        /// Offset of the bad slot in the range.
+        at: u64,
+        /// The length found.
+        len: u64,
+    },
 }
 
 /// The addresses of consecutive slots ([`Segment::slot_ptrs`]).

@@ -13,7 +13,7 @@ use crate::delivery;
 use crate::error::{Corruption, GetError};
 use crate::ring::moved::MOVER;
 use crate::ring::{Claim, GetBlocked, Ring, Run};
-use crate::segment::Segment;
+use crate::segment::{Appended, Segment};
 use crate::wait::{self, Deadline};
 
 impl Queue {
@@ -220,34 +220,40 @@ impl Queue {
             };
             let mut spans = ring.read_spans(run);
             for span in spans.by_ref() {
+                // Each message handed over right after its copy (so
+                // producers get its slot back at once): until the
+                // hand-over's CAS, our death re-queues the message.
+                let mut hand_over = ring.hand_over(span, self.me);
                 // SAFETY: the run holds every slot of the span in READING
                 // for us.
-                let copied = unsafe { sink.take(&self.seg, span.idx, span.len) };
-                let (good, bad) = match copied {
-                    Ok(()) => (span.len, None),
-                    Err((k, len)) => (k, Some(self.oversized(span.claim(k), len))),
-                };
-                // A message with a bad length is handed over too (dropped:
-                // it would fail every consumer).
-                let want = good + u64::from(bad.is_some());
-                // The hand-over: until its CAS, our death re-queues a message.
-                let released = ring.release_span(span, want, self.me);
-                if released >= good {
-                    taken += good;
-                    failed_handed += released - good;
-                    failure = bad;
-                } else {
-                    taken += released;
-                    failure = Some(taken_over(span.claim(released)));
-                }
-                if failure.is_some() {
-                    // The batch stops at a failure: the rest of the run
-                    // goes back for another consumer.
-                    for rest in span.claims_from(released) {
-                        ring.requeue(rest, self.me);
+                let appended =
+                    unsafe { sink.take(&self.seg, span.idx, span.len, || hand_over.next_slot()) };
+                let back_from = match appended {
+                    Appended::All => {
+                        taken += span.len;
+                        continue;
                     }
-                    break;
+                    // Taken over by recovery: not ours, not counted.
+                    Appended::Stopped(k) => {
+                        taken += k;
+                        failure = Some(taken_over(span.claim(k)));
+                        k + 1
+                    }
+                    // Dropped by its hand-over (it would fail every
+                    // consumer), and reported.
+                    Appended::BadLength { at, len } => {
+                        taken += at;
+                        failed_handed += u64::from(hand_over.next_slot());
+                        failure = Some(self.oversized(span.claim(at), len));
+                        at + 1
+                    }
+                };
+                // The batch stops at a failure: the rest of the run goes
+                // back for another consumer.
+                for rest in span.claims_from(back_from) {
+                    ring.requeue(rest, self.me);
                 }
+                break;
             }
             for rest in spans.flat_map(|span| span.claims_from(0)) {
                 ring.requeue(rest, self.me);
@@ -544,12 +550,18 @@ pub(super) fn taken_over(claim: Claim) -> GetError {
 /// Where the batch gets put the messages they take: a [`Batch`], or one
 /// `Vec` per message (`get_many`).
 pub(super) trait Sink {
-    /// Appends the payloads of the `n` slots from `idx` on, in order, and
-    /// stops at a bad length: how many were appended, and the length.
+    /// Appends the payloads of the `n` slots from `idx` on, in order,
+    /// calling `then` after each (see [`Segment::append_payloads`]).
     ///
     /// # Safety
     /// The caller holds every one of the slots in the READING state.
-    unsafe fn take(&mut self, seg: &Segment, idx: u64, n: u64) -> Result<(), (u64, u64)>;
+    unsafe fn take(
+        &mut self,
+        seg: &Segment,
+        idx: u64,
+        n: u64,
+        then: impl FnMut() -> bool,
+    ) -> Appended;
     /// Keeps the first `n` messages and drops the rest (a batch that
     /// stopped at a failure).
     fn keep(&mut self, n: usize);
@@ -557,10 +569,16 @@ pub(super) trait Sink {
 
 impl Sink for Batch {
     #[inline]
-    unsafe fn take(&mut self, seg: &Segment, idx: u64, n: u64) -> Result<(), (u64, u64)> {
+    unsafe fn take(
+        &mut self,
+        seg: &Segment,
+        idx: u64,
+        n: u64,
+        then: impl FnMut() -> bool,
+    ) -> Appended {
         let (data, ends) = self.parts_mut();
         // SAFETY: passed on from the caller.
-        unsafe { seg.append_payloads(idx, n, data, ends) }
+        unsafe { seg.append_payloads(idx, n, data, ends, then) }
     }
     fn keep(&mut self, n: usize) {
         self.truncate(n);
@@ -568,14 +586,25 @@ impl Sink for Batch {
 }
 
 impl Sink for Vec<Vec<u8>> {
-    unsafe fn take(&mut self, seg: &Segment, idx: u64, n: u64) -> Result<(), (u64, u64)> {
+    unsafe fn take(
+        &mut self,
+        seg: &Segment,
+        idx: u64,
+        n: u64,
+        mut then: impl FnMut() -> bool,
+    ) -> Appended {
         for k in 0..n {
             let mut msg = Vec::new();
             // SAFETY: passed on from the caller.
-            unsafe { seg.append_payload(idx + k, &mut msg) }.map_err(|len| (k, len))?;
+            if let Err(len) = unsafe { seg.append_payload(idx + k, &mut msg) } {
+                return Appended::BadLength { at: k, len };
+            }
             self.push(msg);
+            if !then() {
+                return Appended::Stopped(k);
+            }
         }
-        Ok(())
+        Appended::All
     }
     fn keep(&mut self, n: usize) {
         self.truncate(n);

@@ -510,12 +510,18 @@ mod tests {
         // while the batch copies it.
         struct Thief<'a>(&'a Queue, crate::Batch);
         impl get::Sink for Thief<'_> {
-            unsafe fn take(&mut self, seg: &Segment, idx: u64, n: u64) -> Result<(), (u64, u64)> {
+            unsafe fn take(
+                &mut self,
+                seg: &Segment,
+                idx: u64,
+                n: u64,
+                then: impl FnMut() -> bool,
+            ) -> segment::Appended {
                 if (idx..idx + n).contains(&1) {
                     take_over(self.0, 1); // the second one is lost
                 }
                 // SAFETY: passed on.
-                unsafe { self.1.take(seg, idx, n) }
+                unsafe { self.1.take(seg, idx, n, then) }
             }
             fn keep(&mut self, n: usize) {
                 self.1.keep(n)

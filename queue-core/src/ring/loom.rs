@@ -448,7 +448,7 @@ impl Model {
         }
     }
     /// `take_many`'s run: one claim attempt, extended over up to `most`
-    /// slots; span by span, every slot read, then every slot handed over.
+    /// slots; span by span, each slot read and then handed over.
     fn get_run(&self, me: u16, most: u64) -> Vec<u64> {
         let r = self.ring();
         let Ok(first) = r.try_claim_read(me) else {
@@ -457,8 +457,11 @@ impl Model {
         let run = r.extend_read(first, most, me);
         let mut got = Vec::new();
         for span in r.read_spans(run) {
-            got.extend(span.claims_from(0).map(|c| self.read(c)));
-            assert_eq!(r.release_span(span, span.len, me), span.len);
+            let mut hand_over = r.hand_over(span, me);
+            for c in span.claims_from(0) {
+                got.push(self.read(c));
+                assert!(hand_over.next_slot());
+            }
         }
         got
     }

@@ -318,24 +318,42 @@ impl<S: Slots> Ring<'_, S> {
         crate::sync::atomic::fence(SeqCst);
     }
 
-    /// Hands over the first `n` slots of the read span `span`, in order,
-    /// each as [`Ring::release_read`] does, and stops at the first one no
-    /// longer held by `me` (taken over by recovery). Returns how many were
-    /// handed over.
+    /// The hand-overs of the slots of the read span `span`, held by `me`,
+    /// to make one at a time, in order ([`HandOver::next_slot`]).
     #[inline]
-    pub(crate) fn release_span(&self, span: Span, n: u64, me: u16) -> u64 {
-        let held = span.claim(0).reading_word(me); // { lap, generation, READING, me }
-        let free = pack(span.lap.wrapping_add(1), EMPTY, 0); // { lap + 1, EMPTY }
-        let mut released = 0;
-        for slot in self.slots.states(span.idx, n.min(span.len)) {
-            // SYNC: as in `release_read`: Release pairs with the next
-            // producer's Acquire load; SeqCst orders it before the
-            // consumer's SeqCst load of `put_seq` in `WaitPoint::notify_one`.
-            if slot.compare_exchange(held, free, SeqCst, Relaxed).is_err() {
-                break;
-            }
-            released += 1;
+    pub(crate) fn hand_over(
+        &self,
+        span: Span,
+        me: u16,
+    ) -> HandOver<impl Iterator<Item = &AtomicU64>> {
+        HandOver {
+            states: self.slots.states(span.idx, span.len),
+            held: span.claim(0).reading_word(me), // { lap, generation, READING, me }
+            free: pack(span.lap.wrapping_add(1), EMPTY, 0), // { lap + 1, EMPTY }
         }
-        released
+    }
+}
+
+/// The hand-overs of a read span's slots ([`Ring::hand_over`]): the words
+/// computed once, the state words stepped through.
+pub(crate) struct HandOver<I> {
+    states: I,
+    held: u64,
+    free: u64,
+}
+
+impl<'a, I: Iterator<Item = &'a AtomicU64>> HandOver<I> {
+    /// Hands over the span's next slot, as [`Ring::release_read`] does;
+    /// false if it is no longer held by us (taken over by recovery) or the
+    /// span has no slot left.
+    #[inline]
+    pub(crate) fn next_slot(&mut self) -> bool {
+        // SYNC: as in `release_read`: Release pairs with the next
+        // producer's Acquire load; SeqCst orders it before the consumer's
+        // SeqCst load of `put_seq` in `WaitPoint::notify_one`.
+        self.states.next().is_some_and(|slot| {
+            slot.compare_exchange(self.held, self.free, SeqCst, Relaxed)
+                .is_ok()
+        })
     }
 }
