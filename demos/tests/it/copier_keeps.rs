@@ -85,6 +85,21 @@ fn same_content(a: &Path, b: &Path) -> bool {
     fs::read(a).unwrap() == fs::read(b).unwrap()
 }
 
+/// `to` has the bytes and size of `from` and at most `slack` more 512-byte
+/// blocks (so the holes of a sparse `from` were not filled).
+fn assert_copied(from: &Path, to: &Path, slack: u64) {
+    assert!(same_content(from, to), "{}: contents differ", to.display());
+    let (a, b) = (fs::metadata(from).unwrap(), fs::metadata(to).unwrap());
+    assert_eq!(a.len(), b.len(), "{}: sizes differ", to.display());
+    assert!(
+        b.blocks() <= a.blocks() + slack,
+        "{}: {} blocks in the copy, {} in the source: holes filled or room wasted",
+        to.display(),
+        b.blocks(),
+        a.blocks()
+    );
+}
+
 #[test]
 fn a_sparse_file_stays_sparse() {
     let _w = Watchdog::new("pool-copier sparse", Duration::from_secs(120));
@@ -108,18 +123,9 @@ fn a_sparse_file_stays_sparse() {
     let out = s.run(&["-j", "2", "--verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     for (from, name) in [(&big, "disk.img"), (&small, "small.db")] {
-        let to = s.dest().join(name);
-        assert!(same_content(from, &to), "{name}: contents differ");
-        let (a, b) = (fs::metadata(from).unwrap(), fs::metadata(&to).unwrap());
-        assert_eq!(a.len(), b.len(), "{name}");
         // About the same allocation as the source (page rounding aside),
         // nowhere near the full length.
-        assert!(
-            b.blocks() <= a.blocks() + 64,
-            "{name}: {} blocks in the copy, {} in the source: the holes were filled",
-            b.blocks(),
-            a.blocks()
-        );
+        assert_copied(from, &s.dest().join(name), 64);
     }
     s.assert_no_leftovers();
 }
@@ -212,4 +218,68 @@ fn a_file_that_changes_size_while_copied_is_reported() {
         &s.dest().join("steady.txt")
     ));
     s.assert_no_leftovers();
+}
+
+/// A folder in the system's temporary directory (not tmpfs, unlike
+/// `TestDir`), removed on drop.
+struct DiskDir(PathBuf);
+
+impl Drop for DiskDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn preallocated_copies_on_ext4_have_their_exact_size_and_bytes_and_holes() {
+    let _w = Watchdog::new("pool-copier on ext4", Duration::from_secs(120));
+    let root = std::env::temp_dir().join(format!("pool-copier-ext4-{}", std::process::id()));
+    // ext2, ext3 and ext4 share this f_type.
+    if rustix::fs::statfs(std::env::temp_dir()).map(|s| s.f_type as u64) != Ok(0xEF53) {
+        eprintln!("skipped: the temporary directory is not on ext4 (nothing is preallocated)");
+        return;
+    }
+    let disk = DiskDir(root);
+    let (src, dest) = (disk.0.join("src"), disk.0.join("dest"));
+    fs::create_dir_all(&src).unwrap();
+    let queues = TestDir::new("copier-ext4-queues");
+    // Preallocated: a file copied in three 1 MiB ranges, and one copied
+    // whole (from 1 MiB up); too small to be: a short file.
+    fs::write(src.join("big.bin"), pattern((2 << 20) + 4097, 5)).unwrap();
+    fs::write(src.join("whole.bin"), pattern((1 << 20) + 1, 6)).unwrap();
+    fs::write(src.join("short.txt"), b"a few bytes\n").unwrap();
+    // Never preallocated: sparse files, in ranges and whole, with a hole at
+    // the end.
+    let holes = src.join("holes.img");
+    File::create(&holes).unwrap().set_len(16 << 20).unwrap();
+    write_at(&holes, &pattern(8192, 7), 3 << 20);
+    let small_holes = src.join("small-holes.img");
+    File::create(&small_holes)
+        .unwrap()
+        .set_len(900 << 10)
+        .unwrap();
+    write_at(&small_holes, &pattern(4096, 8), 100 << 10);
+
+    let out = Command::new(COPIER)
+        .args(["-j", "2", "--chunk-mib", "1", "--verify"])
+        .arg(&src)
+        .arg(&dest)
+        .env("MQ_DIR", queues.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for name in [
+        "big.bin",
+        "whole.bin",
+        "short.txt",
+        "holes.img",
+        "small-holes.img",
+    ] {
+        // No more room taken than the source takes, one block of slack:
+        // the preallocation is exact and holes stay holes.
+        assert_copied(&src.join(name), &dest.join(name), 8);
+    }
+    let left = queues.leftovers();
+    assert!(left.is_empty(), "queues left behind: {left:?}");
 }

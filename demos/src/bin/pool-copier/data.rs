@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use rustix::fs::SeekFrom;
+use rustix::fs::{FallocateFlags, SeekFrom};
 use rustix::io::Errno;
 
 /// The most one `copy_file_range` call is asked for (the kernel caps a call
@@ -26,6 +26,45 @@ fn unsupported(e: Errno) -> bool {
         e,
         Errno::XDEV | Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP | Errno::PERM | Errno::BADF
     )
+}
+
+/// `f_type` of ext2, ext3 and ext4 (they share it).
+const EXT4_SUPER_MAGIC: u64 = 0xEF53;
+
+/// Whether copies into `dir` are preallocated (`preallocate`): on ext4,
+/// where it was measured to help. Not on tmpfs (it made a 1 GiB copy ~5%
+/// slower: the pages are then looked up twice), and not where
+/// `copy_file_range` may share extents (Btrfs, XFS, NFS): blocks allocated
+/// first would be thrown away by the reflink, and a copy that needs no room
+/// could fail for want of it.
+pub fn preallocates(dir: &std::path::Path) -> bool {
+    rustix::fs::statfs(dir).is_ok_and(|s| s.f_type as u64 == EXT4_SUPER_MAGIC)
+}
+
+/// Gives `dst` (new) all of its `size` bytes at once (`fallocate(2)`, mode
+/// 0), before the copy writes them: ext4 then allocates one run of extents
+/// instead of reserving block after block as writes come (a 1 GiB copy
+/// used 0.27 s of CPU instead of 0.37 s), and a destination without room for
+/// the file says so before any byte moves. Only for files without holes (it
+/// would fill them). File systems that cannot preallocate are skipped: it
+/// is an optimisation, and any real problem shows in the writes.
+pub fn preallocate(dst: &File, size: u64) -> io::Result<()> {
+    if size == 0 {
+        return Ok(());
+    }
+    loop {
+        match rustix::fs::fallocate(dst, FallocateFlags::empty(), 0, size) {
+            Ok(()) => return Ok(()),
+            Err(Errno::INTR) => {}
+            Err(e @ (Errno::NOSPC | Errno::DQUOT | Errno::FBIG)) => {
+                return Err(io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!("no room for its {size} bytes on the destination: {e}"),
+                ));
+            }
+            Err(_) => return Ok(()),
+        }
+    }
 }
 
 /// Copies the whole content of `src` (just opened) to `dst` (new and
@@ -144,4 +183,30 @@ fn shrank(at: u64, expected: u64) -> io::Error {
     io::Error::other(format!(
         "the file shrank while being copied (ends at byte {at}, expected at least {expected})"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A size no file system takes (past ext4's 16 TiB, past a tmpfs's
+    /// room): a clear error, checked before anything is allocated.
+    #[test]
+    fn preallocating_more_than_fits_is_an_error_saying_so() {
+        let path =
+            std::env::temp_dir().join(format!("pool-copier-prealloc-{}", std::process::id()));
+        let file = File::create(&path).unwrap();
+        let result = preallocate(&file, 1 << 50);
+        let len = file.metadata().unwrap().len();
+        std::fs::remove_file(&path).unwrap();
+        match result {
+            // A file system without fallocate: skipped, nothing changed.
+            Ok(()) => assert_eq!(len, 0),
+            Err(e) => assert!(
+                e.to_string()
+                    .starts_with("no room for its 1125899906842624 bytes on the destination"),
+                "{e}"
+            ),
+        }
+    }
 }

@@ -339,6 +339,7 @@ fn copy(
     let mut failed = vec![false; plan.files.len()];
     let mut jobs: HashMap<TaskId, Job> = HashMap::new();
     let mut big: HashMap<usize, BigFile> = HashMap::new();
+    let prealloc = data::preallocates(dest);
 
     // Big files first, biggest first: their ranges keep everyone busy, and
     // the small batches fill the gaps at the end.
@@ -382,6 +383,11 @@ fn copy(
                 offset,
                 len: Some(chunk.min(f.size - offset)),
                 sparse: f.sparse,
+                prealloc: if offset == 0 && prealloc && !f.sparse {
+                    f.size
+                } else {
+                    0
+                },
             };
             jobs.insert(pool.submit(COPY_RANGE, &job)?, Job::Range { file: i });
         }
@@ -397,6 +403,7 @@ fn copy(
                     meta: f.entry.meta,
                     size: f.size,
                     sparse: f.sparse,
+                    prealloc: prealloc && !f.sparse,
                 }
             })
             .collect();

@@ -115,6 +115,7 @@ pub fn verify(
                     offset: r * chunk,
                     len: Some(chunk.min(f.size - r * chunk)),
                     sparse: false,
+                    prealloc: 0,
                 });
                 range_files.push(i);
             }
@@ -135,6 +136,7 @@ pub fn verify(
                 offset: 0,
                 len: None,
                 sparse: false,
+                prealloc: 0,
             });
             range_files.push(i);
         }

@@ -31,6 +31,11 @@ pub const COMPARE: Task<Vec<RangeJob>, Vec<Option<String>>> = Task::new("compare
 /// Size of the buffer a worker streams through (memory per worker).
 const BUF: usize = 1 << 20;
 
+/// Smaller files are not preallocated: one more syscall per file made the
+/// 5,000-file tree on ext4 slower (0.50 s against 0.46 s); from 1 MiB up it
+/// was level.
+const PREALLOC_MIN: u64 = 1 << 20;
+
 /// The tasks every copier process knows.
 pub fn registry() -> Registry {
     Registry::new()
@@ -97,6 +102,8 @@ pub struct FileJob {
     pub size: u64,
     /// Has holes: copy only its data extents.
     pub sparse: bool,
+    /// Preallocate the copy to `size` first (never with `sparse`).
+    pub prealloc: bool,
 }
 
 /// A byte range of a file (`len: None` = the whole file, compared with its size).
@@ -112,6 +119,9 @@ pub struct RangeJob {
     pub len: Option<u64>,
     /// The file has holes: copy only the data extents in the range.
     pub sparse: bool,
+    /// Preallocate the destination to this many bytes first (the first
+    /// range of a file without holes; 0: no).
+    pub prealloc: u64,
 }
 
 /// Path to bytes, for a task.
@@ -197,6 +207,10 @@ fn copy_file(job: &FileJob, from: &mut Folder, to: &mut Folder) -> Result<u64, S
             if exact { mode } else { 0o600 },
         )
         .map_err(|e| format!("cannot create the copy: {e}"))?;
+    if job.prealloc && job.size >= PREALLOC_MIN {
+        data::preallocate(&dst, job.size)
+            .map_err(|e| format!("cannot copy to {}: {e}", to_path(&job.dst).display()))?;
+    }
     // In the kernel (copy_file_range), never through more than one buffer:
     // memory does not grow with the file.
     let n = if job.sparse {
@@ -206,6 +220,9 @@ fn copy_file(job: &FileJob, from: &mut Folder, to: &mut Folder) -> Result<u64, S
     }
     .map_err(|e| format!("cannot copy: {e}"))?;
     if n != job.size {
+        // A source that shrank leaves the preallocated length: cut the copy
+        // to what was copied (it is reported anyway).
+        let _ = dst.set_len(n);
         return Err(changed(job.size, n));
     }
     let times = (Some(job.meta.atime.into()), Some(job.meta.mtime.into()));
@@ -234,6 +251,8 @@ fn copy_range(job: &RangeJob) -> Result<u64, String> {
         .open(to_path(&job.dst))
         .map_err(|e| format!("cannot open the copy: {e}"))?;
     let (offset, len) = (job.offset, job.len.unwrap_or(0));
+    data::preallocate(&dst, job.prealloc)
+        .map_err(|e| format!("cannot copy to {}: {e}", to_path(&job.dst).display()))?;
     data::copy_range(&src, &dst, offset, len, job.sparse)
         .map_err(|e| format!("cannot copy bytes {offset}..{}: {e}", offset + len))
 }
