@@ -234,11 +234,16 @@ impl Drop for DiskDir {
 fn preallocated_copies_on_ext4_have_their_exact_size_and_bytes_and_holes() {
     let _w = Watchdog::new("pool-copier on ext4", Duration::from_secs(120));
     let root = std::env::temp_dir().join(format!("pool-copier-ext4-{}", std::process::id()));
-    // ext2, ext3 and ext4 share this f_type.
-    if rustix::fs::statfs(std::env::temp_dir()).map(|s| s.f_type as u64) != Ok(0xEF53) {
-        eprintln!("skipped: the temporary directory is not on ext4 (nothing is preallocated)");
-        return;
-    }
+    // ext2, ext3 and ext4 share this f_type. Not skipped elsewhere: the
+    // test says where to point it.
+    let tmp = std::env::temp_dir();
+    assert_eq!(
+        rustix::fs::statfs(&tmp).map(|s| s.f_type as u64),
+        Ok(0xEF53),
+        "the temporary directory {} is not on ext4, where pool-copier preallocates: \
+         run the tests with TMPDIR set to a folder on an ext4 file system",
+        tmp.display()
+    );
     let disk = DiskDir(root);
     let (src, dest) = (disk.0.join("src"), disk.0.join("dest"));
     fs::create_dir_all(&src).unwrap();
