@@ -773,19 +773,27 @@ impl Segment {
     /// message must be at most `max_msg_size` bytes long.
     #[inline]
     pub(crate) unsafe fn write_payloads<M: AsRef<[u8]>>(&self, idx: u64, msgs: &[M]) {
-        for (slot, msg) in self.slot_ptrs(idx, msgs.len() as u64).zip(msgs) {
-            let (slot, msg) = (slot.as_ptr(), msg.as_ref());
+        // A plain loop over the checked range, as in `append_payloads`.
+        let (mut slot, stride) = (
+            self.slot_ptrs(idx, msgs.len() as u64).next,
+            self.grid.stride,
+        );
+        for msg in msgs {
+            let msg = msg.as_ref();
             debug_assert!(msg.len() as u64 <= self.geometry.max_msg_size);
-            // SAFETY: as in `write_payload`, for a slot pointer of the grid.
+            // SAFETY: as in `write_payload`, for the slots `slot_ptrs`
+            // checked (`slot` steps through them).
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     msg.as_ptr(),
-                    slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
+                    slot.as_ptr().add(crate::layout::SLOT_HEADER_SIZE as usize),
                     msg.len(),
                 );
-                (*(slot as *const SlotHeader))
+                slot.cast::<SlotHeader>()
+                    .as_ref()
                     .len
                     .store(msg.len() as u64, Relaxed);
+                slot = slot.add(stride as usize);
             }
         }
     }
@@ -847,13 +855,13 @@ impl Segment {
         unsafe { ends.set_len(first_end + counted) };
         data.reserve(end - start);
         let (dst, mut at) = (data.as_mut_ptr(), start);
-        for (k, (slot, &end)) in self
-            .slot_ptrs(idx, counted as u64)
-            .zip(&ends[first_end..])
-            .enumerate()
-        {
+        // A plain loop over the checked range: the copies' calls would
+        // otherwise make the compiler keep two iterators in memory.
+        let (mut slot, stride) = (self.slot_ptrs(idx, counted as u64).next, self.grid.stride);
+        for (k, &end) in ends[first_end..].iter().enumerate() {
             // SAFETY: each length is at most max_msg_size (checked above),
-            // so the source is in its slot, held by the caller; `data` has
+            // so the source is in its slot, held by the caller (`slot` steps
+            // through the `counted` slots `slot_ptrs` checked); `data` has
             // room for all of them, initialised here before `set_len`.
             unsafe {
                 std::ptr::copy_nonoverlapping(
@@ -861,14 +869,18 @@ impl Segment {
                     dst.add(at),
                     end - at,
                 );
-                data.set_len(end);
+                slot = slot.add(stride as usize);
             }
             at = end;
             if !then() {
                 ends.truncate(first_end + k + 1);
+                // SAFETY: bytes `start .. at` were initialised by the copies.
+                unsafe { data.set_len(at) };
                 return Appended::Stopped(k as u64);
             }
         }
+        // SAFETY: as above, for every copy.
+        unsafe { data.set_len(at) };
         match found {
             None => Appended::All,
             Some(len) => Appended::BadLength {

@@ -112,8 +112,7 @@ impl Queue {
     /// head moved and producers woken once per run.
     ///
     /// Crash contract: each message leaves the queue when it is handed
-    /// over, by its own CAS, after the copy of its span (consecutive slots
-    /// of the run). A consumer killed inside the
+    /// over, by its own CAS, right after its copy. A consumer killed inside the
     /// call loses the messages this call had handed over (at most `max`;
     /// they never reached the caller), and nothing else: the ones it had
     /// claimed but not handed over are re-queued by recovery and delivered
@@ -186,12 +185,12 @@ impl Queue {
     /// run (as `get` does once per message). Returns how many messages
     /// `sink` received; an error only if none.
     ///
-    /// Crash contract: a run is copied and then handed over span by span
-    /// ([`Ring::read_spans`]), each message by its own CAS, so a consumer
-    /// killed in the middle loses exactly the messages this call handed
-    /// over before it died (they left the queue and never reached the
-    /// caller); the ones it had claimed but not handed over are re-queued
-    /// by recovery and delivered again. Leases lose nothing.
+    /// Crash contract: a run is taken span by span ([`Ring::read_spans`]),
+    /// each message handed over by its own CAS right after its copy, so a
+    /// consumer killed in the middle loses exactly the messages this call
+    /// handed over before it died (they left the queue and never reached
+    /// the caller); the ones it had claimed but not handed over are
+    /// re-queued by recovery and delivered again. Leases lose nothing.
     pub(super) fn take_many(
         &self,
         max: usize,
