@@ -274,6 +274,27 @@ fn batches_into_one_reused_buffer() {
     assert_eq!(q.try_get_many_into(&mut batch, 3), Err(GetError::Empty));
 }
 
+/// A batch whose first message is a redelivery (a dropped lease put it
+/// back: its delivery generation is 2) and whose others are first
+/// deliveries hands every one of them over. (Before runs were taken span by
+/// span, every slot of a run was handed over with the first one's
+/// generation: the second message failed its hand-over and stayed claimed
+/// by the live getter, taken by nobody.)
+#[test]
+fn a_batch_starting_with_a_redelivered_message_takes_all() {
+    let d = Dir::new();
+    let q = d.queue(8);
+    q.put_many(&[&b"a"[..], b"b", b"c"]).unwrap();
+    drop(q.try_get_lease().unwrap()); // "a" goes back
+    let mut batch = Batch::new();
+    assert_eq!(q.try_get_many_into(&mut batch, 8), Ok(3));
+    assert_eq!(batch.iter().collect::<Vec<_>>(), [&b"a"[..], b"b", b"c"]);
+    assert_eq!(q.len(), 0);
+    assert_eq!(q.try_get(), Err(GetError::Empty));
+    let stats = q.stats();
+    assert_eq!(stats.total_got, 3, "each hand-over counted once");
+}
+
 #[test]
 fn peek_shows_without_taking() {
     let d = Dir::new();
