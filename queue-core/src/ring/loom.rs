@@ -440,7 +440,7 @@ impl Model {
             };
             let run = r.extend_write(first, (values.len() - done) as u64, me);
             // As `put_many`: every payload, then every publication.
-            for (c, v) in r.claims(run).zip(&values[done..]) {
+            for (c, v) in r.write_claims(run).zip(&values[done..]) {
                 self.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = *v });
             }
             r.publish_run(run);
@@ -517,7 +517,7 @@ fn loom_a_dead_run_writer_leaves_a_prefix() {
             thread::spawn(move || {
                 let r = m.ring();
                 let run = r.extend_write(r.try_claim_write(5).unwrap(), 3, 5);
-                let c = r.claims(run).next().unwrap();
+                let c = r.write_claims(run).next().unwrap();
                 m.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = 1 });
                 r.publish_run(Run::single(c));
                 run.len
@@ -559,7 +559,7 @@ fn loom_a_run_racing_close_is_drained_or_withdrawn() {
                     return 0;
                 };
                 let run = r.extend_write(first, 2, 1);
-                for c in r.claims(run) {
+                for c in r.write_claims(run) {
                     m.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = 5 });
                 }
                 r.publish_run(run);

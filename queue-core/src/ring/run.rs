@@ -77,30 +77,6 @@ impl Span {
     }
 }
 
-/// The claims of the slots of a [`Run`], in queue order.
-pub(crate) struct RunClaims {
-    next: Claim,
-    left: u64,
-    /// First global slot index of the ring, and one past its last.
-    base: u64,
-    end: u64,
-}
-
-impl Iterator for RunClaims {
-    type Item = Claim;
-
-    #[inline]
-    fn next(&mut self) -> Option<Claim> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        let claim = self.next;
-        (self.next.idx, self.next.lap) = step(claim.idx, claim.lap, self.base, self.end);
-        Some(claim)
-    }
-}
-
 /// The slot and lap of the position after slot `idx` of lap `lap`, in a
 /// ring over the global slots `base .. end`.
 #[inline]
@@ -126,15 +102,10 @@ fn advance_to(cursor: &AtomicU64, end: u64) {
 }
 
 impl<S: Slots> Ring<'_, S> {
-    /// The claims of the slots of `run`, in queue order.
-    #[inline]
-    pub(crate) fn claims(&self, run: Run) -> RunClaims {
-        RunClaims {
-            next: run.first,
-            left: run.len,
-            base: self.base,
-            end: self.base + self.cap(),
-        }
+    /// The claims of the slots of `run`, a write run, in queue order.
+    /// (A read run's claims differ in generation: see [`Ring::read_spans`].)
+    pub(crate) fn write_claims(&self, run: Run) -> impl Iterator<Item = Claim> {
+        self.write_spans(run).flat_map(|span| span.claims_from(0))
     }
 
     /// The spans of `run`, a write run ([`Ring::extend_write`]), in queue
@@ -266,7 +237,7 @@ impl<S: Slots> Ring<'_, S> {
         // drain scan sees our WRITING slots, or we see `closed` and give
         // the extension back. (`first` passed its own check.)
         if self.cursors.closed.load(SeqCst) != 0 {
-            for claim in self.claims(run).skip(1) {
+            for claim in self.write_claims(run).skip(1) {
                 self.abandon_write(claim);
             }
             return Run::single(first);
