@@ -99,7 +99,26 @@ fn open(dir: &str, name: &str) -> Queue {
     })
 }
 
+/// Has the kernel kill this process when the test that started it dies: a
+/// test aborted by its watchdog runs no destructors, so no `ChildGuard`
+/// kills its children, and a child blocked on a queue would otherwise live
+/// on, holding the test's queue directory and its stderr pipe (which keeps
+/// whoever reads that pipe, CI included, waiting).
+fn die_with_parent() {
+    // SAFETY: `prctl(PR_SET_PDEATHSIG, sig)` takes a signal number and no
+    // pointers; `getppid` takes nothing. Neither can fail in a way that
+    // harms the process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // The parent died before the call: nobody would ever stop us.
+        if libc::getppid() == 1 {
+            std::process::exit(2);
+        }
+    }
+}
+
 fn main() {
+    die_with_parent();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     let num = |i: usize| arg(i).parse::<u64>().expect("numeric argument");
@@ -128,7 +147,11 @@ fn main() {
         }
         "consume" => {
             let q = open(arg(1), arg(2));
-            let lease_mode = arg(3) == "lease";
+            // `lease-drop`: leases, every second one dropped unacked and
+            // unprinted (the message goes back for the next getter).
+            let drop_every_second = arg(3) == "lease-drop";
+            let lease_mode = arg(3) == "lease" || drop_every_second;
+            let mut leases = 0u64;
             if arg(3) == "batch" {
                 consume_batches(&q);
                 return;
@@ -141,6 +164,11 @@ fn main() {
                             let Some(m) = message::decode(&lease) else {
                                 std::process::exit(3)
                             };
+                            leases += 1;
+                            if drop_every_second && leases.is_multiple_of(2) {
+                                drop(lease);
+                                continue;
+                            }
                             out(&format!("{} {}\n", m.0, m.1));
                             match lease.ack() {
                                 // A lease timeout passed (a very slow

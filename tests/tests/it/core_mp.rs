@@ -20,7 +20,7 @@ fn child(args: &[&str]) -> Command {
 }
 
 /// Spawns a child whose stdout goes to `out` (survives a SIGKILL intact).
-fn spawn_to(args: &[&str], out: &Path) -> ChildGuard {
+pub(crate) fn spawn_to(args: &[&str], out: &Path) -> ChildGuard {
     let file = File::create(out).expect("create child output file");
     ChildGuard::new(
         child(args)
@@ -45,15 +45,15 @@ fn spawn_ready(args: &[&str]) -> (ChildGuard, BufReader<std::process::ChildStdou
     (g, out)
 }
 
-fn wait(g: ChildGuard) -> ExitStatus {
+pub(crate) fn wait(g: ChildGuard) -> ExitStatus {
     g.take().wait().expect("wait for child")
 }
 
-fn dir_str(d: &TestDir) -> &str {
+pub(crate) fn dir_str(d: &TestDir) -> &str {
     d.path().to_str().unwrap()
 }
 
-fn assert_clean(d: &TestDir, name: &str) {
+pub(crate) fn assert_clean(d: &TestDir, name: &str) {
     Queue::remove_in(d.path(), name).expect("remove queue");
     let left: Vec<_> = d
         .leftovers()
