@@ -239,7 +239,8 @@ impl Queue {
                         k + 1
                     }
                     // Dropped by its hand-over (it would fail every
-                    // consumer), and reported.
+                    // consumer), and reported. The `at` copies before it
+                    // made `at` hand-overs, so the next one is its slot.
                     Appended::BadLength { at, len } => {
                         taken += at;
                         failed_handed += u64::from(hand_over.next_slot());
