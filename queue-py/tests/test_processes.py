@@ -164,7 +164,7 @@ def test_ctrl_c_while_blocked_raises_keyboard_interrupt(blocked_in, q, qdir):
 
 def test_permission_denied_for_another_user(qdir, name):
     if os.geteuid() != 0:
-        pytest.skip("needs root to become user nobody")
+        pytest.fail("this test becomes user nobody, which needs root: run the tests as root, as CI does")
     try:
         nobody = pwd.getpwnam("nobody")
     except KeyError:

@@ -58,7 +58,7 @@ pub struct Measured {
 /// built.
 pub fn measured_command(program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new(workspace_bin(PEAK_RSS));
-    cmd.arg(program);
+    crate::die_with_test(&mut cmd).arg(program);
     cmd
 }
 

@@ -11,8 +11,9 @@ pub mod bins;
 
 pub use bins::{Measured, measured_command, output_with_max_rss, workspace_bin};
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -118,6 +119,32 @@ impl Drop for ChildGuard {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// Makes the process `cmd` starts die with the thread that starts it
+/// (`PR_SET_PDEATHSIG` with SIGKILL): when a test ends, and also when a
+/// watchdog aborts it (an abort runs no destructor, so a [`ChildGuard`]
+/// alone would leave the child running, holding the test's pipes).
+///
+/// The kernel ties the signal to the spawning *thread*: spawn from the
+/// test's own thread, or from a helper thread that waits for the child.
+pub fn die_with_test(cmd: &mut Command) -> &mut Command {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls prctl and getppid, both async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl: then nobody sends
+            // the signal.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(137);
+            }
+            Ok(())
+        })
     }
 }
 
@@ -311,4 +338,39 @@ pub fn lines(path: &Path) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::Instant;
+
+    /// A child started by `die_with_test` is killed when the thread that
+    /// started it ends (and so when the whole test process dies).
+    #[test]
+    fn a_child_dies_with_the_thread_that_started_it() {
+        let _watchdog = Watchdog::new("die_with_test", Duration::from_secs(60));
+        let child = std::thread::spawn(|| {
+            die_with_test(&mut Command::new("sleep"))
+                .arg("60")
+                .spawn()
+                .expect("spawn sleep")
+        })
+        .join()
+        .unwrap();
+        let mut child = ChildGuard::new(child);
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.child().try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the child outlived the thread that started it by 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    }
 }

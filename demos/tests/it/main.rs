@@ -5,6 +5,7 @@
 mod support;
 
 mod copier;
+mod copier_full;
 mod copier_keeps;
 mod help;
 mod small;

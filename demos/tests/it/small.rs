@@ -80,7 +80,7 @@ fn downloader_and_analyzer_meet_by_queue_name() {
     );
     let dir = TestDir::new("demo-da-name");
     // The analyzer starts first (as in a second terminal) and waits.
-    let analyzer = Command::new(demo("downloader-analyzer"))
+    let analyzer = mq_tests::die_with_test(&mut Command::new(demo("downloader-analyzer")))
         .args(["analyze", "--queue", "lesson"])
         .env("MQ_DIR", dir.path())
         .stdout(Stdio::piped())

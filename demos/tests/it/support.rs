@@ -21,7 +21,7 @@ pub fn demo(name: &str) -> PathBuf {
 }
 
 pub fn run_demo(dir: &TestDir, name: &str, args: &[&str]) -> Output {
-    Command::new(demo(name))
+    mq_tests::die_with_test(&mut Command::new(demo(name)))
         .args(args)
         .env("MQ_DIR", dir.path())
         .stdin(Stdio::null())

@@ -21,7 +21,7 @@ fn a_huge_line_fails_fast_without_being_read_into_memory() {
 
     // `head -c 300M /dev/zero | mq put q --lines`: one 300 MB line.
     let mut head = ChildGuard::new(
-        Command::new("head")
+        mq_tests::die_with_test(&mut Command::new("head"))
             .args(["-c", "300M", "/dev/zero"])
             .stdout(Stdio::piped())
             .spawn()

@@ -51,7 +51,7 @@ impl Drop for Scratch {
 /// Runs `mq args...` (the copy at `mq`) as nobody/nogroup with `MQ_DIR` set,
 /// under a watchdog.
 fn mq_as_nobody(mq: &Path, dir: &Path, args: &[&str]) -> Output {
-    let mut child = Command::new(mq)
+    let mut child = mq_tests::die_with_test(&mut Command::new(mq))
         .args(args)
         .env("MQ_DIR", dir)
         .env("NO_COLOR", "1")
@@ -120,10 +120,10 @@ fn is_root() -> bool {
 
 #[test]
 fn nobody_can_look_at_a_read_only_queue_and_a_full_one_without_writing() {
-    if !is_root() {
-        eprintln!("skipped: needs root to run mq as another user");
-        return;
-    }
+    assert!(
+        is_root(),
+        "this test runs mq as another user (nobody), which needs root: run the tests as root, as CI does"
+    );
     // The copy of mq that nobody can run.
     let bin = Scratch::new(&std::env::temp_dir(), "bin");
     let mq = bin.0.join("mq");

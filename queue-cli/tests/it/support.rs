@@ -14,7 +14,9 @@ pub const MQ: &str = env!("CARGO_BIN_EXE_mq");
 
 /// `mq` with `MQ_DIR` pointing at the test's directory and a time limit.
 pub fn mq(dir: &TestDir) -> Command {
-    let mut c = Command::new(MQ);
+    let mut std = StdCommand::new(MQ);
+    mq_tests::die_with_test(&mut std);
+    let mut c = Command::from_std(std);
     c.env("MQ_DIR", dir.path()).timeout(Duration::from_secs(30));
     c
 }
@@ -22,7 +24,9 @@ pub fn mq(dir: &TestDir) -> Command {
 /// The same as a std Command, for children that run alongside the test.
 pub fn mq_std(dir: &TestDir, args: &[&str]) -> StdCommand {
     let mut c = StdCommand::new(MQ);
-    c.env("MQ_DIR", dir.path()).args(args);
+    mq_tests::die_with_test(&mut c)
+        .env("MQ_DIR", dir.path())
+        .args(args);
     c
 }
 

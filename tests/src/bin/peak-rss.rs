@@ -42,7 +42,7 @@ fn run() -> Result<(), String> {
     let program: OsString = args
         .next()
         .ok_or("no program given (usage: peak-rss PROGRAM [ARGS...])")?;
-    let child = Command::new(&program)
+    let child = mq_tests::die_with_test(&mut Command::new(&program))
         .args(args)
         .env_remove(REPORT)
         .spawn()

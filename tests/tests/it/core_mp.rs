@@ -15,7 +15,9 @@ const CHILD: &str = env!("CARGO_BIN_EXE_mq-test-child");
 
 fn child(args: &[&str]) -> Command {
     let mut c = Command::new(CHILD);
-    c.args(args).stdin(Stdio::null());
+    mq_tests::die_with_test(&mut c)
+        .args(args)
+        .stdin(Stdio::null());
     c
 }
 

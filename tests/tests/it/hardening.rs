@@ -62,7 +62,11 @@ fn as_user(uid: u32, gid: u32, env: &[(&str, &Path)], args: &[&str]) -> Output {
         copy
     };
     let mut cmd = Command::new(exe);
-    cmd.args(args).uid(uid).gid(gid).stdin(Stdio::null());
+    mq_tests::die_with_test(&mut cmd)
+        .args(args)
+        .uid(uid)
+        .gid(gid)
+        .stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }

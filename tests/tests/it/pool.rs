@@ -11,7 +11,8 @@ use mq_tests::{ChildGuard, TestDir, Watchdog, kill9};
 
 fn app(dir: &TestDir, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pool-test-app"));
-    cmd.args(args)
+    mq_tests::die_with_test(&mut cmd)
+        .args(args)
         .env("MQ_DIR", dir.path())
         .env_remove("MQ_POOL_WORKER")
         .stdin(Stdio::null())

@@ -471,6 +471,12 @@ fn copy(
                         }
                     }
                 }
+                if state.ranges_left == 0 && state.failed {
+                    // Made here (create_new) and not completed: a partial
+                    // copy must not look like one (each range's error said
+                    // it is removed).
+                    let _ = fs::remove_file(dest.join(&plan.files[file].entry.rel));
+                }
                 if state.ranges_left == 0 && !state.failed {
                     let f = &plan.files[file];
                     // The ranges copied the size listed: a source that grew

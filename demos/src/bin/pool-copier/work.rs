@@ -167,7 +167,30 @@ struct Folder {
 impl Folder {
     /// Opens `path` (bytes) with `flags` relative to its folder.
     fn openat(&mut self, path: &[u8], flags: OFlags, mode: u32) -> io::Result<File> {
-        let path = to_path(path);
+        let (dir, name) = self.enter(path)?;
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            flags | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// Removes the file `path` (bytes), relative to its folder.
+    fn unlink(&mut self, path: &[u8]) -> io::Result<()> {
+        let (dir, name) = self.enter(path)?;
+        Ok(rustix::fs::unlinkat(
+            dir,
+            name,
+            rustix::fs::AtFlags::empty(),
+        )?)
+    }
+
+    /// The folder of `path` (opened unless it is the one kept) and the name
+    /// in it.
+    fn enter<'p>(&mut self, path: &'p [u8]) -> io::Result<(&OwnedFd, &'p std::ffi::OsStr)> {
+        let path = Path::new(std::ffi::OsStr::from_bytes(path));
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         };
@@ -180,13 +203,7 @@ impl Folder {
                 self.open.insert((parent_bytes.to_vec(), fd))
             }
         };
-        let fd = rustix::fs::openat(
-            dir,
-            name,
-            flags | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
-        )?;
-        Ok(File::from(fd))
+        Ok((dir, name))
     }
 }
 
@@ -207,18 +224,30 @@ fn copy_file(job: &FileJob, from: &mut Folder, to: &mut Folder) -> Result<u64, S
             if exact { mode } else { 0o600 },
         )
         .map_err(|e| format!("cannot create the copy: {e}"))?;
-    if job.prealloc && job.size >= PREALLOC_MIN {
+    let copied = if job.prealloc && job.size >= PREALLOC_MIN {
         data::preallocate(&dst, job.size)
-            .map_err(|e| format!("cannot copy to {}: {e}", to_path(&job.dst).display()))?;
-    }
-    // In the kernel (copy_file_range), never through more than one buffer:
-    // memory does not grow with the file.
-    let n = if job.sparse {
-        data::copy_sparse(&src, &dst, job.size)
     } else {
-        data::copy_to_end(&src, &dst, job.size)
+        Ok(())
     }
-    .map_err(|e| format!("cannot copy: {e}"))?;
+    .and_then(|()| {
+        // In the kernel (copy_file_range), never through more than one
+        // buffer: memory does not grow with the file.
+        if job.sparse {
+            data::copy_sparse(&src, &dst, job.size)
+        } else {
+            data::copy_to_end(&src, &dst, job.size)
+        }
+    });
+    let n = match copied {
+        Ok(n) => n,
+        Err(e) => {
+            // The copy is ours (O_EXCL): a half-written file that looks like
+            // a copy must not stay behind.
+            drop(dst);
+            let removed = to.unlink(&job.dst).is_ok();
+            return Err(write_failed(&job.dst, &e, removed));
+        }
+    };
     if n != job.size {
         // A source that shrank leaves the preallocated length: cut the copy
         // to what was copied (it is reported anyway).
@@ -252,9 +281,37 @@ fn copy_range(job: &RangeJob) -> Result<u64, String> {
         .map_err(|e| format!("cannot open the copy: {e}"))?;
     let (offset, len) = (job.offset, job.len.unwrap_or(0));
     data::preallocate(&dst, job.prealloc)
-        .map_err(|e| format!("cannot copy to {}: {e}", to_path(&job.dst).display()))?;
-    data::copy_range(&src, &dst, offset, len, job.sparse)
-        .map_err(|e| format!("cannot copy bytes {offset}..{}: {e}", offset + len))
+        .and_then(|()| data::copy_range(&src, &dst, offset, len, job.sparse))
+        .map_err(|e| {
+            // The parent removes the copy once its other ranges are done.
+            let what = write_failed(&job.dst, &e, true);
+            format!("bytes {offset}..{}: {what}", offset + len)
+        })
+}
+
+/// The message for a copy that failed with `e`; `removed` says whether the
+/// partial copy was removed. A full destination gets a hint.
+pub fn write_failed(dst: &[u8], e: &io::Error, removed: bool) -> String {
+    use rustix::io::Errno;
+    let full = e.raw_os_error().is_some_and(|code| {
+        [Errno::NOSPC, Errno::DQUOT, Errno::FBIG]
+            .iter()
+            .any(|full| full.raw_os_error() == code)
+    }) || e.to_string().starts_with("no room");
+    let hint = if full {
+        " (free some space there, or copy to another place)"
+    } else {
+        ""
+    };
+    let removed = if removed {
+        "; the partial copy is removed"
+    } else {
+        ""
+    };
+    format!(
+        "cannot copy to {}: {e}{hint}{removed}",
+        to_path(dst).display()
+    )
 }
 
 /// `None` when both sides hold the same bytes, else what differs.
