@@ -1,9 +1,11 @@
-//! `pool-copier` onto a full file system: a 1 MiB tmpfs, mounted in a
-//! mount namespace of the test's own (so nothing outside sees it, and it
-//! is gone when the test's thread ends, even if the test is killed).
+//! `pool-copier` onto a full file system: a 1 MiB tmpfs (the writes fail)
+//! and an 8 MiB ext4 image (the preallocation fails, before any byte
+//! moves), each mounted in a mount namespace of the test's own: nothing
+//! outside sees it, and it is gone when the test's thread ends, even if the
+//! test is killed (the ext4 image's loop device is released with it).
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -11,71 +13,93 @@ use mq_tests::{TestDir, Watchdog};
 
 use crate::support::*;
 
-/// Runs `f` on a thread of its own, in a new mount namespace with a tmpfs
-/// of `size` mounted on `at`.
-fn with_small_tmpfs<T: Send + 'static>(
+/// A small file system to copy onto.
+#[derive(Clone, Copy)]
+enum Small {
+    /// A 1 MiB tmpfs.
+    Tmpfs,
+    /// An 8 MiB ext4 image, mounted through a loop device.
+    Ext4,
+}
+
+/// Runs `f` on a thread of its own, in a new mount namespace with the file
+/// system `small` mounted on `at` (an ext4 image is made in `scratch`).
+fn with_small_fs<T: Send + 'static>(
+    small: Small,
     at: PathBuf,
-    size: &str,
+    scratch: &Path,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> T {
-    let size = std::ffi::CString::new(format!("size={size}")).unwrap();
+    let image = scratch.join("ext4.img");
+    if let Small::Ext4 = small {
+        fs::File::create(&image).unwrap().set_len(8 << 20).unwrap();
+        let out = Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&image)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run mkfs.ext4: {e} (install it: apt-get install e2fsprogs)")
+            });
+        assert!(out.status.success(), "mkfs.ext4: {}", text(&out.stderr));
+    }
     std::thread::spawn(move || {
-        let path = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: plain system calls on NUL-terminated strings that outlive
         // them; they change this thread's mount namespace only.
         unsafe {
-            if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                panic!(
-                    "this test mounts a 1 MiB tmpfs in a mount namespace of its own, which \
-                     needs root (CAP_SYS_ADMIN); unshare failed: {} (run the tests as root, \
-                     as CI does)",
-                    std::io::Error::last_os_error()
-                );
-            }
-            let none = c"none".as_ptr();
-            let root = c"/".as_ptr();
-            assert_eq!(
-                libc::mount(
-                    none,
-                    root,
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null()
-                ),
-                0,
+            assert!(
+                libc::unshare(libc::CLONE_NEWNS) == 0,
+                "this test mounts a small file system in a mount namespace of its own, which \
+                 needs root (CAP_SYS_ADMIN); unshare failed: {} (run the tests as root, as CI \
+                 does)",
+                std::io::Error::last_os_error()
+            );
+            let flags = libc::MS_REC | libc::MS_PRIVATE;
+            let (none, root, null) = (c"none".as_ptr(), c"/".as_ptr(), std::ptr::null());
+            assert!(
+                libc::mount(none, root, null, flags, null.cast()) == 0,
                 "make mounts private: {}",
                 std::io::Error::last_os_error()
             );
-            let tmpfs = c"tmpfs".as_ptr();
-            assert_eq!(
-                libc::mount(tmpfs, path.as_ptr(), tmpfs, 0, size.as_ptr().cast()),
-                0,
-                "mount a tmpfs on {}: {}",
-                at.display(),
-                std::io::Error::last_os_error()
-            );
         }
+        // Spawned from this thread, `mount` works in its namespace.
+        let mut mount = Command::new("mount");
+        match small {
+            Small::Tmpfs => mount.args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]),
+            Small::Ext4 => mount.args(["-o", "loop"]).arg(&image),
+        };
+        let out = mount.arg(&at).output().expect("run mount");
+        assert!(
+            out.status.success(),
+            "mount on {}: {}",
+            at.display(),
+            text(&out.stderr)
+        );
         f()
     })
     .join()
     .unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
-#[test]
-fn pool_copier_onto_a_full_disk_says_so_and_leaves_no_partial_copy() {
-    let _w = Watchdog::new("demo pool-copier full disk", Duration::from_secs(60));
-    let dir = TestDir::new("demo-copy-full");
-    let scratch = Scratch::new("full");
+/// Copies two files that cannot fit on `small` (one of `size` bytes whole,
+/// one in ranges of `chunk_mib` into a file the parent made) and one that
+/// fits unless it comes while the others fill it; checks that what is there
+/// is whole, and that what is not is reported with a hint (the big ones as
+/// `why`).
+fn copy_onto(small: Small, tag: &str, size: usize, chunk_mib: usize, why: &str) {
+    let dir = TestDir::new(tag);
+    let scratch = Scratch::new(tag);
     let src = scratch.0.join("src");
     fs::create_dir_all(&src).unwrap();
-    // Two files that cannot fit: one copied whole by a worker, one in
-    // ranges (over --chunk-mib 2) into a file the parent made; and one that
-    // fits unless it comes while the others fill the disk.
-    let big = |n: usize| (0..n).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>();
+    let bytes = |n: usize| (0..n).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>();
+    assert!(size < chunk_mib << 20, "whole.bin is copied whole");
     let files = [
-        ("whole.bin", big(1 << 20 | 12345), ""),
-        ("ranges.bin", big(3 << 20), ": bytes "),
-        ("small.txt", b"fits".to_vec(), ""),
+        ("whole.bin", bytes(size), ["", why]),
+        (
+            "ranges.bin",
+            bytes((3 * chunk_mib) << 19),
+            [": bytes ", why],
+        ),
+        ("small.txt", b"fits".to_vec(), ["", ""]),
     ];
     for (name, bytes, _) in &files {
         fs::write(src.join(name), bytes).unwrap();
@@ -85,9 +109,9 @@ fn pool_copier_onto_a_full_disk_says_so_and_leaves_no_partial_copy() {
     let dest = mnt.join("dest");
 
     let (src2, dest2, qdir) = (src.clone(), dest.clone(), dir.path().to_owned());
-    let (out, copies) = with_small_tmpfs(mnt, "1m", move || {
+    let (out, copies) = with_small_fs(small, mnt, &scratch.0, move || {
         let out = mq_tests::die_with_test(&mut Command::new(demo("pool-copier")))
-            .args(["--chunk-mib", "2"])
+            .args(["--chunk-mib", &chunk_mib.to_string()])
             .args([src2.as_os_str(), dest2.as_os_str()])
             .env("MQ_DIR", &qdir)
             .stdin(Stdio::null())
@@ -100,13 +124,14 @@ fn pool_copier_onto_a_full_disk_says_so_and_leaves_no_partial_copy() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 (name, fs::read(e.path()).unwrap())
             })
+            .filter(|(name, _)| name != "lost+found")
             .collect();
         (out, copies)
     });
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let mut failed = 0;
-    for (name, bytes, how) in &files {
+    for (name, bytes, [how, why]) in &files {
         let error = stderr
             .lines()
             .find(|l| l.starts_with(&format!("pool-copier: {}: ", src.join(name).display())));
@@ -122,7 +147,8 @@ fn pool_copier_onto_a_full_disk_says_so_and_leaves_no_partial_copy() {
                     error.unwrap_or_else(|| panic!("{name} is missing, no error:\n{stderr}"));
                 for part in [
                     *how,
-                    &format!("cannot copy to {}", dest.join(name).display()),
+                    &*format!("cannot copy to {}", dest.join(name).display()),
+                    *why,
                     "No space left on device",
                     "(free some space there, or copy to another place)",
                     "the partial copy is removed",
@@ -132,13 +158,29 @@ fn pool_copier_onto_a_full_disk_says_so_and_leaves_no_partial_copy() {
             }
         }
     }
-    assert!(
-        failed >= 2,
-        "the two big files cannot fit in 1 MiB:\n{stderr}"
-    );
+    assert!(failed >= 2, "the two big files cannot fit:\n{stderr}");
     assert!(
         stderr.contains(&format!("{failed} path(s) were not copied correctly")),
         "{stderr}"
     );
     assert!(dir.leftovers().is_empty(), "left: {:?}", dir.leftovers());
+}
+
+#[test]
+fn pool_copier_onto_a_full_tmpfs_says_so_and_leaves_no_partial_copy() {
+    let _w = Watchdog::new("demo pool-copier full tmpfs", Duration::from_secs(60));
+    copy_onto(Small::Tmpfs, "copy-full-tmpfs", 1 << 20 | 12345, 2, "");
+}
+
+#[test]
+fn pool_copier_onto_a_full_ext4_says_so_before_copying() {
+    let _w = Watchdog::new("demo pool-copier full ext4", Duration::from_secs(60));
+    // Preallocated (from 1 MiB, no holes): refused before any byte moves.
+    copy_onto(
+        Small::Ext4,
+        "copy-full-ext4",
+        12 << 20,
+        16,
+        "no room for its",
+    );
 }
