@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: unique queue directories that
-//! clean up after themselves, children that are killed if a test fails, and
-//! a watchdog for anything that could hang; other packages' binaries and a
+//! clean up after themselves, children that are killed if a test fails or
+//! dies ([`ChildGuard`], [`die_with_test`]), and a watchdog for anything
+//! that could hang; other packages' binaries and a
 //! program's peak memory ([`bins`]).
 //!
 //! Used by this crate's tests and, as a dev-dependency, by the end-to-end
