@@ -15,7 +15,7 @@ const CHILD: &str = env!("CARGO_BIN_EXE_mq-select-child");
 /// Spawns a child with piped stdout and waits until it prints "ready".
 fn spawn_ready(args: &[&str]) -> (ChildGuard, BufReader<std::process::ChildStdout>) {
     let mut g = ChildGuard::new(
-        Command::new(CHILD)
+        mq_tests::die_with_test(&mut Command::new(CHILD))
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -30,7 +30,7 @@ fn spawn_ready(args: &[&str]) -> (ChildGuard, BufReader<std::process::ChildStdou
 }
 
 fn run(args: &[&str]) -> ExitStatus {
-    Command::new(CHILD)
+    mq_tests::die_with_test(&mut Command::new(CHILD))
         .args(args)
         .stdin(Stdio::null())
         .status()
@@ -106,7 +106,12 @@ fn a_selector_over_64_queues_gets_every_message_exactly_once() {
             let args = ["put-random", dir, "s", "64", &id_s, &each, &seed];
             std::thread::spawn({
                 let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-                move || Command::new(CHILD).args(&args).status().unwrap()
+                move || {
+                    mq_tests::die_with_test(&mut Command::new(CHILD))
+                        .args(&args)
+                        .status()
+                        .unwrap()
+                }
             })
         })
         .collect();

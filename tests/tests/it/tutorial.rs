@@ -507,7 +507,8 @@ impl<'a> Session<'a> {
     fn spawn(&self, step: &Step) -> Job {
         let (reader, writer) = std::io::pipe().expect("pipe");
         let mut cmd = Command::new("bash");
-        cmd.args(["--noprofile", "--norc", "-c", &step.command])
+        mq_tests::die_with_test(&mut cmd)
+            .args(["--noprofile", "--norc", "-c", &step.command])
             .current_dir(self.work_dir)
             .env("MQ_DIR", self.queue_dir)
             .env("PATH", &self.path)
