@@ -1,8 +1,10 @@
-//! `pool-copier` onto a full file system: a 1 MiB tmpfs (the writes fail)
+//! `pool-copier` onto a full file system: a small tmpfs (the writes fail)
 //! and an 8 MiB ext4 image (the preallocation fails, before any byte
-//! moves), each mounted in a mount namespace of the test's own: nothing
-//! outside sees it, and it is gone when the test's thread ends, even if the
-//! test is killed (the ext4 image's loop device is released with it).
+//! moves); what is left is whole, what failed is reported with a hint, and
+//! the summary counts only what is there. Each is mounted in a mount
+//! namespace of the test's own: nothing outside sees it, and it is gone
+//! when the test's thread ends, even if the test is killed (the ext4
+//! image's loop device is released with it).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,8 +18,8 @@ use crate::support::*;
 /// A small file system to copy onto.
 #[derive(Clone, Copy)]
 enum Small {
-    /// A 1 MiB tmpfs.
-    Tmpfs,
+    /// A tmpfs of this size (`mount -o size=`).
+    Tmpfs(&'static str),
     /// An 8 MiB ext4 image, mounted through a loop device.
     Ext4,
 }
@@ -64,7 +66,9 @@ fn with_small_fs<T: Send + 'static>(
         // Spawned from this thread, `mount` works in its namespace.
         let mut mount = Command::new("mount");
         match small {
-            Small::Tmpfs => mount.args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]),
+            Small::Tmpfs(size) => {
+                mount.args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            }
             Small::Ext4 => mount.args(["-o", "loop"]).arg(&image),
         };
         let out = mount.arg(&at).output().expect("run mount");
@@ -159,6 +163,12 @@ fn copy_onto(small: Small, tag: &str, size: usize, chunk_mib: usize, why: &str) 
         }
     }
     assert!(failed >= 2, "the two big files cannot fit:\n{stderr}");
+    // The summary counts what is there, not the ranges of a removed copy.
+    let (n, bytes): (usize, usize) = (copies.len(), copies.iter().map(|(_, c)| c.len()).sum());
+    assert!(
+        stderr.contains(&format!("pool-copier: copied {n} files ({bytes} B)")),
+        "{stderr}"
+    );
     assert!(
         stderr.contains(&format!("{failed} path(s) were not copied correctly")),
         "{stderr}"
@@ -169,7 +179,13 @@ fn copy_onto(small: Small, tag: &str, size: usize, chunk_mib: usize, why: &str) 
 #[test]
 fn pool_copier_onto_a_full_tmpfs_says_so_and_leaves_no_partial_copy() {
     let _w = Watchdog::new("demo pool-copier full tmpfs", Duration::from_secs(60));
-    copy_onto(Small::Tmpfs, "copy-full-tmpfs", 1 << 20 | 12345, 2, "");
+    copy_onto(
+        Small::Tmpfs("1m"),
+        "copy-full-tmpfs",
+        1 << 20 | 12345,
+        2,
+        "",
+    );
 }
 
 #[test]
@@ -183,4 +199,38 @@ fn pool_copier_onto_a_full_ext4_says_so_before_copying() {
         16,
         "no room for its",
     );
+}
+
+#[test]
+fn pool_copier_does_not_count_the_ranges_of_a_removed_copy() {
+    let _w = Watchdog::new("demo pool-copier ranges counted", Duration::from_secs(60));
+    let dir = TestDir::new("copy-full-count");
+    let scratch = Scratch::new("copy-full-count");
+    let src = scratch.0.join("src");
+    fs::create_dir_all(&src).unwrap();
+    // Three 1 MiB ranges onto 2 MiB: at least one range is copied, and the
+    // file cannot be.
+    fs::write(src.join("big.bin"), vec![7u8; 3 << 20]).unwrap();
+    let mnt = scratch.0.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let (src2, dest, qdir) = (src.clone(), mnt.join("dest"), dir.path().to_owned());
+    let (out, left) = with_small_fs(Small::Tmpfs("2m"), mnt, &scratch.0, move || {
+        let out = mq_tests::die_with_test(&mut Command::new(demo("pool-copier")))
+            .args(["--chunk-mib", "1"])
+            .args([src2.as_os_str(), dest.as_os_str()])
+            .env("MQ_DIR", &qdir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run pool-copier");
+        (out, fs::read_dir(&dest).unwrap().count())
+    });
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(left, 0, "the partial copy was left\n{stderr}");
+    assert!(stderr.contains("the partial copy is removed"), "{stderr}");
+    assert!(
+        stderr.contains("pool-copier: copied 0 files (0 B)"),
+        "{stderr}"
+    );
+    assert!(dir.leftovers().is_empty(), "left: {:?}", dir.leftovers());
 }

@@ -113,6 +113,9 @@ enum Job {
 struct BigFile {
     ranges_left: u64,
     failed: bool,
+    /// Bytes its ranges copied so far (taken back out of the total if the
+    /// file fails: a removed copy was not copied).
+    bytes: u64,
 }
 
 fn run(cli: &Cli) -> anyhow::Result<bool> {
@@ -373,6 +376,7 @@ fn copy(
             BigFile {
                 ranges_left: ranges,
                 failed: false,
+                bytes: 0,
             },
         );
         for r in 0..ranges {
@@ -460,7 +464,7 @@ fn copy(
                 state.ranges_left -= 1;
                 match range_outcome(&r) {
                     Ok(n) => {
-                        bytes_done += n;
+                        state.bytes += n;
                         progress.add(n, 0);
                     }
                     Err(e) => {
@@ -495,6 +499,7 @@ fn copy(
                     match done {
                         Ok(()) => {
                             files_done += 1;
+                            bytes_done += state.bytes;
                             progress.add(0, 1);
                         }
                         Err(e) => {
