@@ -232,5 +232,10 @@ fn pool_copier_does_not_count_the_ranges_of_a_removed_copy() {
         stderr.contains("pool-copier: copied 0 files (0 B)"),
         "{stderr}"
     );
+    let last = stderr.lines().rfind(|l| l.starts_with("progress: "));
+    assert!(
+        last.is_some_and(|l| l.starts_with("progress: copied 0/1 files, 0 B of 3.0 MiB (0%)")),
+        "{stderr}"
+    );
     assert!(dir.leftovers().is_empty(), "left: {:?}", dir.leftovers());
 }

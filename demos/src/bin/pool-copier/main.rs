@@ -478,8 +478,9 @@ fn copy(
                 if state.ranges_left == 0 && state.failed {
                     // Made here (create_new) and not completed: a partial
                     // copy must not look like one (each range's error said
-                    // it is removed).
+                    // it is removed), nor be counted as copied.
                     let _ = fs::remove_file(dest.join(&plan.files[file].entry.rel));
+                    progress.take_back(state.bytes);
                 }
                 if state.ranges_left == 0 && !state.failed {
                     let f = &plan.files[file];

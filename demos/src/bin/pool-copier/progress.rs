@@ -84,6 +84,12 @@ impl Progress {
         }
     }
 
+    /// Takes back bytes counted for a copy that then failed and was
+    /// removed (shown at the next update).
+    pub fn take_back(&mut self, bytes: u64) {
+        self.bytes = self.bytes.saturating_sub(bytes);
+    }
+
     fn show(&self) {
         match &self.out {
             Output::Bar(bar) if self.total_bytes == 0 => {
