@@ -8,7 +8,6 @@
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -96,17 +95,7 @@ impl NatsServer {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-        // SAFETY: the closure runs in the forked child before exec and only
-        // calls prctl, which is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd
+        let child = mq_tests::die_with_test(&mut cmd)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", server_binary().display()));
         self.child = Some(child);
@@ -188,17 +177,9 @@ impl Drop for Watchdog {
 
 /// Spawns `cmd` so that it is killed if the spawning thread's process dies.
 pub fn spawn_guarded(cmd: &mut Command) -> Child {
-    // SAFETY: the closure runs in the forked child before exec and only
-    // calls prctl, which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn().expect("spawn a helper process")
+    mq_tests::die_with_test(cmd)
+        .spawn()
+        .expect("spawn a helper process")
 }
 
 /// A temporary queue directory, removed (with its queues) on drop.

@@ -291,13 +291,10 @@ fn copy_range(job: &RangeJob) -> Result<u64, String> {
 
 /// The message for a copy that failed with `e`; `removed` says whether the
 /// partial copy was removed. A full destination gets a hint.
-pub fn write_failed(dst: &[u8], e: &io::Error, removed: bool) -> String {
-    use rustix::io::Errno;
-    let full = e.raw_os_error().is_some_and(|code| {
-        [Errno::NOSPC, Errno::DQUOT, Errno::FBIG]
-            .iter()
-            .any(|full| full.raw_os_error() == code)
-    }) || e.to_string().starts_with("no room");
+fn write_failed(dst: &[u8], e: &io::Error, removed: bool) -> String {
+    // ENOSPC, EDQUOT, EFBIG, and `data::preallocate`'s own error for them.
+    use io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+    let full = matches!(e.kind(), StorageFull | QuotaExceeded | FileTooLarge);
     let hint = if full {
         " (free some space there, or copy to another place)"
     } else {
