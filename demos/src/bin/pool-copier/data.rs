@@ -98,7 +98,7 @@ pub fn copy_to_end(src: &File, dst: &File, expected: u64) -> io::Result<u64> {
             Ok(0) => return Ok(at),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(read_failed(e, at)),
         };
         dst.write_all_at(&buf[..n], at)?;
         at += n as u64;
@@ -171,12 +171,21 @@ fn copy_extent(src: &File, dst: &File, from: u64, to: u64) -> io::Result<()> {
             Ok(0) => return Err(shrank(at, to)),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(read_failed(e, at)),
         };
         dst.write_all_at(&buf[..n], at)?;
         at += n as u64;
     }
     Ok(())
+}
+
+/// A read of the source that failed at byte `at`: said so, so that the
+/// message does not point at the copy (the kind is kept).
+fn read_failed(e: io::Error, at: u64) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("cannot read the source at byte {at}: {e}"),
+    )
 }
 
 fn shrank(at: u64, expected: u64) -> io::Error {
@@ -188,6 +197,25 @@ fn shrank(at: u64, expected: u64) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A source that cannot be read (`/proc/self/mem` at address 0:
+    /// EIO, and `copy_file_range` refuses procfs) is named as the source.
+    #[test]
+    fn a_failed_read_says_it_was_the_source() {
+        let src = File::open("/proc/self/mem").unwrap();
+        let path = std::env::temp_dir().join(format!("pool-copier-eio-{}", std::process::id()));
+        let dst = File::create(&path).unwrap();
+        let whole = copy_to_end(&src, &dst, 4096).unwrap_err();
+        let range = copy_range(&src, &dst, 0, 4096, false).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        for e in [whole, range] {
+            assert!(
+                e.to_string()
+                    .starts_with("cannot read the source at byte 0: "),
+                "{e}"
+            );
+        }
+    }
 
     /// A size no file system takes (past ext4's 16 TiB, past a tmpfs's
     /// room): a clear error, checked before anything is allocated.

@@ -245,7 +245,7 @@ fn copy_file(job: &FileJob, from: &mut Folder, to: &mut Folder) -> Result<u64, S
             // a copy must not stay behind.
             drop(dst);
             let removed = to.unlink(&job.dst).is_ok();
-            return Err(write_failed(&job.dst, &e, removed));
+            return Err(copy_failed(&job.dst, &e, removed));
         }
     };
     if n != job.size {
@@ -284,31 +284,33 @@ fn copy_range(job: &RangeJob) -> Result<u64, String> {
         .and_then(|()| data::copy_range(&src, &dst, offset, len, job.sparse))
         .map_err(|e| {
             // The parent removes the copy once its other ranges are done.
-            let what = write_failed(&job.dst, &e, true);
+            let what = copy_failed(&job.dst, &e, true);
             format!("bytes {offset}..{}: {what}", offset + len)
         })
 }
 
-/// The message for a copy that failed with `e`; `removed` says whether the
-/// partial copy was removed. A full destination gets a hint.
-fn write_failed(dst: &[u8], e: &io::Error, removed: bool) -> String {
+/// The message for a copy to `dst` that failed with `e`; `removed` says
+/// whether the partial copy was removed. A full destination is named as
+/// the cause, with a hint; any other error (a read of the source, which
+/// `data` says, or a write) only says which copy it stopped.
+fn copy_failed(dst: &[u8], e: &io::Error, removed: bool) -> String {
     // ENOSPC, EDQUOT, EFBIG, and `data::preallocate`'s own error for them.
     use io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
     let full = matches!(e.kind(), StorageFull | QuotaExceeded | FileTooLarge);
-    let hint = if full {
-        " (free some space there, or copy to another place)"
-    } else {
-        ""
-    };
     let removed = if removed {
         "; the partial copy is removed"
     } else {
         ""
     };
-    format!(
-        "cannot copy to {}: {e}{hint}{removed}",
-        to_path(dst).display()
-    )
+    let dst = to_path(dst);
+    let dst = dst.display();
+    if full {
+        format!(
+            "cannot copy to {dst}: {e} (free some space there, or copy to another place){removed}"
+        )
+    } else {
+        format!("the copy to {dst} failed: {e}{removed}")
+    }
 }
 
 /// `None` when both sides hold the same bytes, else what differs.
@@ -370,5 +372,27 @@ impl Read for ReadAt<'_> {
         let n = self.file.read_at(buf, self.at)?;
         self.at += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a full destination is blamed on the destination, with the hint.
+    #[test]
+    fn a_failed_copy_blames_the_destination_only_when_it_is_full() {
+        let full = io::Error::from(io::ErrorKind::StorageFull);
+        let read = io::Error::other("cannot read the source at byte 0: Input/output error");
+        assert_eq!(
+            copy_failed(b"/d/f", &full, true),
+            format!(
+                "cannot copy to /d/f: {full} (free some space there, or copy to another place); the partial copy is removed"
+            )
+        );
+        assert_eq!(
+            copy_failed(b"/d/f", &read, false),
+            "the copy to /d/f failed: cannot read the source at byte 0: Input/output error"
+        );
     }
 }
