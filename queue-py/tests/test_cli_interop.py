@@ -3,10 +3,16 @@
 
 import subprocess
 
+import workers
+
 
 def run(mq_bin, *args, qdir):
     return subprocess.run(
-        [mq_bin, *args, "--dir", qdir], capture_output=True, timeout=60, check=True
+        [mq_bin, *args, "--dir", qdir],
+        capture_output=True,
+        timeout=60,
+        check=True,
+        preexec_fn=workers.die_with_test(),
     )
 
 

@@ -54,6 +54,66 @@ def test_process_pool_executor(method, q):
     assert sorted(q.get(timeout=5) for _ in range(6)) == list(range(6))
 
 
+def start_python(code, env):
+    """Runs `code` in a new Python that dies with this test, its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=workers.die_with_test(),
+    )
+
+
+def _alive(pid):
+    """Whether `pid` runs (a zombie, dead but not reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_a_child_dies_with_the_process_that_started_it():
+    # A middle process starts two sleepers the way the tests start their
+    # children (subprocess with die_with_test, multiprocessing with
+    # dies_with_parent) and is killed: both must go with it.
+    code = textwrap.dedent(
+        """
+        import multiprocessing, subprocess, sys, time
+        import workers
+        sleeper = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(60)"],
+            preexec_fn=workers.die_with_test(),
+        )
+        worker = multiprocessing.get_context("fork").Process(target=workers.sleep_for, args=(60,))
+        worker.start()
+        print(sleeper.pid, worker.pid, flush=True)
+        time.sleep(60)
+        """
+    )
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
+    middle = start_python(code, env)
+    pids = []
+    try:
+        pids = [int(p) for p in middle.stdout.readline().split()]
+        assert len(pids) == 2, f"the middle process printed {pids}"
+        middle.kill()
+        middle.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(_alive(p) for p in pids), f"children {pids} outlived their parent"
+    finally:
+        if middle.poll() is None:
+            middle.kill()
+            middle.wait()
+        for p in pids:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
 def test_an_unrelated_process_opens_it_by_name(q, qdir):
     code = textwrap.dedent(
         f"""
@@ -64,7 +124,13 @@ def test_an_unrelated_process_opens_it_by_name(q, qdir):
     )
     q.put("there")
     env = dict(os.environ, MQ_DIR=qdir)
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        check=True,
+        timeout=60,
+        preexec_fn=workers.die_with_test(),
+    )
     assert q.get(timeout=5) == "there and back"
 
 
@@ -143,9 +209,7 @@ def test_ctrl_c_while_blocked_raises_keyboard_interrupt(blocked_in, q, qdir):
         """
     )
     env = dict(os.environ, MQ_DIR=qdir)
-    child = subprocess.Popen(
-        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True
-    )
+    child = start_python(code, env)
     try:
         assert child.stdout.readline().strip() == "ready"
         time.sleep(0.3)  # into the blocking call
@@ -176,12 +240,14 @@ def test_permission_denied_for_another_user(qdir, name):
     q = mq.Queue(name, dir=qdir, mode=0o600)
     try:
         r, w = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: become nobody and try
             os.close(r)
             try:
                 os.setgid(nobody.pw_gid)
                 os.setuid(nobody.pw_uid)
+                workers.die_with(parent)  # after setuid, which clears it
                 try:
                     mq.Queue(name, dir=qdir, create=False)
                     verdict = b"opened"
@@ -208,10 +274,12 @@ def test_a_forked_child_leaves_the_parents_handle_and_lease_alone(q):
     lease = q.lease_bytes()
     ctx = q.lease()
     r, w = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child
         code = 1
         try:
+            workers.die_with(parent)
             os.close(r)
             try:
                 lease.ack()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import workers
+
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTER = "06-python.md"
 EDITIONS = [ROOT / "docs/tutorial" / CHAPTER, ROOT / "docs/tutorial/zh" / CHAPTER]
@@ -66,6 +68,7 @@ def test_chapter_program(index, code, expected, tmp_path, qdir):
         capture_output=True,
         text=True,
         timeout=90,
+        preexec_fn=workers.die_with_test(),
     )
     assert run.returncode == 0, f"block {index} failed:\n{run.stdout}\n{run.stderr}"
     if expected is not None:

@@ -1,11 +1,53 @@
 """Functions the multi-process tests run in child processes. They live in a
 module of their own so that the spawn and forkserver start methods can
-import them by name. Also `join_or_kill`, for the tests that start them."""
+import them by name. Also `join_or_kill`, for the tests that start them, and
+`die_with_test`, so that no child outlives a test process that was killed."""
 
+import ctypes
+import functools
+import multiprocessing
 import os
+import signal
 import time
 
 import mq
+
+# Loaded once here, not in a child between fork and exec.
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with(parent):
+    """Asks the kernel to SIGKILL this process when its parent dies (kept across
+    exec, cleared by setuid), and exits at once if its parent is no longer
+    `parent` (the pid it had before the fork)."""
+    if _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        os._exit(101)
+    if os.getppid() != parent:
+        os._exit(102)
+
+
+def die_with_test():
+    """A `preexec_fn` for subprocess: the child dies with the test process
+    (the thread calling this must be the one that waits for the child)."""
+    parent = os.getpid()
+    return lambda: die_with(parent)
+
+
+def dies_with_parent(target):
+    """Makes a multiprocessing target die with its parent process (the test,
+    or the forkserver, which exits with the test)."""
+
+    @functools.wraps(target)
+    def run(*args, **kwargs):
+        die_with(os.getppid())
+        # A parent that died before the prctl left us with a new one.
+        started_by = multiprocessing.parent_process()
+        if started_by is not None and not started_by.is_alive():
+            os._exit(102)
+        return target(*args, **kwargs)
+
+    return run
 
 
 def join_or_kill(procs, timeout=60):
@@ -21,6 +63,13 @@ def join_or_kill(procs, timeout=60):
     assert not hung, f"processes {hung} did not finish within {timeout} s (killed)"
 
 
+@dies_with_parent
+def sleep_for(seconds):
+    """Sleeps (a child for the test of `dies_with_parent` to orphan)."""
+    time.sleep(seconds)
+
+
+@dies_with_parent
 def echo(q_in, q_out):
     """Moves messages from q_in to q_out, doubled, until q_in is shut down."""
     while True:
@@ -31,12 +80,14 @@ def echo(q_in, q_out):
         q_out.put(item * 2, timeout=30)
 
 
+@dies_with_parent
 def put_one(q, item):
     """For ProcessPoolExecutor: puts one item and returns this process's pid."""
     q.put(item, timeout=30)
     return os.getpid()
 
 
+@dies_with_parent
 def produce(q, first, count):
     """Puts the ints first .. first+count-1, in batches and one by one."""
     items = list(range(first, first + count))
@@ -47,6 +98,7 @@ def produce(q, first, count):
         q.put(item, timeout=30)
 
 
+@dies_with_parent
 def consume(q, results):
     """Takes ints until the queue is shut down; reports the count and two checksums."""
     count = total = squares = 0
@@ -62,6 +114,7 @@ def consume(q, results):
     results.put((count, total, squares), timeout=30)
 
 
+@dies_with_parent
 def hold_a_lease(q, ready):
     """Takes a lease, says so, and waits to be killed."""
     lease = q.lease_bytes(timeout=30)
@@ -69,6 +122,7 @@ def hold_a_lease(q, ready):
     time.sleep(60)
 
 
+@dies_with_parent
 def produce_levels(q, producer, count, levels):
     """Puts (producer, level, seq) for seq < count at every level, the levels
     interleaved; producer 1 puts in batches of 10 per level."""
@@ -83,6 +137,7 @@ def produce_levels(q, producer, count, levels):
             q.put((producer, level, seq), timeout=30, priority=level)
 
 
+@dies_with_parent
 def take_all(q, results):
     """Gets until the queue is shut down; reports what it got, in order."""
     got = []
@@ -94,6 +149,7 @@ def take_all(q, results):
     results.put(got, timeout=30)
 
 
+@dies_with_parent
 def hold_then_ack(q, report, go):
     """Takes a lease, reports it, acks it when told to and reports how that went."""
     lease = q.lease_bytes(timeout=30)
@@ -106,6 +162,7 @@ def hold_then_ack(q, report, go):
         report.put(f"LeaseExpired: {e}", timeout=30)
 
 
+@dies_with_parent
 def try_get(q, report, timeout):
     """Reports what one get_bytes(timeout) finds: ("got", data) or ("empty",)."""
     try:
@@ -114,6 +171,7 @@ def try_get(q, report, timeout):
         report.put(("empty",), timeout=30)
 
 
+@dies_with_parent
 def ack_all_but_poison(q, report):
     """Leases until shutdown: acks and reports ("ok", data) for each message,
     but on b"poison" reports ("poison", deliveries) and waits to be killed."""
