@@ -295,6 +295,48 @@ fn a_batch_starting_with_a_redelivered_message_takes_all() {
     assert_eq!(stats.total_got, 3, "each hand-over counted once");
 }
 
+/// A batch get stops once it holds 256 KiB of payload (passing it by one
+/// message at most), on queues with and without priorities; small
+/// messages on the same queue are not limited, and a message larger than
+/// that comes alone.
+#[test]
+fn a_batch_get_stops_at_256_kib_of_payload() {
+    const KIB: usize = 1024;
+    for priorities in [1, 2] {
+        let d = Dir::new();
+        let q = Queue::builder("big")
+            .dir(&d.0)
+            .capacity(16)
+            .max_msg_size(300 * KIB)
+            .priorities(priorities)
+            .create()
+            .unwrap();
+        let big: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 64 * KIB]).collect();
+        q.put_many(&big).unwrap();
+        let mut batch = Batch::new();
+        let mut got = Vec::new();
+        for want in [4, 4, 2] {
+            assert_eq!(q.try_get_many_into(&mut batch, 64), Ok(want));
+            got.extend(batch.iter().map(|m| m[0]));
+        }
+        assert_eq!(got, (0..10).collect::<Vec<u8>>(), "all, in order");
+        // 60 KiB: four make 240 KiB, the fifth passes 256 KiB and is the last.
+        let odd: Vec<Vec<u8>> = (0..6).map(|_| vec![0; 60 * KIB]).collect();
+        q.put_many(&odd).unwrap();
+        assert_eq!(q.try_get_many(64).unwrap().len(), 5);
+        assert_eq!(q.try_get_many(64).unwrap().len(), 1);
+        let small: Vec<&[u8]> = vec![b"tiny"; 16];
+        q.put_many(&small).unwrap();
+        assert_eq!(q.try_get_many_into(&mut batch, 64), Ok(16));
+        q.put_many(&[vec![1; 300 * KIB], vec![2; 300 * KIB]])
+            .unwrap();
+        assert_eq!(q.try_get_many_into(&mut batch, 64), Ok(1));
+        assert_eq!(batch.get(0).map(|m| (m.len(), m[0])), Some((300 * KIB, 1)));
+        assert_eq!(q.try_get_many(64).unwrap().len(), 1);
+        Queue::remove_in(&d.0, "big").unwrap();
+    }
+}
+
 #[test]
 fn peek_shows_without_taking() {
     let d = Dir::new();

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering::*;
 use std::time::Duration;
 
-use super::Queue;
+use super::{BATCH_BYTES, Queue};
 use crate::error::PutError;
 use crate::ring::{Claim, PutBlocked, Ring};
 use crate::segment::Segment;
@@ -144,8 +144,10 @@ impl Queue {
     /// Puts every message in `msgs`, in order, blocking while the queue is
     /// full. Much cheaper per message than a loop of [`put`](Self::put):
     /// the sizes are checked once, and the messages go in runs of
-    /// consecutive free slots, with the tail, the `closed` check, the
-    /// handle's counter and the wake-up of a sleeping consumer once per run.
+    /// consecutive free slots (of at most 256 KiB of payload, or one larger
+    /// message, so consumers start on a run while the next is written), with
+    /// the tail, the `closed` check, the handle's counter and the wake-up of
+    /// a sleeping consumer once per run.
     /// On error, returns it together with how many messages were put.
     ///
     /// Crash contract: the messages are published in order, each one whole,
@@ -212,7 +214,7 @@ impl Queue {
                     return Err((done, e));
                 }
             };
-            let run = ring.extend_write(first, (msgs.len() - done) as u64, self.me);
+            let run = ring.extend_write(first, run_within(&msgs[done..], max), self.me);
             for span in ring.write_spans(run) {
                 let len = span.len as usize;
                 // SAFETY: the run holds the span's slots in WRITING for
@@ -278,5 +280,53 @@ impl Queue {
             PutError::Full,
             PutError::Timeout,
         )
+    }
+}
+
+/// How many of `msgs` (at least one) go in one run: all of them, unless
+/// messages of up to `max` bytes could pass [`BATCH_BYTES`]; then as many as
+/// fit in it.
+#[inline]
+fn run_within<M: AsRef<[u8]>>(msgs: &[M], max: u64) -> u64 {
+    if max.saturating_mul(msgs.len() as u64) <= BATCH_BYTES {
+        return msgs.len() as u64;
+    }
+    let mut room = BATCH_BYTES;
+    let fit = msgs
+        .iter()
+        .take_while(|m| {
+            let len = m.as_ref().len() as u64;
+            len <= room && {
+                room -= len;
+                true
+            }
+        })
+        .count();
+    fit.max(1) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_hold_at_most_batch_bytes_or_one_message() {
+        let k = |n: usize| vec![0u8; n << 10];
+        let many = |n: usize, kib: usize| vec![k(kib); n];
+        // Small enough whatever they hold: all, without looking at them.
+        assert_eq!(run_within(&many(64, 1), 4 << 10), 64);
+        assert_eq!(run_within(&many(10, 64), 64 << 10), 4);
+        assert_eq!(run_within(&many(10, 60), 64 << 10), 4);
+        assert_eq!(run_within(&[k(1), k(300), k(1)], 300 << 10), 1);
+        assert_eq!(
+            run_within(&[k(300), k(1)], 300 << 10),
+            1,
+            "one larger message"
+        );
+        assert_eq!(
+            run_within(&many(10, 1), 64 << 10),
+            10,
+            "small ones on a large queue"
+        );
     }
 }

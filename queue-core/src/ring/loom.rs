@@ -454,7 +454,7 @@ impl Model {
         let Ok(first) = r.try_claim_read(me) else {
             return Vec::new();
         };
-        let run = r.extend_read(first, most, me);
+        let run = r.extend_read(first, most, me, |_| true);
         let mut got = Vec::new();
         for span in r.read_spans(run) {
             let mut hand_over = r.hand_over(span, me);

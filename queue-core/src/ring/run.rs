@@ -181,8 +181,9 @@ impl<S: Slots> Ring<'_, S> {
 
     /// Claims the positions right behind `first`, up to `most` slots in
     /// all, each by one CAS from the word `from(lap)` to `to(lap)`, and
-    /// stops at the first slot holding another word. Returns the run's
-    /// length (with `first`).
+    /// stops at the first slot holding another word or refused by `admit`
+    /// (asked with the slot's index once its word was seen `from(lap)`,
+    /// before the CAS). Returns the run's length (with `first`).
     #[inline]
     fn claim_behind(
         &self,
@@ -190,6 +191,7 @@ impl<S: Slots> Ring<'_, S> {
         most: u64,
         from: impl Fn(u32) -> u64,
         to: impl Fn(u32) -> u64,
+        mut admit: impl FnMut(u64) -> bool,
     ) -> u64 {
         // Never more than a lap: the run would meet its own first slot.
         let behind = most.min(self.cap()).saturating_sub(1);
@@ -197,12 +199,13 @@ impl<S: Slots> Ring<'_, S> {
         let mut len = 1;
         for span in self.spans_from(idx, lap, behind, 0).into_iter().flatten() {
             let (expected, claimed) = (from(span.lap), to(span.lap));
-            for slot in self.slots.states(span.idx, span.len) {
+            for (idx, slot) in (span.idx..).zip(self.slots.states(span.idx, span.len)) {
                 // SYNC: the Acquire load and the CAS (SeqCst) pair with the
                 // Release that made the word `expected`, as in the single
                 // claims. The plain load first keeps a slot that is not
                 // ready from costing a failed CAS (an exclusive cache line).
                 if slot.load(Acquire) != expected
+                    || !admit(idx)
                     || slot
                         .compare_exchange(expected, claimed, SeqCst, Relaxed)
                         .is_err()
@@ -226,6 +229,7 @@ impl<S: Slots> Ring<'_, S> {
             most,
             |lap| pack(lap, EMPTY, 0), // { lap, EMPTY }: free, pairs with `release_read`
             |lap| pack(lap, WRITING, me), // { lap, WRITING, me }
+            |_| true,
         );
         let run = Run { first, len };
         if len == 1 {
@@ -253,13 +257,23 @@ impl<S: Slots> Ring<'_, S> {
     /// pass the run) over the READY positions right behind it, up to `most`
     /// slots in all, and moves the head past them. Stops at the first
     /// position not READY for its lap (not written yet, or claimed by
-    /// another consumer first).
-    pub(crate) fn extend_read(&self, first: Claim, most: u64, me: u16) -> Run {
+    /// another consumer first) or refused by `admit`, which is asked with
+    /// the slot's index once its word was seen READY: the message there may
+    /// be looked at (it stays as published while the word is READY, and
+    /// the claim CAS that follows proves the word did not change).
+    pub(crate) fn extend_read(
+        &self,
+        first: Claim,
+        most: u64,
+        me: u16,
+        admit: impl FnMut(u64) -> bool,
+    ) -> Run {
         let len = self.claim_behind(
             first,
             most,
             |lap| pack(lap, READY, 0), // { lap, READY }: pairs with `publish` / `publish_run`
             |lap| pack_gen(lap, 1, READING, me), // { lap, generation: 1, READING, me }
+            admit,
         );
         if len > 1 {
             let head = self.cursors.head;

@@ -225,7 +225,7 @@ fn put_run(r: &Ring<'_, VecSlots>, most: u64, me: u16) -> Result<u64, PutBlocked
 
 /// Reads a run of up to `most` slots (claim, extend, release) as `me`.
 fn get_run(r: &Ring<'_, VecSlots>, most: u64, me: u16) -> Result<u64, GetBlocked> {
-    let run = r.extend_read(r.try_claim_read(me)?, most, me);
+    let run = r.extend_read(r.try_claim_read(me)?, most, me, |_| true);
     for span in r.read_spans(run) {
         let mut hand_over = r.hand_over(span, me);
         for _ in 0..span.len {
@@ -300,6 +300,41 @@ fn position_of_recovers_the_full_position_from_a_truncated_lap() {
 }
 
 #[test]
+fn a_read_run_stops_where_admit_refuses_and_leaves_that_message_ready() {
+    let f = Fixture::new(4);
+    let r = f.ring();
+    // Positions 0..2 in and out, then 2..6 in: a run from 2 wraps (slots 2, 3, 0, 1).
+    assert_eq!(put_run(&r, 2, 1), Ok(2));
+    assert_eq!(get_run(&r, 2, 2), Ok(2));
+    assert_eq!(put_run(&r, 4, 1), Ok(4));
+    let first = r.try_claim_read(3).unwrap();
+    assert_eq!(first.idx, 2);
+    let mut asked = Vec::new();
+    let run = r.extend_read(first, 8, 3, |idx| {
+        asked.push(idx);
+        idx != 0
+    });
+    assert_eq!(asked, [3, 0], "asked in queue order, across the wrap");
+    assert_eq!(run.len, 2, "the first and slot 3; slot 0 refused");
+    assert_eq!(f.head.load(SeqCst), 4, "the head passes the run only");
+    assert_eq!(
+        f.slots.0[0].load(SeqCst),
+        pack(1, READY, 0),
+        "refused: still ready"
+    );
+    for span in r.read_spans(run) {
+        let mut hand_over = r.hand_over(span, 3);
+        assert!((0..span.len).all(|_| hand_over.next_slot()));
+    }
+    assert_eq!(
+        get_run(&r, 8, 3),
+        Ok(2),
+        "the refused message is the next one"
+    );
+    assert!(r.is_drained(3));
+}
+
+#[test]
 fn a_read_run_may_start_at_a_requeued_message_and_hands_over_each_generation() {
     let f = Fixture::new(4);
     let r = f.ring();
@@ -309,7 +344,7 @@ fn a_read_run_may_start_at_a_requeued_message_and_hands_over_each_generation() {
     assert!(r.requeue(lease, 2));
     let first = r.try_claim_read(3).unwrap();
     assert_eq!((first.idx, first.generation), (0, 2), "re-queued first");
-    let run = r.extend_read(first, 8, 3);
+    let run = r.extend_read(first, 8, 3, |_| true);
     assert_eq!(run.len, 3, "the ready messages behind it join the run");
     let spans: Vec<Span> = r.read_spans(run).collect();
     assert_eq!(
