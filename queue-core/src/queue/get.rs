@@ -204,9 +204,10 @@ impl Queue {
         }
         let (ring, putters) = (self.ring(), self.putters());
         let mut next = Some(self.claim_read(deadline)?);
-        // Bytes the call may still take beyond its first message: only a
-        // queue whose largest messages could pass `BATCH_BYTES` in `max`
-        // counts them (reading each length before its claim).
+        // Payload bytes the call may still take (`BATCH_BYTES`, passed by
+        // one message at most: a run's first is taken whatever its size).
+        // Counted only where the largest messages could pass it in `max`,
+        // each length read before its claim.
         let counted = self.seg.geometry.max_msg_size.saturating_mul(max as u64) > BATCH_BYTES;
         let mut room = BATCH_BYTES;
         // `ring` only hands over (and extends runs, which happen on a
@@ -227,7 +228,7 @@ impl Queue {
                 Run::single(first)
             } else if counted {
                 ring.extend_read(first, most, self.me, |idx| {
-                    // A bad length is taken alone (its claim reports it).
+                    // As stored: a bad length is reported by its copy.
                     let len = self.stored_len(idx);
                     len <= room && {
                         room -= len;
