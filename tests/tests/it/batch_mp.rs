@@ -1,5 +1,5 @@
 //! `kill -9` chaos with batches on both sides: producers that `put_many`
-//! (16 messages a call) killed at random moments, consumers that
+//! (16 messages a call, small or large) killed at random moments, consumers that
 //! `get_many_into` (up to 8) or lease one by one. Every committed message
 //! arrives exactly once (batch gets: at most the batch a killed consumer
 //! had handed over is lost; leases: nothing is lost, and what arrived of
@@ -30,6 +30,20 @@ fn kill9_chaos_with_put_many_and_leases_commits_prefixes() {
         ..Default::default()
     };
     chaos_with("lease", 100, "chaos-put-many-lease", delivery);
+}
+
+/// Both of the above with messages of 40-120 KiB: `put_many` publishes
+/// runs of at most 256 KiB and a get of many stops there (`BATCH_BYTES`),
+/// so runs end early on both sides while processes are killed.
+#[test]
+fn kill9_chaos_with_large_batches() {
+    let delivery = Delivery {
+        put_batch: PUT_BATCH,
+        large: true,
+        ..Default::default()
+    };
+    chaos_with("batch", 100, "chaos-large", delivery);
+    chaos_with("lease", 100, "chaos-large-lease", delivery);
 }
 
 /// Leases dropped in one process put messages back while batch getters in

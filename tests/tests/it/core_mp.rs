@@ -270,6 +270,9 @@ pub(crate) struct Delivery {
     pub lease_timeout: Option<Duration>,
     /// Producers put with `put_many` of this many messages (0 or 1: `put`).
     pub put_batch: u64,
+    /// Messages of 40-120 KiB (else 20-500 bytes), so that batches reach
+    /// the 256 KiB at which `put_many` and a get of many stop.
+    pub large: bool,
 }
 
 fn chaos(mode: &str, kills_wanted: usize, tag: &str) {
@@ -284,7 +287,7 @@ pub(crate) fn chaos_with(mode: &str, kills_wanted: usize, tag: &str, delivery: D
     let mut builder = Queue::builder("chaos")
         .dir(d.path())
         .capacity(32)
-        .max_msg_size(512)
+        .max_msg_size(if delivery.large { 120 << 10 } else { 512 })
         .priorities(levels);
     if let Some(t) = delivery.lease_timeout {
         builder = builder.lease_timeout(t);
@@ -297,7 +300,11 @@ pub(crate) fn chaos_with(mode: &str, kills_wanted: usize, tag: &str, delivery: D
     let mut consumer_ids = 0u32;
     let spawn_producer = |id: u32| {
         let out = d.path().join(format!("p{id}.out"));
-        let size = 20 + (id as usize * 37) % 480;
+        let size = if delivery.large {
+            (40 << 10) + (id as usize * 3701) % (80 << 10)
+        } else {
+            20 + (id as usize * 37) % 480
+        };
         if delivery.put_batch > 1 {
             let args = [
                 "produce-many",
