@@ -114,6 +114,18 @@ def test_a_child_dies_with_the_process_that_started_it():
                 os.kill(p, signal.SIGKILL)
 
 
+def test_a_program_that_leaves_a_child_behind_fails_its_test():
+    # What the tutorial's programs run under: a child left running after the
+    # program ends is reported (and killed), as is a program that hangs.
+    leaves = "import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])"
+    with pytest.raises(AssertionError, match="left processes"):
+        workers.run_in_own_group([sys.executable, "-c", leaves], 30)
+    with pytest.raises(AssertionError, match="ran over 1 s"):
+        workers.run_in_own_group([sys.executable, "-c", "import time; time.sleep(60)"], 1)
+    done = workers.run_in_own_group([sys.executable, "-c", "print('ok')"], 30)
+    assert (done.returncode, done.stdout) == (0, "ok\n")
+
+
 def test_an_unrelated_process_opens_it_by_name(q, qdir):
     code = textwrap.dedent(
         f"""

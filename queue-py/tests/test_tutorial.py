@@ -5,7 +5,6 @@ after it is the output it must print (`[..]` in a line stands for any text)."""
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -61,15 +60,7 @@ def test_chapter_program(index, code, expected, tmp_path, qdir):
     script = tmp_path / f"block{index}.py"
     script.write_text(code)
     env = dict(os.environ, MQ_DIR=qdir, PYTHONUNBUFFERED="1")
-    run = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        preexec_fn=workers.die_with_test(),
-    )
+    run = workers.run_in_own_group([sys.executable, str(script)], 90, cwd=tmp_path, env=env)
     assert run.returncode == 0, f"block {index} failed:\n{run.stdout}\n{run.stderr}"
     if expected is not None:
         got = run.stdout.rstrip("\n").split("\n")

@@ -8,6 +8,8 @@ import functools
 import multiprocessing
 import os
 import signal
+import subprocess
+import tempfile
 import time
 
 import mq
@@ -32,6 +34,60 @@ def die_with_test():
     (the thread calling this must be the one that waits for the child)."""
     parent = os.getpid()
     return lambda: die_with(parent)
+
+
+def _group_members(pgid):
+    """The live processes of process group `pgid` (zombies do not count)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            found.append(int(entry))
+    return found
+
+
+def run_in_own_group(args, timeout, **kwargs):
+    """`subprocess.run(args, capture_output=True, text=True)` in a process
+    group of its own, so that nothing the program starts outlives it: on a
+    timeout the whole group is killed, and processes of the group still
+    running 5 s after the program ended fail the test (and are killed).
+    The output goes through files, not pipes, which a child left behind
+    would keep open."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+            preexec_fn=die_with_test(),
+            **kwargs,
+        )
+
+        def output():
+            out.seek(0)
+            err.seek(0)
+            return out.read(), err.read()
+
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise AssertionError(f"{args} ran over {timeout} s (its process group was killed): {output()}")
+        deadline = time.monotonic() + 5
+        while (left := _group_members(proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if left:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError(f"{args} left processes {left} running after it ended (killed)")
+        return subprocess.CompletedProcess(args, proc.returncode, *output())
 
 
 def dies_with_parent(target):
