@@ -65,15 +65,6 @@ def start_python(code, env):
     )
 
 
-def _alive(pid):
-    """Whether `pid` runs (a zombie, dead but not reaped, does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-
-
 def test_a_child_dies_with_the_process_that_started_it():
     # A middle process starts two sleepers the way the tests start their
     # children (subprocess with die_with_test, multiprocessing with
@@ -102,15 +93,15 @@ def test_a_child_dies_with_the_process_that_started_it():
         middle.kill()
         middle.wait()
         deadline = time.monotonic() + 10
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        while any(workers.alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not any(_alive(p) for p in pids), f"children {pids} outlived their parent"
+        assert not any(workers.alive(p) for p in pids), f"children {pids} outlived their parent"
     finally:
         if middle.poll() is None:
             middle.kill()
             middle.wait()
         for p in pids:
-            if _alive(p):
+            if workers.alive(p):
                 os.kill(p, signal.SIGKILL)
 
 

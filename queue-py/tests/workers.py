@@ -36,20 +36,26 @@ def die_with_test():
     return lambda: die_with(parent)
 
 
+def _running_group(pid):
+    """The process group of `pid` if it runs (a zombie, dead but not reaped,
+    does not), else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state, _parent, group = f.read().rsplit(")", 1)[1].split()[:3]
+    except OSError:
+        return None
+    return None if state in ("Z", "X") else int(group)
+
+
+def alive(pid):
+    """Whether `pid` runs."""
+    return _running_group(pid) is not None
+
+
 def _group_members(pgid):
-    """The live processes of process group `pgid` (zombies do not count)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            found.append(int(entry))
-    return found
+    """The running processes of process group `pgid`."""
+    pids = (int(e) for e in os.listdir("/proc") if e.isdigit())
+    return [pid for pid in pids if _running_group(pid) == pgid]
 
 
 def run_in_own_group(args, timeout, **kwargs):

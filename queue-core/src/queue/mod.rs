@@ -51,6 +51,36 @@ const RECOVERY_INTERVAL: Duration = Duration::from_millis(100);
 /// "Batches of large messages").
 const BATCH_BYTES: u64 = 256 << 10;
 
+/// What is left of [`BATCH_BYTES`] for one `put_many` run or one get of
+/// many.
+struct ByteBudget(u64);
+
+impl ByteBudget {
+    /// A full budget, or `None` when `count` messages of at most `max`
+    /// bytes cannot pass [`BATCH_BYTES`] (then nothing needs counting).
+    fn needed(max: u64, count: u64) -> Option<ByteBudget> {
+        (max.saturating_mul(count) > BATCH_BYTES).then_some(ByteBudget(BATCH_BYTES))
+    }
+
+    /// Takes `len` bytes if they fit in what is left.
+    fn admit(&mut self, len: u64) -> bool {
+        len <= self.0 && {
+            self.0 -= len;
+            true
+        }
+    }
+
+    /// Takes `len` bytes whether they fit or not (a run's first message).
+    fn spend(&mut self, len: u64) {
+        self.0 = self.0.saturating_sub(len);
+    }
+
+    /// Whether nothing is left.
+    fn is_spent(&self) -> bool {
+        self.0 == 0
+    }
+}
+
 /// A handle on a named queue in shared memory.
 ///
 /// Every handle is a participant: it holds a kernel lock on its entry in the

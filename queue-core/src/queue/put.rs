@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering::*;
 use std::time::Duration;
 
-use super::{BATCH_BYTES, Queue};
+use super::{ByteBudget, Queue};
 use crate::error::PutError;
 use crate::ring::{Claim, PutBlocked, Ring};
 use crate::segment::Segment;
@@ -284,23 +284,16 @@ impl Queue {
 }
 
 /// How many of `msgs` (at least one) go in one run: all of them, unless
-/// messages of up to `max` bytes could pass [`BATCH_BYTES`]; then as many as
-/// fit in it.
+/// messages of up to `max` bytes could pass
+/// [`BATCH_BYTES`](super::BATCH_BYTES); then as many as fit in it.
 #[inline]
 fn run_within<M: AsRef<[u8]>>(msgs: &[M], max: u64) -> u64 {
-    if max.saturating_mul(msgs.len() as u64) <= BATCH_BYTES {
+    let Some(mut budget) = ByteBudget::needed(max, msgs.len() as u64) else {
         return msgs.len() as u64;
-    }
-    let mut room = BATCH_BYTES;
+    };
     let fit = msgs
         .iter()
-        .take_while(|m| {
-            let len = m.as_ref().len() as u64;
-            len <= room && {
-                room -= len;
-                true
-            }
-        })
+        .take_while(|m| budget.admit(m.as_ref().len() as u64))
         .count();
     fit.max(1) as u64
 }

@@ -226,6 +226,12 @@ fn put_run(r: &Ring<'_, VecSlots>, most: u64, me: u16) -> Result<u64, PutBlocked
 /// Reads a run of up to `most` slots (claim, extend, release) as `me`.
 fn get_run(r: &Ring<'_, VecSlots>, most: u64, me: u16) -> Result<u64, GetBlocked> {
     let run = r.extend_read(r.try_claim_read(me)?, most, me, |_| true);
+    hand_over_all(r, run, me);
+    Ok(run.len)
+}
+
+/// Hands over every slot of the read run `run`, held by `me`.
+fn hand_over_all(r: &Ring<'_, VecSlots>, run: Run, me: u16) {
     for span in r.read_spans(run) {
         let mut hand_over = r.hand_over(span, me);
         for _ in 0..span.len {
@@ -233,7 +239,6 @@ fn get_run(r: &Ring<'_, VecSlots>, most: u64, me: u16) -> Result<u64, GetBlocked
         }
         assert!(!hand_over.next_slot(), "past the span");
     }
-    Ok(run.len)
 }
 
 #[test]
@@ -322,10 +327,7 @@ fn a_read_run_stops_where_admit_refuses_and_leaves_that_message_ready() {
         pack(1, READY, 0),
         "refused: still ready"
     );
-    for span in r.read_spans(run) {
-        let mut hand_over = r.hand_over(span, 3);
-        assert!((0..span.len).all(|_| hand_over.next_slot()));
-    }
+    hand_over_all(&r, run, 3);
     assert_eq!(
         get_run(&r, 8, 3),
         Ok(2),
