@@ -183,7 +183,8 @@ impl Queue {
     /// them to `sink` and releases them, and counts the messages handed
     /// over once per batch. On a queue with one level and no
     /// `max_deliveries` the claims come in runs of consecutive READY slots
-    /// ([`Ring::extend_read`]), and sleeping producers are woken once per
+    /// ([`Ring::try_claim_read_run`], [`Ring::extend_read`]), and sleeping
+    /// producers are woken once per
     /// run (as `get` does once per message). Returns how many messages
     /// `sink` received; an error only if none.
     ///
@@ -203,12 +204,12 @@ impl Queue {
             return Ok(0);
         }
         let (ring, putters) = (self.ring(), self.putters());
-        let mut next = Some(self.claim_read(deadline)?);
         // Payload bytes the call may still take (`BATCH_BYTES`, passed by
         // one message at most: a run's first is taken whatever its size),
         // each length read before its claim; `None` where the largest
         // messages cannot pass it in `max`.
         let mut budget = ByteBudget::needed(self.seg.geometry.max_msg_size, max as u64);
+        let mut next = Some(self.first_run(&ring, max as u64, deadline, budget.as_mut())?);
         // `ring` only hands over (and extends runs, which happen on a
         // queue with one level only): a hand-over touches the slot's state
         // word alone, whatever level the slot belongs to.
@@ -218,8 +219,7 @@ impl Queue {
         // meanwhile was not handed over by us).
         let (mut taken, mut failed_handed) = (0u64, 0u64);
         let mut failure = None;
-        while let Some(first) = next.take() {
-            let run = self.run_from(&ring, first, max as u64 - taken, budget.as_mut());
+        while let Some(run) = next.take() {
             let mut spans = ring.read_spans(run);
             for span in spans.by_ref() {
                 // Each message handed over right after its copy (so
@@ -271,7 +271,7 @@ impl Queue {
             {
                 break;
             }
-            next = self.try_claim().ok();
+            next = self.next_run(&ring, max as u64 - taken, budget.as_mut());
         }
         if failure.is_some() {
             sink.keep(taken as usize);
@@ -284,6 +284,45 @@ impl Queue {
             Some(e) if taken == 0 => Err(e),
             _ => Ok(taken as usize),
         }
+    }
+
+    /// The first run of a batch, of up to `most` messages, waiting until
+    /// `deadline` for one. On a queue with plain gets whose batches need
+    /// no byte budget (the common case) the claim of the first message and
+    /// of the ones behind it are one step ([`Ring::try_claim_read_run`]).
+    #[inline]
+    fn first_run(
+        &self,
+        ring: &Ring<'_, Segment>,
+        most: u64,
+        deadline: Deadline,
+        budget: Option<&mut ByteBudget>,
+    ) -> Result<Run, GetError> {
+        if self.plain_gets && budget.is_none() {
+            if let Ok(run) = ring.try_claim_read_run(self.me, most) {
+                return Ok(run);
+            }
+            let first = self.claim_read_blocking(deadline)?;
+            return Ok(self.run_from(ring, first, most, None));
+        }
+        let first = self.claim_read(deadline)?;
+        Ok(self.run_from(ring, first, most, budget))
+    }
+
+    /// The next run of a batch, if a message is ready now (as
+    /// [`first_run`](Self::first_run), without waiting).
+    #[inline]
+    fn next_run(
+        &self,
+        ring: &Ring<'_, Segment>,
+        most: u64,
+        budget: Option<&mut ByteBudget>,
+    ) -> Option<Run> {
+        if self.plain_gets && budget.is_none() {
+            return ring.try_claim_read_run(self.me, most).ok();
+        }
+        let first = self.try_claim().ok()?;
+        Some(self.run_from(ring, first, most, budget))
     }
 
     /// The run a batch takes from the claim `first`: up to `most` slots on
@@ -375,7 +414,7 @@ impl Queue {
     /// Claims the next message, waiting until `deadline` while empty.
     #[inline(always)]
     pub(super) fn claim_read(&self, deadline: Deadline) -> Result<Claim, GetError> {
-        // The common case first, inline, as in `claim_write`: a queue with
+        // The common case first, inline, as in `claim_write_run`: a queue with
         // plain gets and a message ready. Anything else (no message, a lost
         // race, delivery rules, damage) takes the blocking path, which
         // tries again and reports what it finds.

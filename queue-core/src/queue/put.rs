@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{ByteBudget, Queue};
 use crate::error::PutError;
-use crate::ring::{Claim, PutBlocked, Ring};
+use crate::ring::{Claim, PutBlocked, Ring, Run};
 use crate::segment::Segment;
 use crate::wait::{self, Deadline};
 
@@ -207,14 +207,14 @@ impl Queue {
         let (ring, getters) = (self.seg.level_ring(level), self.getters());
         let mut done = 0;
         while done < msgs.len() {
-            let first = match self.claim_write(&ring, deadline) {
-                Ok(c) => c,
+            let most = run_within(&msgs[done..], max);
+            let run = match self.claim_write_run(&ring, most, deadline) {
+                Ok(run) => run,
                 Err(e) => {
                     self.count_puts(done);
                     return Err((done, e));
                 }
             };
-            let run = ring.extend_write(first, run_within(&msgs[done..], max), self.me);
             for span in ring.write_spans(run) {
                 let len = span.len as usize;
                 // SAFETY: the run holds the span's slots in WRITING for
@@ -242,20 +242,26 @@ impl Queue {
         self.entry().puts.fetch_add(n as u64, Relaxed);
     }
 
-    /// Claims the slot under the tail of `ring` (one priority level),
-    /// waiting until `deadline` while it is full.
+    /// Claims a run of up to `most` free slots at the tail of `ring` (one
+    /// priority level), waiting until `deadline` while it is full.
     #[inline]
-    fn claim_write(&self, ring: &Ring<'_, Segment>, deadline: Deadline) -> Result<Claim, PutError> {
+    fn claim_write_run(
+        &self,
+        ring: &Ring<'_, Segment>,
+        most: u64,
+        deadline: Deadline,
+    ) -> Result<Run, PutError> {
         // The common case first, without going through `block`: its
         // `attempt` closure has several callers and is not inlined, so
-        // calling the ring here saves a call per put.
-        if let Ok(claim) = ring.try_claim_write(self.me) {
-            return Ok(claim);
+        // calling the ring here saves a call per run.
+        if let Ok(run) = ring.try_claim_write_run(self.me, most) {
+            return Ok(run);
         }
-        self.claim_write_blocking(*ring, deadline)
+        let first = self.claim_write_blocking(*ring, deadline)?;
+        Ok(ring.extend_write(first, most, self.me))
     }
 
-    /// [`claim_write`](Self::claim_write) after a first attempt found no
+    /// [`claim_write_run`](Self::claim_write_run) after a first attempt found no
     /// free slot (or the queue closed or damaged): the whole blocking path.
     #[inline(never)]
     fn claim_write_blocking(

@@ -421,24 +421,27 @@ fn loom_an_old_lease_cannot_ack_a_new_delivery() {
 }
 
 // Runs (ring/run.rs): the claims of a run are single claims made ahead of
-// the cursor, the cursor jumps past the run, and the run is published with
-// Release stores closed by one SeqCst fence.
+// the cursor, the cursor jumps past the run (once, after the last claim,
+// in `try_claim_*_run`'s common case), and the run is published with
+// Release stores closed by one SeqCst fence. The models claim runs both
+// ways: `try_claim_*_run` (whose slow path is a single claim and then
+// `extend_*`) and a single claim extended by `extend_*` (`get_run_split`,
+// as a batch with a byte budget does).
 
 impl Model {
-    /// `put_many`'s loop: a run per first claim, spinning while full.
+    /// `put_many`'s loop: a run per claim, spinning while full.
     fn put_run(&self, me: u16, values: &[u64]) {
         let r = self.ring();
         let mut done = 0;
         while done < values.len() {
-            let first = match r.try_claim_write(me) {
-                Ok(c) => c,
+            let run = match r.try_claim_write_run(me, (values.len() - done) as u64) {
+                Ok(run) => run,
                 Err(PutBlocked::Full) => {
                     thread::yield_now();
                     continue;
                 }
                 Err(e) => panic!("put failed: {e:?}"),
             };
-            let run = r.extend_write(first, (values.len() - done) as u64, me);
             // As `put_many`: every payload, then every publication.
             for (c, v) in r.write_claims(run).zip(&values[done..]) {
                 self.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = *v });
@@ -447,14 +450,27 @@ impl Model {
             done += run.len as usize;
         }
     }
-    /// `take_many`'s run: one claim attempt, extended over up to `most`
-    /// slots; span by span, each slot read and then handed over.
+    /// `take_many`'s run: one claim attempt of up to `most` slots; span
+    /// by span, each slot read and then handed over.
     fn get_run(&self, me: u16, most: u64) -> Vec<u64> {
+        match self.ring().try_claim_read_run(me, most) {
+            Ok(run) => self.take_run(me, run),
+            Err(_) => Vec::new(),
+        }
+    }
+    /// [`get_run`](Self::get_run) claiming the first slot alone and then
+    /// extending the claim.
+    fn get_run_split(&self, me: u16, most: u64) -> Vec<u64> {
         let r = self.ring();
         let Ok(first) = r.try_claim_read(me) else {
             return Vec::new();
         };
         let run = r.extend_read(first, most, me, |_| true);
+        self.take_run(me, run)
+    }
+    /// Reads and hands over every slot of `run`, in order.
+    fn take_run(&self, me: u16, run: Run) -> Vec<u64> {
+        let r = self.ring();
         let mut got = Vec::new();
         for span in r.read_spans(run) {
             let mut hand_over = r.hand_over(span, me);
@@ -516,7 +532,7 @@ fn loom_a_dead_run_writer_leaves_a_prefix() {
             let m = m.clone();
             thread::spawn(move || {
                 let r = m.ring();
-                let run = r.extend_write(r.try_claim_write(5).unwrap(), 3, 5);
+                let run = r.try_claim_write_run(5, 3).unwrap();
                 let c = r.write_claims(run).next().unwrap();
                 m.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = 1 });
                 r.publish_run(Run::single(c));
@@ -530,7 +546,7 @@ fn loom_a_dead_run_writer_leaves_a_prefix() {
         };
         let consumer = {
             let m = m.clone();
-            thread::spawn(move || m.get_run(2, 3))
+            thread::spawn(move || m.get_run_split(2, 3))
         };
         let producer = {
             let m = m.clone();
@@ -555,10 +571,9 @@ fn loom_a_run_racing_close_is_drained_or_withdrawn() {
             let m = m.clone();
             thread::spawn(move || {
                 let r = m.ring();
-                let Ok(first) = r.try_claim_write(1) else {
+                let Ok(run) = r.try_claim_write_run(1, 2) else {
                     return 0;
                 };
-                let run = r.extend_write(first, 2, 1);
                 for c in r.write_claims(run) {
                     m.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = 5 });
                 }

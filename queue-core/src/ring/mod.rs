@@ -47,8 +47,6 @@ mod run;
 // The batch verbs' type (the loom build has no queue layer).
 #[cfg(not(loom))]
 pub(crate) use run::Run;
-#[cfg(all(test, not(loom)))]
-use run::Span;
 
 /// Slot kind: free for the writer of this lap.
 pub(crate) const EMPTY: u8 = 0;
@@ -379,6 +377,18 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// that a caller's fast path keeps the claim in registers.)
     #[inline(always)]
     pub(crate) fn claim_write_fast(&self, me: u16) -> Result<Claim, Seen> {
+        let (t, claim) = self.claim_under_tail(me)?;
+        self.claimed_write(t, claim.idx, claim.lap)
+            .map_err(|_| Seen::Closed)
+    }
+
+    /// The first steps of [`claim_write_fast`](Self::claim_write_fast)
+    /// (and of a write run's): the claim CAS on the slot under the tail, if
+    /// it is free and no writer closed the queue. Returns the tail's
+    /// position and the claim; the caller moves the tail and checks
+    /// `closed` again.
+    #[inline(always)]
+    fn claim_under_tail(&self, me: u16) -> Result<(u64, Claim), Seen> {
         let Cursors { tail, closed, .. } = self.cursors;
         // SYNC: Acquire, as in the slow loop (pairs with `release_read`).
         let Look {
@@ -401,7 +411,15 @@ impl<'a, S: Slots> Ring<'a, S> {
         if slot.compare_exchange(s, claimed, SeqCst, Relaxed).is_err() {
             return Err(Seen::Lost);
         }
-        self.claimed_write(t, idx, lap).map_err(|_| Seen::Closed)
+        let generation = 0;
+        Ok((
+            t,
+            Claim {
+                idx,
+                lap,
+                generation,
+            },
+        ))
     }
 
     /// The cursor `cursor` (SeqCst), its slot and lap, and the slot's
@@ -562,6 +580,18 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// the slow loop to go on from.
     #[inline(always)]
     pub(crate) fn claim_read_fast(&self, me: u16) -> Result<Claim, Seen> {
+        let (h, claim) = self.claim_under_head(me)?;
+        let head = self.cursors.head;
+        let _ = head.compare_exchange(h, h.wrapping_add(1), SeqCst, Relaxed); // { head: h + 1 }
+        Ok(claim)
+    }
+
+    /// The first steps of [`claim_read_fast`](Self::claim_read_fast) (and
+    /// of a read run's): the claim CAS on the slot under the head, if it
+    /// holds a ready message and nothing waits re-queued. Returns the
+    /// head's position and the claim; the caller moves the head.
+    #[inline(always)]
+    fn claim_under_head(&self, me: u16) -> Result<(u64, Claim), Seen> {
         let Cursors { head, requeued, .. } = self.cursors;
         if requeued.load(Relaxed) != 0 {
             return Err(Seen::Requeued);
@@ -584,12 +614,15 @@ impl<'a, S: Slots> Ring<'a, S> {
         if slot.compare_exchange(s, claimed, SeqCst, Relaxed).is_err() {
             return Err(Seen::Lost);
         }
-        let _ = head.compare_exchange(h, h.wrapping_add(1), SeqCst, Relaxed); // { head: h + 1 }
-        Ok(Claim {
-            idx,
-            lap,
-            generation: 1,
-        })
+        let generation = 1;
+        Ok((
+            h,
+            Claim {
+                idx,
+                lap,
+                generation,
+            },
+        ))
     }
 
     /// [`try_claim_read`](Self::try_claim_read) in full, from what the

@@ -77,6 +77,57 @@ impl Span {
     }
 }
 
+/// The spans of a run, in queue order ([`Ring::write_spans`],
+/// [`Ring::read_spans`]): its first slot alone if its generation differs
+/// from the rest's, then the slots split where the ring wraps. Worked out
+/// one at a time from a few words, which stay in registers.
+pub(crate) struct Spans {
+    /// Where the next span starts.
+    idx: u64,
+    lap: u32,
+    generation: u32,
+    /// Generation of the slots behind the first.
+    behind: u32,
+    /// Slots not yet in a span.
+    left: u64,
+    /// Whether the next span is the first slot alone.
+    alone: bool,
+    /// The ring's global slot indices `base .. end`.
+    base: u64,
+    end: u64,
+}
+
+impl Iterator for Spans {
+    type Item = Span;
+
+    #[inline]
+    fn next(&mut self) -> Option<Span> {
+        if self.left == 0 {
+            return None;
+        }
+        let len = if self.alone {
+            1
+        } else {
+            self.left.min(self.end - self.idx)
+        };
+        let span = Span {
+            idx: self.idx,
+            len,
+            lap: self.lap,
+            generation: self.generation,
+        };
+        self.left -= len;
+        self.idx += len;
+        if self.idx == self.end {
+            (self.idx, self.lap) = (self.base, self.lap.wrapping_add(1));
+        }
+        if self.alone {
+            (self.alone, self.generation) = (false, self.behind);
+        }
+        Some(span)
+    }
+}
+
 /// The slot and lap of the position after slot `idx` of lap `lap`, in a
 /// ring over the global slots `base .. end`.
 #[inline]
@@ -85,6 +136,18 @@ fn step(idx: u64, lap: u32, base: u64, end: u64) -> (u64, u32) {
         (base, lap.wrapping_add(1))
     } else {
         (idx + 1, lap)
+    }
+}
+
+/// Moves `cursor` from `start`, where the caller's run begins, to `end`:
+/// one CAS in the common case, else as [`advance_to`].
+#[inline]
+fn advance_from(cursor: &AtomicU64, start: u64, end: u64) {
+    if cursor
+        .compare_exchange(start, end, SeqCst, Relaxed)
+        .is_err()
+    {
+        advance_to(cursor, end);
     }
 }
 
@@ -111,7 +174,7 @@ impl<S: Slots> Ring<'_, S> {
     /// The spans of `run`, a write run ([`Ring::extend_write`]), in queue
     /// order: its first slot, then the rest (split where the ring wraps).
     #[inline]
-    pub(crate) fn write_spans(&self, run: Run) -> impl Iterator<Item = Span> {
+    pub(crate) fn write_spans(&self, run: Run) -> Spans {
         self.spans(run, 0)
     }
 
@@ -119,55 +182,30 @@ impl<S: Slots> Ring<'_, S> {
     /// order: its first slot (a claim of any generation), then the rest
     /// (generation 1, split where the ring wraps).
     #[inline]
-    pub(crate) fn read_spans(&self, run: Run) -> impl Iterator<Item = Span> {
+    pub(crate) fn read_spans(&self, run: Run) -> Spans {
         self.spans(run, 1)
     }
 
     /// The spans of `run`, whose slots behind the first were claimed with
-    /// generation `behind`.
+    /// generation `behind`. The first slot joins the span behind it when
+    /// its claim has the same generation (always for a write run, and for
+    /// a read run that did not start at a re-queued message).
     #[inline]
-    fn spans(&self, run: Run, behind: u32) -> impl Iterator<Item = Span> {
-        let first = Span {
-            idx: run.first.idx,
-            len: 1,
-            lap: run.first.lap,
-            generation: run.first.generation,
-        };
-        // A single slot may belong to another level than this ring's (the
-        // queue's getter hands over through level 0's ring): its span is
-        // the slot alone, with no position behind it to work out.
-        let [a, b] = if run.len > 1 {
-            let (idx, lap) = step(
-                run.first.idx,
-                run.first.lap,
-                self.base,
-                self.base + self.cap(),
-            );
-            self.spans_from(idx, lap, run.len - 1, behind)
-        } else {
-            [None, None]
-        };
-        [Some(first), a, b].into_iter().flatten()
-    }
-
-    /// The `n` positions from slot `idx` of lap `lap` on (`n` less than a
-    /// lap), as at most two spans of generation `generation`.
-    #[inline]
-    fn spans_from(&self, idx: u64, lap: u32, n: u64, generation: u32) -> [Option<Span>; 2] {
-        let (base, end) = (self.base, self.base + self.cap());
-        let before_end = n.min(end - idx);
-        let span = |idx, len, lap| {
-            (len > 0).then_some(Span {
-                idx,
-                len,
-                lap,
-                generation,
-            })
-        };
-        [
-            span(idx, before_end, lap),
-            span(base, n - before_end, lap.wrapping_add(1)),
-        ]
+    fn spans(&self, run: Run, behind: u32) -> Spans {
+        let first = run.first;
+        Spans {
+            idx: first.idx,
+            lap: first.lap,
+            generation: first.generation,
+            behind,
+            left: run.len,
+            // A single slot may belong to another level than this ring's
+            // (the queue's getter hands over through level 0's ring): its
+            // span is the slot alone, whatever the ring's bounds.
+            alone: run.len == 1 || first.generation != behind,
+            base: self.base,
+            end: self.base + self.cap(),
+        }
     }
 
     /// The position of `claim`'s slot, given a cursor value `near` less
@@ -195,11 +233,16 @@ impl<S: Slots> Ring<'_, S> {
     ) -> u64 {
         // Never more than a lap: the run would meet its own first slot.
         let behind = most.min(self.cap()).saturating_sub(1);
-        let (idx, lap) = step(first.idx, first.lap, self.base, self.base + self.cap());
+        let (base, end) = (self.base, self.base + self.cap());
+        let (idx, lap) = step(first.idx, first.lap, base, end);
+        let before_end = behind.min(end - idx);
         let mut len = 1;
-        for span in self.spans_from(idx, lap, behind, 0).into_iter().flatten() {
-            let (expected, claimed) = (from(span.lap), to(span.lap));
-            for (idx, slot) in (span.idx..).zip(self.slots.states(span.idx, span.len)) {
+        // The `n` slots from `idx` of lap `lap`; whether all were claimed.
+        // (Called at most twice, for the slots before the ring's end and
+        // after it: an array of spans to loop over would live in memory.)
+        let mut claim_span = |idx: u64, lap: u32, n: u64| {
+            let (expected, claimed) = (from(lap), to(lap));
+            for (idx, slot) in (idx..).zip(self.slots.states(idx, n)) {
                 // SYNC: the Acquire load and the CAS (SeqCst) pair with the
                 // Release that made the word `expected`, as in the single
                 // claims. The plain load first keeps a slot that is not
@@ -210,12 +253,119 @@ impl<S: Slots> Ring<'_, S> {
                         .compare_exchange(expected, claimed, SeqCst, Relaxed)
                         .is_err()
                 {
-                    return len;
+                    return false;
                 }
                 len += 1;
             }
+            true
+        };
+        if claim_span(idx, lap, before_end) && behind > before_end {
+            claim_span(base, lap.wrapping_add(1), behind - before_end);
         }
         len
+    }
+
+    /// Claims a run of up to `most` free positions at the tail, as
+    /// participant `me`: what [`Ring::try_claim_write`] and then
+    /// [`Ring::extend_write`] do, with their common case in one go (the
+    /// first slot free, no race): the tail moves once, past the whole run,
+    /// and `closed` is checked once, after the last claim CAS.
+    #[inline]
+    pub(crate) fn try_claim_write_run(&self, me: u16, most: u64) -> Result<Run, PutBlocked> {
+        match self.claim_write_run_fast(me, most) {
+            Ok(run) => Ok(run),
+            Err(seen) => {
+                let first = self.try_claim_write_slow(me, seen)?;
+                Ok(self.extend_write(first, most, me))
+            }
+        }
+    }
+
+    /// The common case of [`try_claim_write_run`](Self::try_claim_write_run),
+    /// as [`Ring::claim_write_fast`] for its first slot.
+    #[inline(always)]
+    fn claim_write_run_fast(&self, me: u16, most: u64) -> Result<Run, Seen> {
+        let Cursors { tail, closed, .. } = self.cursors;
+        let (t, first) = self.claim_under_tail(me)?;
+        let run = Run {
+            first,
+            len: self.claim_write_behind(first, most, me),
+        };
+        seqcst_order_point();
+        // SYNC: as in `extend_write`, one check after the last claim CAS
+        // covers the whole run, its first slot included.
+        if closed.load(SeqCst) != 0 {
+            for claim in self.write_claims(run) {
+                self.abandon_write(claim);
+            }
+            return Err(Seen::Closed);
+        }
+        // Until this CAS a producer that finds the tail on our first slot
+        // moves it on (as for any claimant slow to move it): then the run
+        // ends where that producer claimed.
+        advance_from(tail, t, t.wrapping_add(run.len)); // { tail: t + len }
+        Ok(run)
+    }
+
+    /// Claims the free positions behind the write claim `first`, up to
+    /// `most` slots in all; returns the run's length.
+    #[inline]
+    fn claim_write_behind(&self, first: Claim, most: u64, me: u16) -> u64 {
+        self.claim_behind(
+            first,
+            most,
+            |lap| pack(lap, EMPTY, 0), // { lap, EMPTY }: free, pairs with `release_read`
+            |lap| pack(lap, WRITING, me), // { lap, WRITING, me }
+            |_| true,
+        )
+    }
+
+    /// Claims a run of up to `most` ready messages at the head, as
+    /// participant `me`: what [`Ring::try_claim_read`] and then
+    /// [`Ring::extend_read`] (admitting every message) do, with their
+    /// common case in one go (nothing re-queued, a message ready under the
+    /// head, no race): the head moves once, past the whole run.
+    #[inline]
+    pub(crate) fn try_claim_read_run(&self, me: u16, most: u64) -> Result<Run, GetBlocked> {
+        match self.claim_read_run_fast(me, most) {
+            Ok(run) => Ok(run),
+            Err(seen) => {
+                let first = self.try_claim_read_slow(me, seen)?;
+                Ok(self.extend_read(first, most, me, |_| true))
+            }
+        }
+    }
+
+    /// The common case of [`try_claim_read_run`](Self::try_claim_read_run),
+    /// as [`Ring::claim_read_fast`] for its first slot.
+    #[inline(always)]
+    fn claim_read_run_fast(&self, me: u16, most: u64) -> Result<Run, Seen> {
+        let (h, first) = self.claim_under_head(me)?;
+        let len = self.claim_read_behind(first, most, me, |_| true);
+        // As for the tail above: a consumer that finds the head on our
+        // first slot meanwhile moves it on, and the run ends there.
+        advance_from(self.cursors.head, h, h.wrapping_add(len)); // { head: h + len }
+        Ok(Run { first, len })
+    }
+
+    /// Claims the ready positions behind the read claim `first`, up to
+    /// `most` slots in all and while `admit` agrees; returns the run's
+    /// length.
+    #[inline]
+    fn claim_read_behind(
+        &self,
+        first: Claim,
+        most: u64,
+        me: u16,
+        admit: impl FnMut(u64) -> bool,
+    ) -> u64 {
+        self.claim_behind(
+            first,
+            most,
+            |lap| pack(lap, READY, 0), // { lap, READY }: pairs with `publish` / `publish_run`
+            |lap| pack_gen(lap, 1, READING, me), // { lap, generation: 1, READING, me }
+            admit,
+        )
     }
 
     /// Extends the write claim `first` (just made by
@@ -224,15 +374,11 @@ impl<S: Slots> Ring<'_, S> {
     /// first position that is not free for its lap (the ring is full there,
     /// or another producer claimed it first).
     pub(crate) fn extend_write(&self, first: Claim, most: u64, me: u16) -> Run {
-        let len = self.claim_behind(
+        let run = Run {
             first,
-            most,
-            |lap| pack(lap, EMPTY, 0), // { lap, EMPTY }: free, pairs with `release_read`
-            |lap| pack(lap, WRITING, me), // { lap, WRITING, me }
-            |_| true,
-        );
-        let run = Run { first, len };
-        if len == 1 {
+            len: self.claim_write_behind(first, most, me),
+        };
+        if run.len == 1 {
             return run;
         }
         seqcst_order_point();
@@ -248,7 +394,7 @@ impl<S: Slots> Ring<'_, S> {
         }
         let tail = self.cursors.tail;
         let start = self.position_of(first, tail.load(Relaxed));
-        advance_to(tail, start.wrapping_add(len)); // { tail: start + len }
+        advance_to(tail, start.wrapping_add(run.len)); // { tail: start + len }
         run
     }
 
@@ -268,13 +414,7 @@ impl<S: Slots> Ring<'_, S> {
         me: u16,
         admit: impl FnMut(u64) -> bool,
     ) -> Run {
-        let len = self.claim_behind(
-            first,
-            most,
-            |lap| pack(lap, READY, 0), // { lap, READY }: pairs with `publish` / `publish_run`
-            |lap| pack_gen(lap, 1, READING, me), // { lap, generation: 1, READING, me }
-            admit,
-        );
+        let len = self.claim_read_behind(first, most, me, admit);
         if len > 1 {
             let head = self.cursors.head;
             let start = self.position_of(first, head.load(Relaxed));

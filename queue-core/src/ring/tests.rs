@@ -230,6 +230,20 @@ fn get_run(r: &Ring<'_, VecSlots>, most: u64, me: u16) -> Result<u64, GetBlocked
     Ok(run.len)
 }
 
+/// [`put_run`], claiming the run in one step ([`Ring::try_claim_write_run`]).
+fn put_claimed_run(r: &Ring<'_, VecSlots>, most: u64, me: u16) -> Result<u64, PutBlocked> {
+    let run = r.try_claim_write_run(me, most)?;
+    r.publish_run(run);
+    Ok(run.len)
+}
+
+/// [`get_run`], claiming the run in one step ([`Ring::try_claim_read_run`]).
+fn get_claimed_run(r: &Ring<'_, VecSlots>, most: u64, me: u16) -> Result<u64, GetBlocked> {
+    let run = r.try_claim_read_run(me, most)?;
+    hand_over_all(r, run, me);
+    Ok(run.len)
+}
+
 /// Hands over every slot of the read run `run`, held by `me`.
 fn hand_over_all(r: &Ring<'_, VecSlots>, run: Run, me: u16) {
     for span in r.read_spans(run) {
@@ -243,23 +257,67 @@ fn hand_over_all(r: &Ring<'_, VecSlots>, run: Run, me: u16) {
 
 #[test]
 fn runs_wrap_around_and_move_the_cursors_past_themselves() {
+    type Put = fn(&Ring<'_, VecSlots>, u64, u16) -> Result<u64, PutBlocked>;
+    type Get = fn(&Ring<'_, VecSlots>, u64, u16) -> Result<u64, GetBlocked>;
+    let ways: [(&str, Put, Get); 2] = [
+        ("claimed, then extended", put_run, get_run),
+        ("claimed in one step", put_claimed_run, get_claimed_run),
+    ];
+    for (way, put_run, get_run) in ways {
+        let f = Fixture::new(4);
+        let r = f.ring();
+        for lap in 0..5u64 {
+            // Three in, then two of them out: the next run wraps.
+            assert_eq!(put_run(&r, 3, 1), Ok(3), "{way}");
+            assert_eq!(get_run(&r, 2, 2), Ok(2), "{way}");
+            assert_eq!(f.head.load(SeqCst), 6 * lap + 2, "{way}: head past the run");
+            assert_eq!(
+                put_run(&r, 8, 1),
+                Ok(3),
+                "{way}, lap {lap}: a run fills what is free"
+            );
+            assert_eq!(f.tail.load(SeqCst), 6 * lap + 6, "{way}: tail past the run");
+            assert_eq!(put_run(&r, 8, 1), Err(PutBlocked::Full), "{way}");
+            assert_eq!(get_run(&r, 8, 2), Ok(4), "{way}");
+            assert_eq!(get_run(&r, 8, 2), Err(GetBlocked::Empty), "{way}");
+            assert_eq!(f.head.load(SeqCst), f.tail.load(SeqCst), "{way}");
+            assert_eq!(f.tail.load(SeqCst), 6 * (lap + 1), "{way}");
+        }
+    }
+}
+
+#[test]
+fn a_run_claimed_in_one_step_starts_where_a_single_claim_would() {
     let f = Fixture::new(4);
     let r = f.ring();
-    for lap in 0..5u64 {
-        // Three in, then two of them out: the next run wraps.
-        assert_eq!(put_run(&r, 3, 1), Ok(3));
-        assert_eq!(get_run(&r, 2, 2), Ok(2));
-        assert_eq!(
-            put_run(&r, 8, 1),
-            Ok(3),
-            "lap {lap}: a run fills what is free"
-        );
-        assert_eq!(put_run(&r, 8, 1), Err(PutBlocked::Full));
-        assert_eq!(get_run(&r, 8, 2), Ok(4));
-        assert_eq!(get_run(&r, 8, 2), Err(GetBlocked::Empty));
-        assert_eq!(f.head.load(SeqCst), f.tail.load(SeqCst));
-        assert_eq!(f.tail.load(SeqCst), 6 * (lap + 1));
-    }
+    // Closed: nothing claimed, nothing left WRITING.
+    f.closed.store(1, SeqCst);
+    assert_eq!(r.try_claim_write_run(1, 4), Err(PutBlocked::Closed));
+    assert!(r.is_drained(2));
+    f.closed.store(0, SeqCst);
+    // The tail lags behind a position already taken: the run starts after
+    // it, as a single claim would, and takes the free slots behind.
+    f.slots.0[0].store(pack(0, WRITING, 7), SeqCst);
+    let run = r.try_claim_write_run(1, 4).unwrap();
+    assert_eq!((run.first.idx, run.len), (1, 3));
+    assert_eq!(f.tail.load(SeqCst), 4);
+    r.publish_run(run);
+    // Its writer dies: the head waits on its slot, then moves on.
+    assert_eq!(
+        r.try_claim_read_run(2, 8),
+        Err(GetBlocked::Pending { owner: 7 })
+    );
+    assert_eq!(r.recover_owner(7).discarded, 1);
+    // A message put back after a dropped lease comes first, then the
+    // ready ones behind it join its run.
+    let lease = r.try_claim_read(2).unwrap();
+    assert_eq!(lease.idx, 1);
+    assert!(r.requeue(lease, 2));
+    let run = r.try_claim_read_run(3, 8).unwrap();
+    assert_eq!((run.first.idx, run.first.generation, run.len), (1, 2, 3));
+    hand_over_all(&r, run, 3);
+    assert_eq!(f.head.load(SeqCst), 4);
+    assert!(r.is_drained(3));
 }
 
 #[test]
@@ -348,15 +406,13 @@ fn a_read_run_may_start_at_a_requeued_message_and_hands_over_each_generation() {
     assert_eq!((first.idx, first.generation), (0, 2), "re-queued first");
     let run = r.extend_read(first, 8, 3, |_| true);
     assert_eq!(run.len, 3, "the ready messages behind it join the run");
-    let spans: Vec<Span> = r.read_spans(run).collect();
     assert_eq!(
-        spans
-            .iter()
+        r.read_spans(run)
             .map(|s| (s.idx, s.len, s.generation))
             .collect::<Vec<_>>(),
         [(0, 1, 2), (1, 2, 1)]
     );
-    for span in spans {
+    for span in r.read_spans(run) {
         let mut hand_over = r.hand_over(span, 3);
         assert!((0..span.len).all(|_| hand_over.next_slot()));
     }
@@ -372,14 +428,16 @@ fn a_run_wrapping_the_ring_is_two_spans_a_lap_apart() {
     assert_eq!(get_run(&r, 3, 2), Ok(3));
     // Positions 3, 4, 5: slot 3 of lap 0, then slots 0 and 1 of lap 1.
     let run = r.extend_write(r.try_claim_write(1).unwrap(), 3, 1);
-    let spans: Vec<Span> = r.write_spans(run).collect();
-    assert_eq!(
-        spans
-            .iter()
-            .map(|s| (s.idx, s.len, s.lap))
-            .collect::<Vec<_>>(),
-        [(3, 1, 0), (0, 2, 1)]
-    );
+    assert_eq!(write_spans(&r, run), [(3, 1, 0), (0, 2, 1)]);
     r.publish_run(run);
     assert_eq!(get_run(&r, 8, 2), Ok(3));
+    // Positions 6 and 7 (slots 2 and 3 of lap 1): the first slot and the
+    // one behind it make one span.
+    let run = r.try_claim_write_run(1, 2).unwrap();
+    assert_eq!(write_spans(&r, run), [(2, 2, 1)]);
+}
+
+/// The spans of the write run `run`, as (first slot, length, lap).
+fn write_spans(r: &Ring<'_, VecSlots>, run: Run) -> Vec<(u64, u64, u32)> {
+    r.write_spans(run).map(|s| (s.idx, s.len, s.lap)).collect()
 }
