@@ -91,6 +91,16 @@ impl Batch {
         (&mut self.data, &mut self.ends)
     }
 
+    /// Drops message `i` (which must exist), keeping the others in order.
+    pub(crate) fn remove(&mut self, i: usize) {
+        let end = self.ends.remove(i);
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.data.drain(start..end);
+        for later in &mut self.ends[i..] {
+            *later -= end - start;
+        }
+    }
+
     /// Keeps the first `n` messages and drops the rest.
     pub(crate) fn truncate(&mut self, n: usize) {
         self.ends.truncate(n);
@@ -154,6 +164,13 @@ mod tests {
         }
         b.truncate(4);
         assert_eq!(b.len(), 4);
+        let mut dropped = b.clone();
+        dropped.remove(1);
+        let left: Vec<&[u8]> = dropped.iter().collect();
+        assert_eq!(left, [&b""[..], b"", b"abc"]);
+        dropped.remove(0);
+        dropped.remove(1);
+        assert_eq!(dropped.iter().collect::<Vec<_>>(), [&b""[..]]);
         assert_eq!(b.bytes(), 5);
         let all: Vec<&[u8]> = b.iter().collect();
         assert_eq!(all, [&b""[..], b"xy", b"", b"abc"]);

@@ -34,8 +34,10 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"MQSHMQ\0\x01");
 /// generation in the state word, the slot records before the slots, the
 /// `expired` and `dropped_poison` counters). Version 4: dead-letter queues
 /// (the header grows to 1024 bytes: the dead-letter names, the move lock,
-/// the `dead_lettered` counter; the slot record's fourth word).
-pub const LAYOUT_VERSION: u64 = 4;
+/// the `dead_lettered` counter; the slot record's fourth word). Version 5:
+/// two slot kinds, READ_RUN and WRITE_RUN (`ring/recorded.rs`), whose
+/// claims an older build would walk into.
+pub const LAYOUT_VERSION: u64 = 5;
 
 /// Cache line size used for padding (x86_64 and most aarch64 parts).
 pub const CACHE_LINE: u64 = 64;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering::*};
 use crate::error::OpenError;
 use crate::layout::{ENTRY_FREE, ENTRY_IN_USE};
 use crate::ring::moved::MOVER;
-use crate::ring::{READING, Recovered, WRITING};
+use crate::ring::{READ_RUN, READING, Recovered, WRITE_RUN, WRITING};
 use crate::segment::Segment;
 use crate::sys;
 
@@ -141,7 +141,7 @@ impl OwnerSet {
     }
 }
 
-/// Recovers slots left WRITING or READING by an owner index that no attached
+/// Recovers slots left WRITING, READING or READ_RUN by an owner index that no attached
 /// participant has: an entry marked free (or holding garbage), or an index
 /// outside the participant table. The protocol never leaves such slots - a
 /// participant recovers its own before it frees its entry - but a damaged or
@@ -161,13 +161,18 @@ fn recover_orphans(seg: &Segment, me: u16) -> Recovered {
     let mut suspects = OwnerSet::new();
     for idx in 0..seg.geometry.slots {
         let s = crate::ring::Slots::state(seg, idx).load(Relaxed);
-        if !matches!(crate::ring::kind_of(s), WRITING | READING) {
+        if !matches!(
+            crate::ring::kind_of(s),
+            WRITING | READING | READ_RUN | WRITE_RUN
+        ) {
             continue;
         }
         let owner = crate::ring::owner_of(s);
         // A dead letter being copied in by a mover of the source queue:
         // only the source's move protocol may touch it (`ring/moved.rs`).
-        if owner == me || owner == MOVER || suspects.contains(owner) {
+        // (Movers only hold READING words.)
+        let moving = owner == MOVER && crate::ring::kind_of(s) == READING;
+        if owner == me || moving || suspects.contains(owner) {
             continue;
         }
         let attached =

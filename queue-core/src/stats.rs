@@ -164,9 +164,13 @@ pub(crate) fn slots(seg: &Segment) -> Vec<SlotView> {
             let s = seg.state(i).load(Acquire);
             match ring::kind_of(s) {
                 ring::EMPTY => SlotView::Empty,
-                ring::WRITING => SlotView::Writing(usize::from(ring::owner_of(s))),
+                // A run's first slot stands for its writer or reader; the
+                // slots behind it show their own words until handed over.
+                ring::WRITING | ring::WRITE_RUN => {
+                    SlotView::Writing(usize::from(ring::owner_of(s)))
+                }
                 ring::READY => SlotView::Ready,
-                ring::READING => SlotView::Reading(usize::from(ring::owner_of(s))),
+                ring::READING | ring::READ_RUN => SlotView::Reading(usize::from(ring::owner_of(s))),
                 ring::REQUEUED => SlotView::Requeued,
                 _ => SlotView::Invalid(s),
             }

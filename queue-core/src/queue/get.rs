@@ -12,7 +12,7 @@ use crate::batch::Batch;
 use crate::delivery;
 use crate::error::{Corruption, GetError};
 use crate::ring::moved::MOVER;
-use crate::ring::{Claim, GetBlocked, Ring, Run};
+use crate::ring::{Claim, GetBlocked, Held, Ring, Run, Span};
 use crate::segment::{Appended, Segment};
 use crate::wait::{self, Deadline};
 
@@ -114,7 +114,8 @@ impl Queue {
     /// head moved and producers woken once per run.
     ///
     /// Crash contract: each message leaves the queue when it is handed
-    /// over, by its own CAS, right after its copy. A consumer killed inside the
+    /// over, right after its copy (the first of a run taken in one step
+    /// last, after the rest of the run). A consumer killed inside the
     /// call loses the messages this call had handed over (at most `max`;
     /// they never reached the caller), and nothing else: the ones it had
     /// claimed but not handed over are re-queued by recovery and delivered
@@ -189,7 +190,8 @@ impl Queue {
     /// `sink` received; an error only if none.
     ///
     /// Crash contract: a run is taken span by span ([`Ring::read_spans`]),
-    /// each message handed over by its own CAS right after its copy, so a
+    /// each message handed over right after its copy (by a CAS, or behind a
+    /// record by a store; the record itself last), so a
     /// consumer killed in the middle loses exactly the messages this call
     /// handed over before it died (they left the queue and never reached
     /// the caller); the ones it had claimed but not handed over are
@@ -221,13 +223,29 @@ impl Queue {
         let mut failure = None;
         while let Some(run) = next.take() {
             let mut spans = ring.read_spans(run);
+            // A recorded run's first message is copied first and its slot
+            // (the record) handed over last: `Some(at)`, its place in the
+            // sink, while its copy is kept there.
+            let mut record = None;
             for span in spans.by_ref() {
+                if span.held == Held::Record {
+                    // SAFETY: the run holds the slot, by its READ_RUN word.
+                    match unsafe { sink.take(&self.seg, span.idx, 1, || true) } {
+                        Appended::BadLength { len, .. } => {
+                            failure = Some(self.oversized(span.claim(0), len));
+                            break;
+                        }
+                        _ => record = Some(taken),
+                    }
+                    continue;
+                }
                 // Each message handed over right after its copy (so
                 // producers get its slot back at once): until the
-                // hand-over's CAS, our death re-queues the message.
+                // hand-over (a CAS, or behind a record a store), our death
+                // re-queues the message.
                 let mut hand_over = ring.hand_over(span, self.me);
-                // SAFETY: the run holds every slot of the span in READING
-                // for us.
+                // SAFETY: the run holds every slot of the span, by READING
+                // words naming us or behind its record.
                 let appended =
                     unsafe { sink.take(&self.seg, span.idx, span.len, || hand_over.next_slot()) };
                 let back_from = match appended {
@@ -253,13 +271,24 @@ impl Queue {
                 };
                 // The batch stops at a failure: the rest of the run goes
                 // back for another consumer.
-                for rest in span.claims_from(back_from) {
-                    ring.requeue(rest, self.me);
-                }
+                self.give_back(&ring, span, back_from);
                 break;
             }
-            for rest in spans.flat_map(|span| span.claims_from(0)) {
-                ring.requeue(rest, self.me);
+            for rest in spans {
+                self.give_back(&ring, rest, 0);
+            }
+            if run.recorded {
+                // Last: the run is over. A first message with a bad length
+                // is dropped by this hand-over, as above.
+                let released = ring.release_record(run, self.me);
+                match record {
+                    Some(_) if released => taken += 1,
+                    Some(at) => {
+                        sink.remove(at as usize);
+                        failure = Some(taken_over(run.first));
+                    }
+                    None => failed_handed += u64::from(released),
+                }
             }
             // As in `get`: with nobody asleep this is one load; producers
             // that sleep are woken at the first free run and refill while
@@ -323,6 +352,18 @@ impl Queue {
         }
         let first = self.try_claim().ok()?;
         Some(self.run_from(ring, first, most, budget))
+    }
+
+    /// Gives the slots of the read span `span` from slot `from` on back for
+    /// another consumer (a batch that stopped early).
+    fn give_back(&self, ring: &Ring<'_, Segment>, span: Span, from: u64) {
+        if span.held == Held::Behind {
+            ring.requeue_behind(span, from);
+            return;
+        }
+        for rest in span.claims_from(from) {
+            ring.requeue(rest, self.me);
+        }
     }
 
     /// The run a batch takes from the claim `first`: up to `most` slots on
@@ -648,6 +689,8 @@ pub(super) trait Sink {
     /// Keeps the first `n` messages and drops the rest (a batch that
     /// stopped at a failure).
     fn keep(&mut self, n: usize);
+    /// Drops message `i` (one that turned out not to be ours).
+    fn remove(&mut self, i: usize);
 }
 
 impl Sink for Batch {
@@ -665,6 +708,9 @@ impl Sink for Batch {
     }
     fn keep(&mut self, n: usize) {
         self.truncate(n);
+    }
+    fn remove(&mut self, i: usize) {
+        Batch::remove(self, i);
     }
 }
 
@@ -691,5 +737,8 @@ impl Sink for Vec<Vec<u8>> {
     }
     fn keep(&mut self, n: usize) {
         self.truncate(n);
+    }
+    fn remove(&mut self, i: usize) {
+        Vec::remove(self, i);
     }
 }

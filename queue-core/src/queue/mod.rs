@@ -566,6 +566,9 @@ mod tests {
             fn keep(&mut self, n: usize) {
                 self.1.keep(n)
             }
+            fn remove(&mut self, i: usize) {
+                get::Sink::remove(&mut self.1, i)
+            }
         }
         let mut thief = Thief(&q, crate::Batch::new());
         let taken = q.take_many(3, Deadline::Now, &mut thief).unwrap();

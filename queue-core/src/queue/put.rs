@@ -150,10 +150,12 @@ impl Queue {
     /// a sleeping consumer once per run.
     /// On error, returns it together with how many messages were put.
     ///
-    /// Crash contract: the messages are published in order, each one whole,
-    /// so a producer killed in the middle leaves a prefix of `msgs` in the
-    /// queue (each of them once, complete) and nothing of the rest: a slot
-    /// it was still writing is discarded by recovery, never delivered.
+    /// Crash contract: the messages are published in order, each one whole
+    /// (a run claimed in one step becomes visible all at once, when its
+    /// first slot is published), so a producer killed in the middle leaves
+    /// a prefix of `msgs` in the queue (each of them once, complete) and
+    /// nothing of the rest: what it was still writing is discarded by
+    /// recovery, never delivered.
     pub fn put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), (usize, PutError)> {
         self.put_many_until(msgs, 0, Deadline::Forever)
     }

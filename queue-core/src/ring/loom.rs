@@ -3,7 +3,7 @@
 //! expose a half-written payload (loom flags the data race), and leave the
 //! full capacity usable afterwards.
 
-use super::run::Run;
+use super::run::{Held, Run};
 use super::*;
 use ::loom::cell::UnsafeCell;
 use ::loom::sync::Arc;
@@ -468,16 +468,34 @@ impl Model {
         let run = r.extend_read(first, most, me, |_| true);
         self.take_run(me, run)
     }
-    /// Reads and hands over every slot of `run`, in order.
+    /// Reads and hands over every slot of `run`, in order (a record's
+    /// slot last, as `take_many` does).
     fn take_run(&self, me: u16, run: Run) -> Vec<u64> {
+        self.take_run_until(me, run, u64::MAX)
+    }
+    /// [`take_run`](Self::take_run) of a consumer that dies once it handed
+    /// over `handed` slots (the record never).
+    fn take_run_until(&self, me: u16, run: Run, handed: u64) -> Vec<u64> {
         let r = self.ring();
         let mut got = Vec::new();
+        let mut done = 0;
         for span in r.read_spans(run) {
+            if span.held == Held::Record {
+                got.push(self.read(span.claim(0)));
+                continue;
+            }
             let mut hand_over = r.hand_over(span, me);
             for c in span.claims_from(0) {
+                if done == handed {
+                    return got;
+                }
                 got.push(self.read(c));
                 assert!(hand_over.next_slot());
+                done += 1;
             }
+        }
+        if run.recorded {
+            assert!(r.release_record(run, me));
         }
         got
     }
@@ -526,13 +544,13 @@ fn loom_runs_deliver_each_message_once_in_order() {
 fn loom_a_dead_run_writer_leaves_a_prefix() {
     model(|| {
         let m = Model::new(3);
-        // Participant 5 claims a run of three, publishes the first message
-        // and dies while writing the second.
+        // Participant 5 claims a run of three slot by slot, publishes the
+        // first message and dies while writing the second.
         let dead = {
             let m = m.clone();
             thread::spawn(move || {
                 let r = m.ring();
-                let run = r.try_claim_write_run(5, 3).unwrap();
+                let run = r.extend_write(r.try_claim_write(5).unwrap(), 3, 5);
                 let c = r.write_claims(run).next().unwrap();
                 m.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = 1 });
                 r.publish_run(Run::single(c));
@@ -595,5 +613,141 @@ fn loom_a_run_racing_close_is_drained_or_withdrawn() {
         }
         got += m.get_run(2, 2).len() as u64;
         assert_eq!(got, batcher.join().unwrap());
+    });
+}
+
+// Recorded runs (ring/recorded.rs): one claim on the first slot, the
+// slots behind it left as they are until their owner stores their next word.
+
+#[test]
+fn loom_a_recorded_run_and_single_gets_take_each_message_once() {
+    model(|| {
+        let m = Model::new(3);
+        m.put_run(1, &[10, 20, 30]);
+        // A batch and a single get race for the message under the head;
+        // whoever loses moves on (a single get that finds the record
+        // jumps the head past the run).
+        let batch = {
+            let m = m.clone();
+            thread::spawn(move || m.get_run(2, 3))
+        };
+        let single = {
+            let m = m.clone();
+            thread::spawn(move || {
+                let r = m.ring();
+                match r.try_claim_read(3) {
+                    Ok(c) => {
+                        let v = m.read(c);
+                        assert!(r.release_read(c, 3));
+                        vec![v]
+                    }
+                    Err(_) => Vec::new(),
+                }
+            })
+        };
+        let mut got = batch.join().unwrap();
+        got.extend(single.join().unwrap());
+        got.extend(m.get_run(4, 3));
+        got.extend(m.get_run(4, 3));
+        got.sort();
+        assert_eq!(got, vec![10, 20, 30]);
+        m.assert_whole(3);
+    });
+}
+
+impl Model {
+    /// One attempt to take a message, without waiting (re-queued ones
+    /// included): what a getter does between its sleeps.
+    fn try_get(&self, me: u16) -> Option<u64> {
+        let r = self.ring();
+        let c = r.try_claim_read(me).ok().or_else(|| r.take_requeued(me))?;
+        let v = self.read(c);
+        assert!(r.release_read(c, me));
+        Some(v)
+    }
+    /// One attempt to put `value`, without waiting; whether it went in.
+    fn try_put(&self, me: u16, value: u64) -> bool {
+        let r = self.ring();
+        let Ok(c) = r.try_claim_write(me) else {
+            return false;
+        };
+        self.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = value });
+        r.publish(c);
+        true
+    }
+    /// Everything left, taken one message at a time (no thread runs).
+    fn drain(&self, me: u16) -> Vec<u64> {
+        std::iter::from_fn(|| self.try_get(me)).collect()
+    }
+}
+
+/// The recovery of dead participant `dead` while a getter tries once to
+/// take a message and a producer once to put `value`; then everything
+/// left is taken. Returns what the recovery did, every message taken,
+/// and whether `value` went in.
+fn recover_among_others(m: &Arc<Model>, dead: u16, value: u64) -> (Recovered, Vec<u64>, bool) {
+    let recoverer = {
+        let m = m.clone();
+        thread::spawn(move || m.ring().recover_owner(dead))
+    };
+    let getter = {
+        let m = m.clone();
+        thread::spawn(move || m.try_get(2))
+    };
+    let putter = {
+        let m = m.clone();
+        thread::spawn(move || m.try_put(1, value))
+    };
+    let recovered = recoverer.join().unwrap();
+    let mut got: Vec<u64> = getter.join().unwrap().into_iter().collect();
+    let put = putter.join().unwrap();
+    got.extend(m.drain(2));
+    got.sort();
+    (recovered, got, put)
+}
+
+#[test]
+fn loom_a_dead_recorded_reader_is_requeued_from_its_record() {
+    model(|| {
+        let m = Model::new(3);
+        m.put_run(1, &[10, 20, 30]);
+        // Participant 5 takes all three with one claim, hands the second
+        // over and dies: the first and the third go back, once each,
+        // whatever a getter and a producer do meanwhile.
+        let run = m.ring().try_claim_read_run(5, 3).unwrap();
+        assert!(run.recorded);
+        assert_eq!(m.take_run_until(5, run, 1), vec![10, 20]);
+        let (recovered, got, put) = recover_among_others(&m, 5, 40);
+        assert_eq!(recovered.requeued, 2);
+        let mut expected = vec![10, 30];
+        if put {
+            expected.push(40);
+        }
+        assert_eq!(got, expected, "the dead reader's 20 left the queue");
+        m.assert_whole(3);
+    });
+}
+
+#[test]
+fn loom_a_dead_recorded_writer_is_discarded_whole() {
+    model(|| {
+        let m = Model::new(3);
+        // Participant 5 claims three free slots with one claim, writes and
+        // publishes the two behind its record (as `publish_run` does before
+        // the record) and dies: nothing of the run may be delivered,
+        // whatever a getter and a producer do meanwhile.
+        let r = m.ring();
+        let run = r.try_claim_write_run(5, 3).unwrap();
+        assert!(run.recorded);
+        for span in r.write_spans(run).skip(1) {
+            for c in span.claims_from(0) {
+                m.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = 1 });
+                m.slots.state(c.idx).store(pack(c.lap, READY, 0), Release);
+            }
+        }
+        let (recovered, got, put) = recover_among_others(&m, 5, 7);
+        assert_eq!(recovered.discarded, 3);
+        assert_eq!(got, if put { vec![7] } else { vec![] });
+        m.assert_whole(3);
     });
 }

@@ -34,6 +34,15 @@
 //!                                                     REQUEUED(l)
 //! ```
 //!
+//! A producer or a consumer may also take a *run* of `n` slots with one
+//! claim (`ring/recorded.rs`): its CAS turns the word under the tail (or
+//! head) into `WRITE_RUN(l, n, me)` (or `READ_RUN(l, n, me)`; the generation
+//! field holds `n - 1`), the cursor jumps past the run, and the `n - 1`
+//! positions behind the first keep their words - EMPTY, or READY - which
+//! nobody else can claim, until the owner stores their next ones; the first
+//! slot, the record of the run, changes last. Recovery discards a dead
+//! producer's run and re-queues a dead consumer's from that record.
+//!
 //! Claiming is a single CAS that also records the owner, so a participant can
 //! never hold a slot without the slot saying so. `head` and `tail` are hints
 //! advanced by CAS by whoever sees them lag (helping), so a claimant that dies
@@ -43,10 +52,11 @@ use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use crate::sync::{contention_pause, seqcst_order_point};
 use crossbeam_utils::Backoff;
 
+mod recorded;
 mod run;
-// The batch verbs' type (the loom build has no queue layer).
+// The batch verbs' types (the loom build has no queue layer).
 #[cfg(not(loom))]
-pub(crate) use run::Run;
+pub(crate) use run::{Held, Run, Span};
 
 /// Slot kind: free for the writer of this lap.
 pub(crate) const EMPTY: u8 = 0;
@@ -59,6 +69,13 @@ pub(crate) const READING: u8 = 3;
 /// Slot kind: a complete message whose reader died or dropped its lease; it
 /// sits behind `head` and is found through the `requeued` hint.
 pub(crate) const REQUEUED: u8 = 4;
+/// Slot kind: the first message of a run a consumer (the owner) took with
+/// this one claim; the `n - 1` positions behind it are the consumer's too
+/// (the generation field holds `n - 1`, see [`run_len`]).
+pub(crate) const READ_RUN: u8 = 5;
+/// Slot kind: the first slot of a run a producer (the owner) took with this
+/// one claim and is writing; the `n - 1` positions behind it are its too.
+pub(crate) const WRITE_RUN: u8 = 6;
 
 /// Packs a state word (delivery generation 0).
 #[inline]
@@ -70,6 +87,20 @@ pub(crate) const fn pack(lap: u32, kind: u8, owner: u16) -> u64 {
 #[inline]
 pub(crate) const fn pack_gen(lap: u32, generation: u8, kind: u8, owner: u16) -> u64 {
     ((lap as u64) << 32) | ((generation as u64) << 24) | ((kind as u64) << 16) | owner as u64
+}
+
+/// Packs the word of a run's first slot: a run of `n` slots (`2 ..=
+/// RUN_MAX`) of kind `kind` (READ_RUN or WRITE_RUN) taken by `owner`.
+#[inline]
+pub(crate) const fn pack_run(lap: u32, n: u64, kind: u8, owner: u16) -> u64 {
+    pack_gen(lap, (n - 1) as u8, kind, owner)
+}
+
+/// The number of slots of the run whose first slot holds the run word
+/// `state`.
+#[inline]
+pub(crate) const fn run_len(state: u64) -> u64 {
+    gen_of(state) as u64 + 1
 }
 
 /// The delivery generation of a state word (deliveries modulo 256).
@@ -377,49 +408,41 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// that a caller's fast path keeps the claim in registers.)
     #[inline(always)]
     pub(crate) fn claim_write_fast(&self, me: u16) -> Result<Claim, Seen> {
-        let (t, claim) = self.claim_under_tail(me)?;
-        self.claimed_write(t, claim.idx, claim.lap)
-            .map_err(|_| Seen::Closed)
-    }
-
-    /// The first steps of [`claim_write_fast`](Self::claim_write_fast)
-    /// (and of a write run's): the claim CAS on the slot under the tail, if
-    /// it is free and no writer closed the queue. Returns the tail's
-    /// position and the claim; the caller moves the tail and checks
-    /// `closed` again.
-    #[inline(always)]
-    fn claim_under_tail(&self, me: u16) -> Result<(u64, Claim), Seen> {
-        let Cursors { tail, closed, .. } = self.cursors;
-        // SYNC: Acquire, as in the slow loop (pairs with `release_read`).
         let Look {
             pos: t,
             idx,
             lap,
             slot,
             state: s,
-        } = self.look(tail, Acquire);
-        // A free slot's word is exactly `{ lap, EMPTY }`: every store of an
-        // EMPTY word (release, abandon, recovery, the zeroed segment) has
-        // generation 0 and owner 0. Any other word is the slow loop's.
-        if s != pack(lap, EMPTY, 0) {
-            return Err(Seen::Slot { pos: t, state: s });
-        }
-        if closed.load(SeqCst) != 0 {
-            return Err(Seen::Closed);
-        }
+        } = self.free_under_tail()?;
         let claimed = pack(lap, WRITING, me); // { lap, WRITING, me }
         if slot.compare_exchange(s, claimed, SeqCst, Relaxed).is_err() {
             return Err(Seen::Lost);
         }
-        let generation = 0;
-        Ok((
-            t,
-            Claim {
-                idx,
-                lap,
-                generation,
-            },
-        ))
+        self.claimed_write(t, idx, lap).map_err(|_| Seen::Closed)
+    }
+
+    /// The first look of [`claim_write_fast`](Self::claim_write_fast) (and
+    /// of a recorded run's): the slot under the tail is free for the tail's
+    /// lap, and the queue was not closed. Otherwise, what it saw.
+    #[inline(always)]
+    fn free_under_tail(&self) -> Result<Look<'a>, Seen> {
+        let Cursors { tail, closed, .. } = self.cursors;
+        // SYNC: Acquire, as in the slow loop (pairs with `release_read`).
+        let look = self.look(tail, Acquire);
+        // A free slot's word is exactly `{ lap, EMPTY }`: every store of an
+        // EMPTY word (release, abandon, recovery, the zeroed segment) has
+        // generation 0 and owner 0. Any other word is the slow loop's.
+        if look.state != pack(look.lap, EMPTY, 0) {
+            return Err(Seen::Slot {
+                pos: look.pos,
+                state: look.state,
+            });
+        }
+        if closed.load(SeqCst) != 0 {
+            return Err(Seen::Closed);
+        }
+        Ok(look)
     }
 
     /// The cursor `cursor` (SeqCst), its slot and lap, and the slot's
@@ -504,6 +527,11 @@ impl<'a, S: Slots> Ring<'a, S> {
                     }
                     return self.claimed_write(t, idx, lap);
                 }
+                // A producer's run: the positions behind its first slot are
+                // its own, the tail jumps past them all.
+                0 if kind_of(s) == WRITE_RUN => {
+                    let _ = tail.compare_exchange(t, t.wrapping_add(run_len(s)), SeqCst, Relaxed); // { tail: t + n }
+                }
                 // The position is taken (or already consumed): the tail lags.
                 0 | 1 => {
                     let _ = tail.compare_exchange(t, t.wrapping_add(1), SeqCst, Relaxed); // { tail: t + 1 }
@@ -517,7 +545,10 @@ impl<'a, S: Slots> Ring<'a, S> {
                 // for a slot that no consumer will ever free.
                 -1 => {
                     if tail.load(SeqCst) == t {
-                        if !matches!(kind_of(s), WRITING | READY | READING | REQUEUED) {
+                        if !matches!(
+                            kind_of(s),
+                            WRITING | READY | READING | REQUEUED | READ_RUN | WRITE_RUN
+                        ) {
                             return Err(PutBlocked::Corrupt(Damage {
                                 idx,
                                 found: s,
@@ -580,49 +611,47 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// the slow loop to go on from.
     #[inline(always)]
     pub(crate) fn claim_read_fast(&self, me: u16) -> Result<Claim, Seen> {
-        let (h, claim) = self.claim_under_head(me)?;
-        let head = self.cursors.head;
-        let _ = head.compare_exchange(h, h.wrapping_add(1), SeqCst, Relaxed); // { head: h + 1 }
-        Ok(claim)
-    }
-
-    /// The first steps of [`claim_read_fast`](Self::claim_read_fast) (and
-    /// of a read run's): the claim CAS on the slot under the head, if it
-    /// holds a ready message and nothing waits re-queued. Returns the
-    /// head's position and the claim; the caller moves the head.
-    #[inline(always)]
-    fn claim_under_head(&self, me: u16) -> Result<(u64, Claim), Seen> {
-        let Cursors { head, requeued, .. } = self.cursors;
-        if requeued.load(Relaxed) != 0 {
-            return Err(Seen::Requeued);
-        }
         let Look {
             pos: h,
             idx,
             lap,
             slot,
             state: s,
-        } = self.look(head, SeqCst);
-        // A ready message's word is exactly `{ lap, READY }` (`publish`
-        // stores generation 0 and owner 0); any other word is the slow
-        // loop's.
-        if s != pack(lap, READY, 0) {
-            return Err(Seen::Slot { pos: h, state: s });
-        }
+        } = self.ready_under_head()?;
         // SYNC: Acquire (within SeqCst) pairs with `publish`.
         let claimed = pack_gen(lap, 1, READING, me); // { lap, generation: 1, READING, me }
         if slot.compare_exchange(s, claimed, SeqCst, Relaxed).is_err() {
             return Err(Seen::Lost);
         }
-        let generation = 1;
-        Ok((
-            h,
-            Claim {
-                idx,
-                lap,
-                generation,
-            },
-        ))
+        let head = self.cursors.head;
+        let _ = head.compare_exchange(h, h.wrapping_add(1), SeqCst, Relaxed); // { head: h + 1 }
+        Ok(Claim {
+            idx,
+            lap,
+            generation: 1,
+        })
+    }
+
+    /// The first look of [`claim_read_fast`](Self::claim_read_fast) (and
+    /// of a recorded run's): nothing re-queued, and the slot under the head
+    /// holds a ready message. Otherwise, what it saw.
+    #[inline(always)]
+    fn ready_under_head(&self) -> Result<Look<'a>, Seen> {
+        let Cursors { head, requeued, .. } = self.cursors;
+        if requeued.load(Relaxed) != 0 {
+            return Err(Seen::Requeued);
+        }
+        let look = self.look(head, SeqCst);
+        // A ready message's word is exactly `{ lap, READY }` (`publish`
+        // stores generation 0 and owner 0); any other word is the slow
+        // loop's.
+        if look.state != pack(look.lap, READY, 0) {
+            return Err(Seen::Slot {
+                pos: look.pos,
+                state: look.state,
+            });
+        }
+        Ok(look)
     }
 
     /// [`try_claim_read`](Self::try_claim_read) in full, from what the
@@ -694,13 +723,20 @@ impl<'a, S: Slots> Ring<'a, S> {
                             return Err(GetBlocked::Empty);
                         }
                     }
-                    WRITING => {
+                    WRITING | WRITE_RUN => {
                         if head.load(SeqCst) == h {
                             return Err(GetBlocked::Pending { owner: owner_of(s) });
                         }
                     }
                     READING | REQUEUED => {
                         let _ = head.compare_exchange(h, h.wrapping_add(1), SeqCst, Relaxed); // { head: h + 1 }
+                    }
+                    // The positions behind a run's first slot are its
+                    // owner's: the head jumps past them all (a step of one
+                    // would claim the next as a plain READY message).
+                    READ_RUN => {
+                        let _ =
+                            head.compare_exchange(h, h.wrapping_add(run_len(s)), SeqCst, Relaxed); // { head: h + n }
                     }
                     _ => {
                         if head.load(SeqCst) == h {
@@ -725,7 +761,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                 // in the ring.
                 -1 => {
                     if head.load(SeqCst) == h {
-                        if matches!(kind_of(s), READING | REQUEUED) {
+                        if matches!(kind_of(s), READING | REQUEUED | READ_RUN) {
                             return Err(GetBlocked::Empty);
                         }
                         return Err(GetBlocked::Corrupt(Damage {
@@ -922,7 +958,9 @@ impl<'a, S: Slots> Ring<'a, S> {
             let s = self.slots.state(idx).load(SeqCst);
             match kind_of(s) {
                 EMPTY => true,
-                READING => owner_of(s) == me,
+                READING | READ_RUN => owner_of(s) == me,
+                // Ours as well behind our own record.
+                READY => self.run_over(idx, s) == Some(me),
                 _ => false,
             }
         })
@@ -950,7 +988,9 @@ impl<'a, S: Slots> Ring<'a, S> {
         }
         self.range().find_map(|i| {
             let s = self.slots.state(i).load(SeqCst);
-            (kind_of(s) == READY || kind_of(s) > REQUEUED).then_some(Damage {
+            let stray =
+                (kind_of(s) == READY && self.run_over(i, s).is_none()) || kind_of(s) > WRITE_RUN;
+            stray.then_some(Damage {
                 idx: i,
                 found: s,
                 expected_lap: lap,
@@ -966,7 +1006,7 @@ impl<'a, S: Slots> Ring<'a, S> {
         self.recover_owned_by(|owner| owner == dead)
     }
 
-    /// Recovers every slot held (WRITING or READING) by an owner for which
+    /// Recovers every slot held (WRITING, READING or a run) by an owner for which
     /// `dead` is true, in one pass over the ring. The caller guarantees that
     /// no live participant has any of those indices (it holds their locks,
     /// or they lie outside the participant table).
@@ -982,6 +1022,14 @@ impl<'a, S: Slots> Ring<'a, S> {
             let (recovered, discarded) = match kind_of(s) {
                 WRITING => (pack(lap.wrapping_add(1), EMPTY, 0), true), // { lap + 1, EMPTY }: skipped
                 READING => (pack_gen(lap, gen_of(s), REQUEUED, 0), false), // { lap, generation, REQUEUED }
+                READ_RUN => {
+                    done.requeued += self.requeue_run(idx, s);
+                    continue;
+                }
+                WRITE_RUN => {
+                    done.discarded += self.discard_run(idx, s);
+                    continue;
+                }
                 _ => continue,
             };
             if slot

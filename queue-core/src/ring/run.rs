@@ -16,6 +16,13 @@
 //! words are stepped through and whose expected and new words are computed
 //! once per span instead of once per slot.
 //!
+//! That is the slow way, taken when the first look at the cursor does not
+//! find the common case, or when a batch must see each message's length
+//! before claiming it; the common case claims the whole run with one CAS
+//! on its first slot, a *recorded* run (`ring/recorded.rs`), whose slots
+//! behind the first keep their EMPTY or READY words. [`Span`]s say how each
+//! slot is held ([`Held`]).
+//!
 //! A position ahead of the tail (or head) may be claimed: a slot whose word
 //! is `EMPTY(l)` (or `READY(l)`) is free for lap `l` whatever the cursor
 //! says, exactly as for a claimant that found the cursor already advanced
@@ -26,13 +33,17 @@ use super::*;
 
 /// Consecutive positions held by the caller: the slot of `first` and the
 /// `len - 1` slots after it (wrapping at the end of the ring), all in the
-/// state `first` holds its slot in.
+/// state `first` holds its slot in - or, for a recorded run, the first in
+/// its READ_RUN word and the rest still READY (`ring/recorded.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Run {
     /// The claim of the run's first slot.
     pub first: Claim,
     /// Number of slots, at least 1.
     pub len: u64,
+    /// Taken by one claim recorded in the first slot's word
+    /// (`READ_RUN(l, len, me)`), the slots behind it left READY.
+    pub recorded: bool,
 }
 
 impl Run {
@@ -41,8 +52,23 @@ impl Run {
         Run {
             first: claim,
             len: 1,
+            recorded: false,
         }
     }
+}
+
+/// How the caller holds the slots of a [`Span`], which says how each is
+/// handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// By words that name the caller (WRITING, or READING of the span's
+    /// generation): each handed over by a CAS.
+    Own,
+    /// The first slot of a recorded run, by its READ_RUN word: handed over last,
+    /// by [`Ring::release_record`].
+    Record,
+    /// The slots behind a record, still READY: each handed over by a store.
+    Behind,
 }
 
 /// Part of a [`Run`]: consecutive slot indices, one lap, one delivery
@@ -58,6 +84,8 @@ pub(crate) struct Span {
     pub lap: u32,
     /// Delivery generation of the claims (0 for writes).
     pub generation: u32,
+    /// How the slots are held.
+    pub held: Held,
 }
 
 impl Span {
@@ -92,6 +120,8 @@ pub(crate) struct Spans {
     left: u64,
     /// Whether the next span is the first slot alone.
     alone: bool,
+    /// Whether the run is a recorded one.
+    recorded: bool,
     /// The ring's global slot indices `base .. end`.
     base: u64,
     end: u64,
@@ -110,11 +140,17 @@ impl Iterator for Spans {
         } else {
             self.left.min(self.end - self.idx)
         };
+        let held = match (self.recorded, self.alone) {
+            (false, _) => Held::Own,
+            (true, true) => Held::Record,
+            (true, false) => Held::Behind,
+        };
         let span = Span {
             idx: self.idx,
             len,
             lap: self.lap,
             generation: self.generation,
+            held,
         };
         self.left -= len;
         self.idx += len;
@@ -131,7 +167,7 @@ impl Iterator for Spans {
 /// The slot and lap of the position after slot `idx` of lap `lap`, in a
 /// ring over the global slots `base .. end`.
 #[inline]
-fn step(idx: u64, lap: u32, base: u64, end: u64) -> (u64, u32) {
+pub(super) fn step(idx: u64, lap: u32, base: u64, end: u64) -> (u64, u32) {
     if idx + 1 == end {
         (base, lap.wrapping_add(1))
     } else {
@@ -142,7 +178,7 @@ fn step(idx: u64, lap: u32, base: u64, end: u64) -> (u64, u32) {
 /// Moves `cursor` from `start`, where the caller's run begins, to `end`:
 /// one CAS in the common case, else as [`advance_to`].
 #[inline]
-fn advance_from(cursor: &AtomicU64, start: u64, end: u64) {
+pub(super) fn advance_from(cursor: &AtomicU64, start: u64, end: u64) {
     if cursor
         .compare_exchange(start, end, SeqCst, Relaxed)
         .is_err()
@@ -201,8 +237,10 @@ impl<S: Slots> Ring<'_, S> {
             left: run.len,
             // A single slot may belong to another level than this ring's
             // (the queue's getter hands over through level 0's ring): its
-            // span is the slot alone, whatever the ring's bounds.
-            alone: run.len == 1 || first.generation != behind,
+            // span is the slot alone, whatever the ring's bounds. A record
+            // is handed over on its own.
+            alone: run.len == 1 || first.generation != behind || run.recorded,
+            recorded: run.recorded,
             base: self.base,
             end: self.base + self.cap(),
         }
@@ -265,52 +303,10 @@ impl<S: Slots> Ring<'_, S> {
         len
     }
 
-    /// Claims a run of up to `most` free positions at the tail, as
-    /// participant `me`: what [`Ring::try_claim_write`] and then
-    /// [`Ring::extend_write`] do, with their common case in one go (the
-    /// first slot free, no race): the tail moves once, past the whole run,
-    /// and `closed` is checked once, after the last claim CAS.
-    #[inline]
-    pub(crate) fn try_claim_write_run(&self, me: u16, most: u64) -> Result<Run, PutBlocked> {
-        match self.claim_write_run_fast(me, most) {
-            Ok(run) => Ok(run),
-            Err(seen) => {
-                let first = self.try_claim_write_slow(me, seen)?;
-                Ok(self.extend_write(first, most, me))
-            }
-        }
-    }
-
-    /// The common case of [`try_claim_write_run`](Self::try_claim_write_run),
-    /// as [`Ring::claim_write_fast`] for its first slot.
-    #[inline(always)]
-    fn claim_write_run_fast(&self, me: u16, most: u64) -> Result<Run, Seen> {
-        let Cursors { tail, closed, .. } = self.cursors;
-        let (t, first) = self.claim_under_tail(me)?;
-        let run = Run {
-            first,
-            len: self.claim_write_behind(first, most, me),
-        };
-        seqcst_order_point();
-        // SYNC: as in `extend_write`, one check after the last claim CAS
-        // covers the whole run, its first slot included.
-        if closed.load(SeqCst) != 0 {
-            for claim in self.write_claims(run) {
-                self.abandon_write(claim);
-            }
-            return Err(Seen::Closed);
-        }
-        // Until this CAS a producer that finds the tail on our first slot
-        // moves it on (as for any claimant slow to move it): then the run
-        // ends where that producer claimed.
-        advance_from(tail, t, t.wrapping_add(run.len)); // { tail: t + len }
-        Ok(run)
-    }
-
     /// Claims the free positions behind the write claim `first`, up to
     /// `most` slots in all; returns the run's length.
     #[inline]
-    fn claim_write_behind(&self, first: Claim, most: u64, me: u16) -> u64 {
+    pub(super) fn claim_write_behind(&self, first: Claim, most: u64, me: u16) -> u64 {
         self.claim_behind(
             first,
             most,
@@ -320,39 +316,11 @@ impl<S: Slots> Ring<'_, S> {
         )
     }
 
-    /// Claims a run of up to `most` ready messages at the head, as
-    /// participant `me`: what [`Ring::try_claim_read`] and then
-    /// [`Ring::extend_read`] (admitting every message) do, with their
-    /// common case in one go (nothing re-queued, a message ready under the
-    /// head, no race): the head moves once, past the whole run.
-    #[inline]
-    pub(crate) fn try_claim_read_run(&self, me: u16, most: u64) -> Result<Run, GetBlocked> {
-        match self.claim_read_run_fast(me, most) {
-            Ok(run) => Ok(run),
-            Err(seen) => {
-                let first = self.try_claim_read_slow(me, seen)?;
-                Ok(self.extend_read(first, most, me, |_| true))
-            }
-        }
-    }
-
-    /// The common case of [`try_claim_read_run`](Self::try_claim_read_run),
-    /// as [`Ring::claim_read_fast`] for its first slot.
-    #[inline(always)]
-    fn claim_read_run_fast(&self, me: u16, most: u64) -> Result<Run, Seen> {
-        let (h, first) = self.claim_under_head(me)?;
-        let len = self.claim_read_behind(first, most, me, |_| true);
-        // As for the tail above: a consumer that finds the head on our
-        // first slot meanwhile moves it on, and the run ends there.
-        advance_from(self.cursors.head, h, h.wrapping_add(len)); // { head: h + len }
-        Ok(Run { first, len })
-    }
-
     /// Claims the ready positions behind the read claim `first`, up to
     /// `most` slots in all and while `admit` agrees; returns the run's
     /// length.
     #[inline]
-    fn claim_read_behind(
+    pub(super) fn claim_read_behind(
         &self,
         first: Claim,
         most: u64,
@@ -377,6 +345,7 @@ impl<S: Slots> Ring<'_, S> {
         let run = Run {
             first,
             len: self.claim_write_behind(first, most, me),
+            recorded: false,
         };
         if run.len == 1 {
             return run;
@@ -420,21 +389,39 @@ impl<S: Slots> Ring<'_, S> {
             let start = self.position_of(first, head.load(Relaxed));
             advance_to(head, start.wrapping_add(len)); // { head: start + len }
         }
-        Run { first, len }
+        Run {
+            first,
+            len,
+            recorded: false,
+        }
     }
 
     /// Makes the written messages of `run` visible to consumers, in
-    /// queue order (a death in between leaves a published prefix).
+    /// queue order (a death in between leaves a published prefix), or for
+    /// a recorded run all at once, when its record is published.
     #[inline]
     pub(crate) fn publish_run(&self, run: Run) {
         for span in self.write_spans(run) {
+            if span.held == Held::Record {
+                continue;
+            }
             let ready = pack(span.lap, READY, 0); // { lap, READY }
             for slot in self.slots.states(span.idx, span.len) {
                 // SYNC: Release pairs with the consumer's claim CAS
-                // (Acquire within SeqCst), so the payload is visible before
-                // the message is.
+                // (Acquire within SeqCst) or, behind a record, its Acquire
+                // load (`ready_from`), so the payload is visible before the
+                // message is.
                 slot.store(ready, Release);
             }
+        }
+        // A record last: until then no consumer can reach the slots behind
+        // it (`ring/recorded.rs`), and then they are all ready.
+        if run.recorded {
+            let first = run.first;
+            // SYNC: as above.
+            self.slots
+                .state(first.idx)
+                .store(pack(first.lap, READY, 0), Release); // { lap, READY }
         }
         // SYNC: orders the Release stores of the run before the producer's
         // SeqCst load of `get_seq` in `WaitPoint::notify_one`, as the SeqCst
@@ -444,17 +431,24 @@ impl<S: Slots> Ring<'_, S> {
     }
 
     /// The hand-overs of the slots of the read span `span`, held by `me`,
-    /// to make one at a time, in order ([`HandOver::next_slot`]).
+    /// to make one at a time, in order ([`HandOver::next_slot`]). (Not for
+    /// a record: see [`Ring::release_record`].)
     #[inline]
     pub(crate) fn hand_over(
         &self,
         span: Span,
         me: u16,
     ) -> HandOver<impl Iterator<Item = &AtomicU64>> {
+        debug_assert!(span.held != Held::Record, "a record is released last");
         HandOver {
             states: self.slots.states(span.idx, span.len),
-            held: span.claim(0).reading_word(me), // { lap, generation, READING, me }
+            // { lap, generation, READING, me } or, behind a record, { lap, READY }
+            held: match span.held {
+                Held::Behind => pack(span.lap, READY, 0),
+                _ => span.claim(0).reading_word(me),
+            },
             free: pack(span.lap.wrapping_add(1), EMPTY, 0), // { lap + 1, EMPTY }
+            store: span.held == Held::Behind,
         }
     }
 }
@@ -465,6 +459,9 @@ pub(crate) struct HandOver<I> {
     states: I,
     held: u64,
     free: u64,
+    /// Whether the slots are handed over by a look and a store (behind a
+    /// record: nobody else may change their READY words) rather than a CAS.
+    store: bool,
 }
 
 impl<'a, I: Iterator<Item = &'a AtomicU64>> HandOver<I> {
@@ -477,6 +474,18 @@ impl<'a, I: Iterator<Item = &'a AtomicU64>> HandOver<I> {
         // producer's Acquire load; SeqCst orders it before the consumer's
         // SeqCst load of `put_seq` in `WaitPoint::notify_one`.
         self.states.next().is_some_and(|slot| {
+            if self.store {
+                // Behind a record nobody else may change the READY word,
+                // so a look replaces the CAS: it still catches a foreign
+                // write made before it (damage). Release, as the CAS; the
+                // SeqCst fence of `release_record`, after the run's last
+                // store, orders them all.
+                if slot.load(Relaxed) != self.held {
+                    return false;
+                }
+                slot.store(self.free, Release);
+                return true;
+            }
             slot.compare_exchange(self.held, self.free, SeqCst, Relaxed)
                 .is_ok()
         })

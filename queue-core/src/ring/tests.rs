@@ -247,11 +247,17 @@ fn get_claimed_run(r: &Ring<'_, VecSlots>, most: u64, me: u16) -> Result<u64, Ge
 /// Hands over every slot of the read run `run`, held by `me`.
 fn hand_over_all(r: &Ring<'_, VecSlots>, run: Run, me: u16) {
     for span in r.read_spans(run) {
+        if span.held == Held::Record {
+            continue; // last
+        }
         let mut hand_over = r.hand_over(span, me);
         for _ in 0..span.len {
             assert!(hand_over.next_slot());
         }
         assert!(!hand_over.next_slot(), "past the span");
+    }
+    if run.recorded {
+        assert!(r.release_record(run, me));
     }
 }
 
@@ -318,6 +324,98 @@ fn a_run_claimed_in_one_step_starts_where_a_single_claim_would() {
     hand_over_all(&r, run, 3);
     assert_eq!(f.head.load(SeqCst), 4);
     assert!(r.is_drained(3));
+}
+
+#[test]
+fn a_recorded_run_keeps_the_slots_behind_its_record_and_the_cursors_jump_past_it() {
+    let f = Fixture::new(4);
+    let r = f.ring();
+    // Three free slots: one claim, a record, the tail past all three.
+    let w = r.try_claim_write_run(1, 3).unwrap();
+    assert!(w.recorded);
+    assert_eq!(f.slots.0[0].load(SeqCst), pack_run(0, 3, WRITE_RUN, 1));
+    assert_eq!(f.slots.0[1].load(SeqCst), pack(0, EMPTY, 0), "untouched");
+    assert_eq!(f.tail.load(SeqCst), 3);
+    // A producer that still sees the tail on the record jumps it past the
+    // run (a step of one would take slot 1).
+    f.tail.store(0, SeqCst);
+    let c = r.try_claim_write(2).unwrap();
+    assert_eq!(c.idx, 3);
+    r.publish(c);
+    // Consumers wait on the record until it is published, last.
+    assert_eq!(r.try_claim_read(3), Err(GetBlocked::Pending { owner: 1 }));
+    r.publish_run(w);
+    // One claim takes the four ready messages; a getter that still sees
+    // the head on the record jumps it past the run too.
+    let run = r.try_claim_read_run(3, 8).unwrap();
+    assert_eq!((run.first.idx, run.len, run.recorded), (0, 4, true));
+    assert_eq!(f.slots.0[0].load(SeqCst), pack_run(0, 4, READ_RUN, 3));
+    assert_eq!(f.slots.0[2].load(SeqCst), pack(0, READY, 0));
+    f.head.store(0, SeqCst);
+    assert_eq!(r.try_claim_read(4), Err(GetBlocked::Empty));
+    assert_eq!(f.head.load(SeqCst), 4);
+    // The drain check counts the slots behind our own record as ours, and
+    // a closed queue does not report them as lost.
+    f.closed.store(1, SeqCst);
+    assert!(r.is_drained(3));
+    assert!(!r.is_drained(4));
+    assert_eq!(r.stranded(), None);
+    hand_over_all(&r, run, 3);
+    assert!(r.is_drained(4));
+}
+
+#[test]
+fn recovery_requeues_a_dead_readers_run_and_discards_a_dead_writers() {
+    let f = Fixture::new(4);
+    let r = f.ring();
+    assert_eq!(put_claimed_run(&r, 3, 1), Ok(3));
+    // Reader 5 takes the three, hands the second over and dies.
+    let run = r.try_claim_read_run(5, 3).unwrap();
+    let behind: Vec<Span> = r.read_spans(run).skip(1).collect();
+    assert_eq!(behind.len(), 1);
+    assert!(r.hand_over(behind[0], 5).next_slot());
+    let back = r.recover_owner(5);
+    assert_eq!((back.requeued, back.discarded), (2, 0));
+    assert_eq!(f.requeued.load(SeqCst), 2);
+    let firsts: Vec<u64> = std::iter::from_fn(|| r.take_requeued(2))
+        .map(|c| {
+            assert!(r.release_read(c, 2));
+            c.idx
+        })
+        .collect();
+    assert_eq!(firsts.len(), 2);
+    assert!(firsts.contains(&0) && firsts.contains(&2));
+    // Writer 6 claims the four free slots, publishes what is behind its
+    // record and dies: the whole run is skipped, nothing delivered.
+    let w = r.try_claim_write_run(6, 4).unwrap();
+    assert_eq!((w.len, w.recorded), (4, true));
+    for span in r.write_spans(w).skip(1) {
+        for c in span.claims_from(0) {
+            f.slots.0[c.idx as usize].store(pack(c.lap, READY, 0), SeqCst);
+        }
+    }
+    assert_eq!(r.recover_owner(6).discarded, 4);
+    assert_eq!(r.try_claim_read_run(2, 8), Err(GetBlocked::Empty));
+    assert_eq!(f.head.load(SeqCst), 7);
+    // Every slot is free again, for the next lap.
+    assert_eq!(put_claimed_run(&r, 4, 1), Ok(4));
+}
+
+#[test]
+fn a_recorded_write_run_given_back_skips_all_its_positions() {
+    let f = Fixture::new(4);
+    let r = f.ring();
+    // What a producer does that sees `closed` right after its record's
+    // claim (the race itself: loom_a_run_racing_close_is_drained_or_withdrawn).
+    let run = r.try_claim_write_run(1, 3).unwrap();
+    assert!(run.recorded);
+    r.abandon_run(run);
+    assert_eq!(get_claimed_run(&r, 8, 2), Err(GetBlocked::Empty));
+    assert_eq!(f.head.load(SeqCst), 3, "the head passed the skipped run");
+    assert!(r.is_drained(2));
+    // The slots are free for the next lap.
+    assert_eq!(put_claimed_run(&r, 4, 1), Ok(4));
+    assert_eq!(get_claimed_run(&r, 8, 2), Ok(4));
 }
 
 #[test]
@@ -431,10 +529,20 @@ fn a_run_wrapping_the_ring_is_two_spans_a_lap_apart() {
     assert_eq!(write_spans(&r, run), [(3, 1, 0), (0, 2, 1)]);
     r.publish_run(run);
     assert_eq!(get_run(&r, 8, 2), Ok(3));
-    // Positions 6 and 7 (slots 2 and 3 of lap 1): the first slot and the
-    // one behind it make one span.
-    let run = r.try_claim_write_run(1, 2).unwrap();
-    assert_eq!(write_spans(&r, run), [(2, 2, 1)]);
+    // Positions 6 to 8 (slots 2 and 3 of lap 1, slot 0 of lap 2), claimed
+    // as one recorded run: its first slot (the record) alone, the slot
+    // behind it, and the one after the wrap.
+    let run = r.try_claim_write_run(1, 3).unwrap();
+    assert!(run.recorded);
+    assert_eq!(write_spans(&r, run), [(2, 1, 1), (3, 1, 1), (0, 1, 2)]);
+    let held: Vec<Held> = r.write_spans(run).map(|s| s.held).collect();
+    assert_eq!(held, [Held::Record, Held::Behind, Held::Behind]);
+    r.publish_run(run);
+    assert_eq!(get_run(&r, 8, 2), Ok(3));
+    // Claimed slot by slot, the first slot joins the span behind it.
+    assert_eq!(put_run(&r, 2, 1), Ok(2));
+    let run = r.extend_write(r.try_claim_write(1).unwrap(), 2, 1);
+    assert_eq!(write_spans(&r, run), [(3, 1, 2), (0, 1, 3)]);
 }
 
 /// The spans of the write run `run`, as (first slot, length, lap).

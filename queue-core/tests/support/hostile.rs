@@ -34,8 +34,9 @@ const LEVELS_AT: usize = 120;
 const META_SIZE: usize = 32;
 const LEVEL_SIZE: usize = 128;
 
-/// Slot kinds, as in `ring.rs`.
-pub const KINDS: u8 = 5;
+/// The first value that is not a slot kind (EMPTY 0 to WRITE_RUN 6, as in
+/// `ring/mod.rs`): states are drawn with kinds `0..=KINDS`.
+pub const KINDS: u8 = 7;
 
 /// Packs a slot state word `{ lap: u32, gen: 0, kind: u8, owner: u16 }`.
 pub fn pack(lap: u32, kind: u8, owner: u16) -> u64 {
