@@ -141,7 +141,7 @@ impl OwnerSet {
     }
 }
 
-/// Recovers slots left WRITING, READING or READ_RUN by an owner index that no attached
+/// Recovers slots left WRITING, READING or a run by an owner index that no attached
 /// participant has: an entry marked free (or holding garbage), or an index
 /// outside the participant table. The protocol never leaves such slots - a
 /// participant recovers its own before it frees its entry - but a damaged or
@@ -170,8 +170,9 @@ fn recover_orphans(seg: &Segment, me: u16) -> Recovered {
         let owner = crate::ring::owner_of(s);
         // A dead letter being copied in by a mover of the source queue:
         // only the source's move protocol may touch it (`ring/moved.rs`).
-        // (Movers only hold READING words.)
-        let moving = owner == MOVER && crate::ring::kind_of(s) == READING;
+        // Movers only ever hold WRITING words: any other word naming
+        // MOVER is damage, recovered as any orphan's.
+        let moving = owner == MOVER && crate::ring::kind_of(s) == WRITING;
         if owner == me || moving || suspects.contains(owner) {
             continue;
         }

@@ -403,6 +403,24 @@ fn readers_that_are_not_attached_do_not_keep_the_queue_full() {
     assert_eq!(q.try_put(b"e"), Err(PutError::Full));
 }
 
+/// A READING word naming the dead-letter mover (owner 0xFFFF): movers only
+/// ever hold WRITING words, so this is damage, and it kept a get waiting
+/// for good (the orphan repair left every word naming the mover alone).
+/// Now it is re-queued like any orphan reader's. Found by the damaged-segment
+/// test with more cases (PROPTEST_RNG_SEED=3, 500 cases).
+#[test]
+fn a_reading_word_naming_the_mover_is_an_orphan() {
+    let _w = Watchdog::new("mover reader", Duration::from_secs(30));
+    let d = Dir::new("mover-r");
+    let q = queue(&d, "q", 2);
+    q.put(b"a").unwrap();
+    let s = Scribbler::new(&q);
+    s.set_slot(0, pack(0, READING, 0xFFFF));
+    assert_eq!(q.get().unwrap(), b"a", "delivered again");
+    q.close().unwrap();
+    assert_eq!(q.get(), Err(GetError::Closed));
+}
+
 /// The repair of an "orphan" must not touch an entry that is being attached:
 /// attach locks the entry first and marks it in use after, so an entry that
 /// reads free may belong to a live process. Here a live second handle's
