@@ -52,7 +52,7 @@ pub(crate) const RUN_MAX: u64 = 256;
 
 /// Fewest slots a run is recorded for: shorter ones are claimed slot by
 /// slot, whose few locked instructions cost less than a record's own span
-/// and its release (callgrind, `hot_path N 64 2`: 575 instructions a
+/// and its release (callgrind, `hot_path N 64 2`: 512 instructions a
 /// message slot by slot, 620 recorded). The unit tests and the loom models
 /// record runs of three, so that their small rings see both ways.
 const RECORD_FROM: u64 = if cfg!(any(test, loom)) { 3 } else { 4 };
@@ -84,7 +84,7 @@ impl<S: Slots> Ring<'_, S> {
             slot,
             ..
         } = self.free_under_tail()?;
-        let n = self.alike_from(idx, lap, most.min(RUN_MAX), |lap| pack(lap, EMPTY, 0));
+        let n = self.run_size(idx, lap, most, |lap| pack(lap, EMPTY, 0));
         let recorded = n >= RECORD_FROM;
         let claimed = if recorded {
             pack_run(lap, n, WRITE_RUN, me) // { lap, WRITE_RUN of n, me }
@@ -173,7 +173,7 @@ impl<S: Slots> Ring<'_, S> {
             slot,
             ..
         } = self.ready_under_head()?;
-        let n = self.alike_from(idx, lap, most.min(RUN_MAX), |lap| pack(lap, READY, 0));
+        let n = self.run_size(idx, lap, most, |lap| pack(lap, READY, 0));
         let recorded = n >= RECORD_FROM;
         let claimed = if recorded {
             pack_run(lap, n, READ_RUN, me) // { lap, READ_RUN of n, me }
@@ -209,6 +209,20 @@ impl<S: Slots> Ring<'_, S> {
             len,
             recorded,
         })
+    }
+
+    /// The size of the run to claim from slot `idx` of lap `lap` (seen
+    /// holding `word(lap)`) for a caller that wants up to `most`: the slots
+    /// in a row that hold their lap's word, when that may reach
+    /// [`RECORD_FROM`]; otherwise just `most`, an upper bound for a run
+    /// claimed slot by slot (which stops where the words do), so a small
+    /// batch does not look at its slots twice.
+    #[inline(always)]
+    fn run_size(&self, idx: u64, lap: u32, most: u64, word: impl Fn(u32) -> u64) -> u64 {
+        if most < RECORD_FROM {
+            return most;
+        }
+        self.alike_from(idx, lap, most.min(RUN_MAX), word)
     }
 
     /// How many positions from slot `idx` of lap `lap` on (the first
