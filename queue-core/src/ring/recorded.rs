@@ -41,7 +41,9 @@
 //! consumer ([`Ring::requeue_run`]; the slots behind first and the record
 //! last, so a recovery that dies in turn leaves the record for the next
 //! one). What that saves the batch verbs is a locked instruction per
-//! message on each side: two per run instead.
+//! message on each side: two per run instead. (Runs of fewer than
+//! `RECORD_FROM` slots are claimed slot by slot, as [`Ring::extend_write`]
+//! and [`Ring::extend_read`] do.)
 
 use super::run::{Run, Span, advance_from, step};
 use super::*;
@@ -60,7 +62,8 @@ const RECORD_FROM: u64 = if cfg!(any(test, loom)) { 3 } else { 4 };
 impl<S: Slots> Ring<'_, S> {
     /// Claims a run of up to `most` free positions at the tail, as
     /// participant `me`: in the common case (the slot under the tail free,
-    /// no race) a recorded run if more than one is free; otherwise what
+    /// no race) a recorded run if at least `RECORD_FROM` are free, else the
+    /// first claimed and the rest slot by slot; otherwise what
     /// [`Ring::try_claim_write`] and then [`Ring::extend_write`] do.
     #[inline]
     pub(crate) fn try_claim_write_run(&self, me: u16, most: u64) -> Result<Run, PutBlocked> {
@@ -149,8 +152,9 @@ impl<S: Slots> Ring<'_, S> {
 
     /// Claims a run of up to `most` ready messages at the head, as
     /// participant `me`: in the common case (nothing re-queued, a message
-    /// ready under the head, no race) a recorded run if more than one is
-    /// ready; otherwise what [`Ring::try_claim_read`] and then
+    /// ready under the head, no race) a recorded run if at least
+    /// `RECORD_FROM` are ready, else the first claimed and the rest slot by
+    /// slot; otherwise what [`Ring::try_claim_read`] and then
     /// [`Ring::extend_read`] (admitting every message) do.
     #[inline]
     pub(crate) fn try_claim_read_run(&self, me: u16, most: u64) -> Result<Run, GetBlocked> {
