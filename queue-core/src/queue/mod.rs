@@ -536,6 +536,31 @@ mod tests {
         assert_eq!(q.stats().total_got, 0);
     }
 
+    /// A sink that has another participant take over slot `.2` while a
+    /// batch copies it.
+    struct Thief<'a>(&'a Queue, crate::Batch, u64);
+    impl get::Sink for Thief<'_> {
+        unsafe fn take(
+            &mut self,
+            seg: &Segment,
+            idx: u64,
+            n: u64,
+            then: impl FnMut() -> bool,
+        ) -> segment::Appended {
+            if (idx..idx + n).contains(&self.2) {
+                take_over(self.0, self.2);
+            }
+            // SAFETY: passed on.
+            unsafe { self.1.take(seg, idx, n, then) }
+        }
+        fn keep(&mut self, n: usize) {
+            self.1.keep(n)
+        }
+        fn remove(&mut self, i: usize) {
+            get::Sink::remove(&mut self.1, i)
+        }
+    }
+
     /// A batch get whose hand-over fails counts only what was handed over.
     #[test]
     fn a_failed_hand_over_in_a_batch_is_not_counted_as_got() {
@@ -546,31 +571,7 @@ mod tests {
             .create()
             .unwrap();
         q.put_many(&[b"a", b"b", b"c"]).unwrap();
-        // A sink that has another participant take over the second slot
-        // while the batch copies it.
-        struct Thief<'a>(&'a Queue, crate::Batch);
-        impl get::Sink for Thief<'_> {
-            unsafe fn take(
-                &mut self,
-                seg: &Segment,
-                idx: u64,
-                n: u64,
-                then: impl FnMut() -> bool,
-            ) -> segment::Appended {
-                if (idx..idx + n).contains(&1) {
-                    take_over(self.0, 1); // the second one is lost
-                }
-                // SAFETY: passed on.
-                unsafe { self.1.take(seg, idx, n, then) }
-            }
-            fn keep(&mut self, n: usize) {
-                self.1.keep(n)
-            }
-            fn remove(&mut self, i: usize) {
-                get::Sink::remove(&mut self.1, i)
-            }
-        }
-        let mut thief = Thief(&q, crate::Batch::new());
+        let mut thief = Thief(&q, crate::Batch::new(), 1); // the second one is lost
         let taken = q.take_many(3, Deadline::Now, &mut thief).unwrap();
         assert_eq!(taken, 1, "the batch stops at the lost message");
         assert_eq!(thief.1.iter().collect::<Vec<_>>(), [b"a"]);
@@ -590,6 +591,25 @@ mod tests {
                 slot: claim.idx as usize
             })
         );
+    }
+
+    /// The first slot of a run taken in one claim (its record) is handed
+    /// over last: when it turns out taken over, its message leaves the
+    /// batch, and the messages behind it, handed over already, stay.
+    #[test]
+    fn a_batch_whose_record_is_taken_over_keeps_the_messages_behind_it() {
+        let dir = Scratch::new("record-taken");
+        let q = Queue::builder("q")
+            .dir(&dir.0)
+            .capacity(8)
+            .create()
+            .unwrap();
+        q.put_many(&[b"a", b"b", b"c", b"d"]).unwrap();
+        let mut thief = Thief(&q, crate::Batch::new(), 0);
+        let taken = q.take_many(4, Deadline::Now, &mut thief).unwrap();
+        assert_eq!(taken, 3);
+        assert_eq!(thief.1.iter().collect::<Vec<_>>(), [b"b", b"c", b"d"]);
+        assert_eq!(q.stats().total_got, 3);
     }
 
     #[test]

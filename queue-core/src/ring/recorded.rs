@@ -295,11 +295,8 @@ impl<S: Slots> Ring<'_, S> {
     /// when its owner died: every slot behind it still READY for its lap,
     /// then the first. Returns how many messages went back.
     pub(super) fn requeue_run(&self, idx: u64, seen: u64) -> u64 {
-        let (base, end) = (self.base, self.base + self.cap());
-        let (mut at, mut lap) = (idx, lap_of(seen));
         let mut back = 0;
-        for _ in 1..run_len(seen).min(self.cap()) {
-            (at, lap) = step(at, lap, base, end);
+        for (at, lap) in self.behind_record(idx, seen) {
             back += u64::from(self.requeue_ready(at, lap));
         }
         let first = self.slots.state(idx);
@@ -319,11 +316,8 @@ impl<S: Slots> Ring<'_, S> {
     /// READY for its lap (written or not, nobody could reach it), then the
     /// first, skip to the next lap. Returns how many positions it skipped.
     pub(super) fn discard_run(&self, idx: u64, seen: u64) -> u64 {
-        let (base, end) = (self.base, self.base + self.cap());
-        let (mut at, mut lap) = (idx, lap_of(seen));
         let mut skipped = 0;
-        for _ in 1..run_len(seen).min(self.cap()) {
-            (at, lap) = step(at, lap, base, end);
+        for (at, lap) in self.behind_record(idx, seen) {
             let slot = self.slots.state(at);
             let next = pack(lap.wrapping_add(1), EMPTY, 0); // { lap + 1, EMPTY }
             for held in [pack(lap, EMPTY, 0), pack(lap, READY, 0)] {
@@ -339,6 +333,17 @@ impl<S: Slots> Ring<'_, S> {
             skipped += 1;
         }
         skipped
+    }
+
+    /// The slots behind the record in slot `idx`, whose word was `seen`,
+    /// each with the lap its position is in (recovery only: no hot path).
+    fn behind_record(&self, idx: u64, seen: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
+        let (base, end) = (self.base, self.base + self.cap());
+        std::iter::successors(Some((idx, lap_of(seen))), move |&(at, lap)| {
+            Some(step(at, lap, base, end))
+        })
+        .skip(1)
+        .take((run_len(seen).min(self.cap()) - 1) as usize)
     }
 
     /// Re-queues slot `idx` if it still holds a READY message of lap `lap`
