@@ -2,7 +2,7 @@
 //! segment. Level `k` is the ring over slots `k * capacity .. (k + 1) *
 //! capacity` with its own cursors (level 0 the header's, the others an entry
 //! of the level table, see `layout.rs`); a queue without priorities has one
-//! level, the ring over all slots. Above `segment.rs` (which maps the level
+//! level, the ring over all slots. Above `segment/` (which maps the level
 //! table), below `liveness.rs` and the queue, which reach every ring through
 //! here.
 

@@ -3,10 +3,11 @@
 //! and the claim every get and lease starts with. Each public verb only picks
 //! a [`Deadline`].
 
-use std::sync::atomic::Ordering::*;
+use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::Duration;
 
 use super::dead_letter::Admit;
+use super::put::FEW;
 use super::{ByteBudget, Queue};
 use crate::batch::Batch;
 use crate::delivery;
@@ -111,7 +112,8 @@ impl Queue {
     ///
     /// On a queue with one priority level and no `max_deliveries`, the
     /// messages are claimed in runs of consecutive ready slots, with the
-    /// head moved and producers woken once per run.
+    /// head moved and producers woken once per run (a `max` below 4 takes
+    /// them one by one, as `get` does, while one is ready at once).
     ///
     /// Crash contract: each message leaves the queue when it is handed
     /// over, right after its copy (the first of a run taken in one step
@@ -211,6 +213,14 @@ impl Queue {
         // each length read before its claim; `None` where the largest
         // messages cannot pass it in `max`.
         let mut budget = ByteBudget::needed(self.seg.geometry.max_msg_size, max as u64);
+        if max < FEW && self.plain_gets && budget.is_none() {
+            match self.take_few(max, sink) {
+                // Nothing at once: the batch's path waits for the first.
+                (0, None) => {}
+                (0, Some(e)) => return Err(e),
+                (taken, _) => return Ok(taken as usize),
+            }
+        }
         let mut next = Some(self.first_run(&ring, max as u64, deadline, budget.as_mut())?);
         // `ring` only hands over (and extends runs, which happen on a
         // queue with one level only): a hand-over touches the slot's state
@@ -230,7 +240,7 @@ impl Queue {
             for span in spans.by_ref() {
                 if span.held == Held::Record {
                     // SAFETY: the run holds the slot, by its READ_RUN word.
-                    match unsafe { sink.take(&self.seg, span.idx, 1, || true) } {
+                    match unsafe { sink.take(&self.seg, span.idx, 1, |_| true) } {
                         Appended::BadLength { len, .. } => {
                             failure = Some(self.oversized(span.claim(0), len));
                             break;
@@ -243,11 +253,22 @@ impl Queue {
                 // producers get its slot back at once): until the
                 // hand-over (a CAS, or behind a record a store), our death
                 // re-queues the message.
-                let mut hand_over = ring.hand_over(span, self.me);
+                let hand_over = ring.hand_over(span, self.me);
                 // SAFETY: the run holds every slot of the span, by READING
                 // words naming us or behind its record.
-                let appended =
-                    unsafe { sink.take(&self.seg, span.idx, span.len, || hand_over.next_slot()) };
+                // (Two copies of the copy loop, so it does not test the
+                // kind of hand-over once a slot.)
+                let appended = unsafe {
+                    if hand_over.by_store() {
+                        sink.take(&self.seg, span.idx, span.len, |s| {
+                            hand_over.slot_by::<true>(s)
+                        })
+                    } else {
+                        sink.take(&self.seg, span.idx, span.len, |s| {
+                            hand_over.slot_by::<false>(s)
+                        })
+                    }
+                };
                 let back_from = match appended {
                     Appended::All => {
                         taken += span.len;
@@ -264,7 +285,8 @@ impl Queue {
                     // made `at` hand-overs, so the next one is its slot.
                     Appended::BadLength { at, len } => {
                         taken += at;
-                        failed_handed += u64::from(hand_over.next_slot());
+                        let state = &self.seg.slot(span.idx + at).state;
+                        failed_handed += u64::from(hand_over.slot(state));
                         failure = Some(self.oversized(span.claim(at), len));
                         at + 1
                     }
@@ -313,6 +335,45 @@ impl Queue {
             Some(e) if taken == 0 => Err(e),
             _ => Ok(taken as usize),
         }
+    }
+
+    /// [`take_many`](Self::take_many) of fewer than [`FEW`] messages on a
+    /// queue with plain gets: message by message, as `get` takes one, while
+    /// its fast claim finds one at once (a run costs more than so few
+    /// messages alone). Returns how many `sink` received and the failure
+    /// that stopped it, if any (a message taken over, or one with a bad
+    /// length, which its hand-over drops, as `get` does).
+    fn take_few(&self, max: usize, sink: &mut impl Sink) -> (u64, Option<GetError>) {
+        let ring = self.ring();
+        let mut taken = 0;
+        while taken < max as u64 {
+            let Ok(claim) = ring.claim_read_fast(self.me) else {
+                break;
+            };
+            let mut handed_over = false;
+            // SAFETY: `claim` holds the slot in READING for us.
+            let appended = unsafe {
+                sink.take(&self.seg, claim.idx, 1, |_| {
+                    handed_over = ring.release_read(claim, self.me);
+                    handed_over
+                })
+            };
+            let failure = match appended {
+                Appended::All => None,
+                Appended::Stopped(_) => Some(taken_over(claim)),
+                Appended::BadLength { len, .. } => {
+                    handed_over = ring.release_read(claim, self.me);
+                    Some(self.oversized(claim, len))
+                }
+            };
+            self.after_release(handed_over);
+            if failure.is_some() {
+                sink.keep(taken as usize);
+                return (taken, failure);
+            }
+            taken += 1;
+        }
+        (taken, None)
     }
 
     /// The first run of a batch, of up to `most` messages, waiting until
@@ -684,7 +745,7 @@ pub(super) trait Sink {
         seg: &Segment,
         idx: u64,
         n: u64,
-        then: impl FnMut() -> bool,
+        then: impl FnMut(&AtomicU64) -> bool,
     ) -> Appended;
     /// Keeps the first `n` messages and drops the rest (a batch that
     /// stopped at a failure).
@@ -700,7 +761,7 @@ impl Sink for Batch {
         seg: &Segment,
         idx: u64,
         n: u64,
-        then: impl FnMut() -> bool,
+        then: impl FnMut(&AtomicU64) -> bool,
     ) -> Appended {
         let (data, ends) = self.parts_mut();
         // SAFETY: passed on from the caller.
@@ -720,7 +781,7 @@ impl Sink for Vec<Vec<u8>> {
         seg: &Segment,
         idx: u64,
         n: u64,
-        mut then: impl FnMut() -> bool,
+        mut then: impl FnMut(&AtomicU64) -> bool,
     ) -> Appended {
         for k in 0..n {
             let mut msg = Vec::new();
@@ -729,7 +790,7 @@ impl Sink for Vec<Vec<u8>> {
                 return Appended::BadLength { at: k, len };
             }
             self.push(msg);
-            if !then() {
+            if !then(&seg.slot(idx + k).state) {
                 return Appended::Stopped(k);
             }
         }

@@ -474,6 +474,17 @@ mod tests {
         }
     }
 
+    impl Scratch {
+        /// A new queue `name` of `capacity` slots in this directory.
+        fn queue(&self, name: &str, capacity: usize) -> Queue {
+            Queue::builder(name)
+                .dir(&self.0)
+                .capacity(capacity)
+                .create()
+                .unwrap()
+        }
+    }
+
     impl Drop for Scratch {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
@@ -520,15 +531,44 @@ mod tests {
         }
     }
 
+    /// The segment's count of alike state words (four a step) agrees with
+    /// the slot-by-slot count of the `Slots` trait, for every start, length
+    /// and pattern of a few words that differ.
+    #[test]
+    fn the_four_a_step_count_agrees_with_the_slot_by_slot_count() {
+        use crate::ring::Slots;
+        let dir = Scratch::new("alike");
+        let q = dir.queue("q", 16);
+        let slots = q.seg.capacity();
+        let saved: Vec<u64> = (0..slots).map(|i| q.seg.state(i).load(SeqCst)).collect();
+        let (word, other) = (
+            pack(7, crate::ring::READY, 0),
+            pack(8, crate::ring::READY, 0),
+        );
+        for pattern in 0u32..1 << 9 {
+            for i in 0..slots {
+                let odd = i < 9 && pattern & (1 << i) != 0;
+                q.seg.state(i).store(if odd { other } else { word }, SeqCst);
+            }
+            for idx in 0..slots {
+                for n in 0..=slots - idx {
+                    let one_by_one = (idx..idx + n)
+                        .take_while(|&i| q.seg.state(i).load(SeqCst) == word)
+                        .count() as u64;
+                    assert_eq!(q.seg.count_alike(idx, n, word), one_by_one);
+                }
+            }
+        }
+        for (i, s) in saved.into_iter().enumerate() {
+            q.seg.state(i as u64).store(s, SeqCst);
+        }
+    }
+
     /// A lease whose slot was taken over is not counted as got when acked.
     #[test]
     fn a_failed_ack_is_not_counted_as_got() {
         let dir = Scratch::new("ack-count");
-        let q = Queue::builder("q")
-            .dir(&dir.0)
-            .capacity(2)
-            .create()
-            .unwrap();
+        let q = dir.queue("q", 2);
         q.put(b"a").unwrap();
         let lease = q.get_lease().unwrap();
         take_over(&q, 0);
@@ -545,7 +585,7 @@ mod tests {
             seg: &Segment,
             idx: u64,
             n: u64,
-            then: impl FnMut() -> bool,
+            then: impl FnMut(&AtomicU64) -> bool,
         ) -> segment::Appended {
             if (idx..idx + n).contains(&self.2) {
                 take_over(self.0, self.2);
@@ -565,11 +605,7 @@ mod tests {
     #[test]
     fn a_failed_hand_over_in_a_batch_is_not_counted_as_got() {
         let dir = Scratch::new("batch-count");
-        let q = Queue::builder("q")
-            .dir(&dir.0)
-            .capacity(4)
-            .create()
-            .unwrap();
+        let q = dir.queue("q", 4);
         q.put_many(&[b"a", b"b", b"c"]).unwrap();
         let mut thief = Thief(&q, crate::Batch::new(), 1); // the second one is lost
         let taken = q.take_many(3, Deadline::Now, &mut thief).unwrap();
@@ -599,11 +635,7 @@ mod tests {
     #[test]
     fn a_batch_whose_record_is_taken_over_keeps_the_messages_behind_it() {
         let dir = Scratch::new("record-taken");
-        let q = Queue::builder("q")
-            .dir(&dir.0)
-            .capacity(8)
-            .create()
-            .unwrap();
+        let q = dir.queue("q", 8);
         q.put_many(&[b"a", b"b", b"c", b"d"]).unwrap();
         let mut thief = Thief(&q, crate::Batch::new(), 0);
         let taken = q.take_many(4, Deadline::Now, &mut thief).unwrap();
@@ -612,14 +644,91 @@ mod tests {
         assert_eq!(q.stats().total_got, 3);
     }
 
+    /// Batches too small for a recorded run (`put::FEW`, 3 in tests) go
+    /// message by message through the fast claims of `put` and `get`, with
+    /// the batch contract: a prefix put, counted once; whatever is ready
+    /// taken, the first waited for; a message taken over leaves the batch,
+    /// one with a bad length is dropped and reported after the ones before
+    /// it (or alone).
+    #[test]
+    fn a_batch_smaller_than_a_run_goes_message_by_message() {
+        let dir = Scratch::new("few");
+        let q = dir.queue("q", 4);
+        q.put(b"0").unwrap();
+        q.put(b"1").unwrap();
+        q.put(b"2").unwrap();
+        assert_eq!(q.try_put_many(&[b"a", b"b"]), Err((1, PutError::Full)));
+        assert_eq!(q.stats().total_put, 4);
+        assert_eq!(q.try_get_many(2).unwrap(), [b"0", b"1"]);
+        assert_eq!(q.try_get_many(2).unwrap(), [b"2", b"a"]);
+        assert_eq!(q.try_get_many(2), Err(GetError::Empty));
+        assert_eq!(
+            q.get_many_timeout(2, Duration::from_millis(20)),
+            Err(GetError::Timeout)
+        );
+        assert_eq!(q.stats().total_got, 4);
+
+        q.put_many(&[b"c", b"d"]).unwrap();
+        let mut thief = Thief(&q, crate::Batch::new(), 1); // slot 1 holds "d"
+        assert_eq!(q.take_many(2, Deadline::Now, &mut thief), Ok(1));
+        assert_eq!(thief.1.iter().collect::<Vec<_>>(), [b"c"]);
+        assert_eq!(q.stats().total_got, 5, "the stolen one is not counted");
+
+        let q = dir.queue("bad", 4);
+        let too_long = q.max_msg_size() as u64 + 1;
+        q.put_many(&[b"e", b"f"]).unwrap();
+        q.seg.slot(1).len.store(too_long, SeqCst);
+        assert_eq!(q.try_get_many(2).unwrap(), [b"e"], "the ones before stay");
+        assert_eq!(q.try_get_many(2), Err(GetError::Empty), "dropped");
+        q.put(b"g").unwrap();
+        q.seg.slot(2).len.store(too_long, SeqCst);
+        assert!(matches!(
+            q.try_get_many(2),
+            Err(GetError::Corrupted(Corruption::OversizedLength {
+                slot: 2,
+                ..
+            }))
+        ));
+        assert_eq!(q.stats().total_got, 3, "a dropped message is handed over");
+    }
+
+    /// A recorded run whose first message (its record) has a bad length:
+    /// that message is dropped by the record's hand-over and reported, and
+    /// the messages behind it go back for the next get, whole.
+    #[test]
+    fn a_bad_length_in_a_runs_record_drops_that_message_alone() {
+        let dir = Scratch::new("record-bad");
+        let q = dir.queue("q", 8);
+        q.put_many(&[b"a", b"b", b"c", b"d"]).unwrap();
+        q.seg.slot(0).len.store(q.max_msg_size() as u64 + 1, SeqCst);
+        let mut batch = crate::Batch::new();
+        assert!(matches!(
+            q.try_get_many_into(&mut batch, 4),
+            Err(GetError::Corrupted(Corruption::OversizedLength {
+                slot: 0,
+                ..
+            }))
+        ));
+        assert!(batch.is_empty());
+        // Re-queued, they come back in no set order (a redelivery looks
+        // first where the last re-queue was).
+        let mut back = q.try_get_many(4).unwrap();
+        back.sort();
+        assert_eq!(back, [b"b", b"c", b"d"]);
+        assert_eq!(q.try_get_many(4), Err(GetError::Empty));
+        assert_eq!(q.stats().total_got, 4, "the dropped one was handed over");
+        let run_words = (0..8).map(|i| q.seg.slot(i).state.load(SeqCst));
+        assert!(
+            run_words
+                .clone()
+                .all(|w| crate::ring::kind_of(w) == crate::ring::EMPTY)
+        );
+    }
+
     #[test]
     fn try_put_many_puts_what_fits_and_put_many_timeout_times_out() {
         let dir = Scratch::new("put-many-forms");
-        let q = Queue::builder("q")
-            .dir(&dir.0)
-            .capacity(3)
-            .create()
-            .unwrap();
+        let q = dir.queue("q", 3);
         assert_eq!(q.try_put_many(&[b"1", b"2"]), Ok(()));
         assert_eq!(
             q.try_put_many(&[b"3", b"4", b"5"]),

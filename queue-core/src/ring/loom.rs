@@ -484,13 +484,13 @@ impl Model {
                 got.push(self.read(span.claim(0)));
                 continue;
             }
-            let mut hand_over = r.hand_over(span, me);
+            let hand_over = r.hand_over(span, me);
             for c in span.claims_from(0) {
                 if done == handed {
                     return got;
                 }
                 got.push(self.read(c));
-                assert!(hand_over.next_slot());
+                assert!(hand_over.slot(r.slots.state(c.idx)));
                 done += 1;
             }
         }

@@ -56,6 +56,7 @@ mod recorded;
 mod run;
 // The batch verbs' types (the loom build has no queue layer).
 #[cfg(not(loom))]
+pub(crate) use recorded::RECORD_FROM;
 pub(crate) use run::{Held, Run, Span};
 
 /// Slot kind: free for the writer of this lap.
@@ -146,6 +147,15 @@ pub(crate) trait Slots {
     #[inline]
     fn states(&self, idx: u64, n: u64) -> impl Iterator<Item = &AtomicU64> {
         (idx..idx + n).map(move |i| self.state(i))
+    }
+    /// How many of the `n` slots from `idx` on (`idx + n <= capacity`)
+    /// hold `word`, in a row from the first, each loaded with Acquire (an
+    /// implementation may load a few past the first that differs).
+    #[inline]
+    fn count_alike(&self, idx: u64, n: u64, word: u64) -> u64 {
+        self.states(idx, n)
+            .take_while(|slot| slot.load(Acquire) == word)
+            .count() as u64
     }
     /// The slot and the lap of position `pos` in a ring over all slots
     /// (an implementation may replace the division by a mask).

@@ -57,7 +57,7 @@ pub(crate) const RUN_MAX: u64 = 256;
 /// and its release (callgrind, `hot_path N 64 2`: 512 instructions a
 /// message slot by slot, 620 recorded). The unit tests and the loom models
 /// record runs of three, so that their small rings see both ways.
-const RECORD_FROM: u64 = if cfg!(any(test, loom)) { 3 } else { 4 };
+pub(crate) const RECORD_FROM: u64 = if cfg!(any(test, loom)) { 3 } else { 4 };
 
 impl<S: Slots> Ring<'_, S> {
     /// Claims a run of up to `most` free positions at the tail, as
@@ -241,15 +241,11 @@ impl<S: Slots> Ring<'_, S> {
         // The `n` slots from `idx` of lap `lap` that hold the word, in a
         // row. (Called at most twice, before the ring's end and after it.)
         let alike = |idx: u64, lap: u32, n: u64| {
-            let word = word(lap);
             // SYNC: Acquire pairs with the Release that stored the word
             // (a publication, or a consumer's hand-over), so what we do to
             // the slot after our claim comes after what was done before
             // (the word cannot change meanwhile: see the module docs).
-            self.slots
-                .states(idx, n)
-                .take_while(|slot| slot.load(Acquire) == word)
-                .count() as u64
+            self.slots.count_alike(idx, n, word(lap))
         };
         let n = alike(idx, lap, before_end);
         if n < before_end || behind == before_end {

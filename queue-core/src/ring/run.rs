@@ -431,17 +431,12 @@ impl<S: Slots> Ring<'_, S> {
     }
 
     /// The hand-overs of the slots of the read span `span`, held by `me`,
-    /// to make one at a time, in order ([`HandOver::next_slot`]). (Not for
-    /// a record: see [`Ring::release_record`].)
+    /// to make one at a time, in order ([`HandOver::slot`]). (Not for a
+    /// record: see [`Ring::release_record`].)
     #[inline]
-    pub(crate) fn hand_over(
-        &self,
-        span: Span,
-        me: u16,
-    ) -> HandOver<impl Iterator<Item = &AtomicU64>> {
+    pub(crate) fn hand_over(&self, span: Span, me: u16) -> HandOver {
         debug_assert!(span.held != Held::Record, "a record is released last");
         HandOver {
-            states: self.slots.states(span.idx, span.len),
             // { lap, generation, READING, me } or, behind a record, { lap, READY }
             held: match span.held {
                 Held::Behind => pack(span.lap, READY, 0),
@@ -454,9 +449,10 @@ impl<S: Slots> Ring<'_, S> {
 }
 
 /// The hand-overs of a read span's slots ([`Ring::hand_over`]): the words
-/// computed once, the state words stepped through.
-pub(crate) struct HandOver<I> {
-    states: I,
+/// computed once. The caller passes each slot's state word (its copy loop
+/// steps through the slots anyway).
+#[derive(Clone, Copy)]
+pub(crate) struct HandOver {
     held: u64,
     free: u64,
     /// Whether the slots are handed over by a look and a store (behind a
@@ -464,30 +460,47 @@ pub(crate) struct HandOver<I> {
     store: bool,
 }
 
-impl<'a, I: Iterator<Item = &'a AtomicU64>> HandOver<I> {
-    /// Hands over the span's next slot, as [`Ring::release_read`] does;
-    /// false if it is no longer held by us (taken over by recovery) or the
-    /// span has no slot left.
+impl HandOver {
+    /// Hands over the span's slot whose state word is `state`, as
+    /// [`Ring::release_read`] does; false if it is no longer held by us
+    /// (taken over by recovery).
     #[inline]
-    pub(crate) fn next_slot(&mut self) -> bool {
+    pub(crate) fn slot(&self, state: &AtomicU64) -> bool {
+        if self.store {
+            self.slot_by::<true>(state)
+        } else {
+            self.slot_by::<false>(state)
+        }
+    }
+
+    /// Whether the span's slots are handed over by stores (behind a
+    /// record): the caller's loop can then call `slot_by::<STORE>` with
+    /// the answer, and test it once rather than once a slot.
+    #[inline]
+    pub(crate) fn by_store(&self) -> bool {
+        self.store
+    }
+
+    /// [`slot`](Self::slot) where `STORE` is [`by_store`](Self::by_store).
+    #[inline(always)]
+    pub(crate) fn slot_by<const STORE: bool>(&self, state: &AtomicU64) -> bool {
+        debug_assert_eq!(STORE, self.store);
         // SYNC: as in `release_read`: Release pairs with the next
         // producer's Acquire load; SeqCst orders it before the consumer's
         // SeqCst load of `put_seq` in `WaitPoint::notify_one`.
-        self.states.next().is_some_and(|slot| {
-            if self.store {
-                // Behind a record nobody else may change the READY word,
-                // so a look replaces the CAS: it still catches a foreign
-                // write made before it (damage). Release, as the CAS; the
-                // SeqCst fence of `release_record`, after the run's last
-                // store, orders them all.
-                if slot.load(Relaxed) != self.held {
-                    return false;
-                }
-                slot.store(self.free, Release);
-                return true;
+        if STORE {
+            // Behind a record nobody else may change the READY word, so a
+            // look replaces the CAS: it still catches a foreign write made
+            // before it (damage). Release, as the CAS; the SeqCst fence of
+            // `release_record`, after the run's last store, orders them all.
+            if state.load(Relaxed) != self.held {
+                return false;
             }
-            slot.compare_exchange(self.held, self.free, SeqCst, Relaxed)
-                .is_ok()
-        })
+            state.store(self.free, Release);
+            return true;
+        }
+        state
+            .compare_exchange(self.held, self.free, SeqCst, Relaxed)
+            .is_ok()
     }
 }

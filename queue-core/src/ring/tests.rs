@@ -250,11 +250,10 @@ fn hand_over_all(r: &Ring<'_, VecSlots>, run: Run, me: u16) {
         if span.held == Held::Record {
             continue; // last
         }
-        let mut hand_over = r.hand_over(span, me);
-        for _ in 0..span.len {
-            assert!(hand_over.next_slot());
+        let hand_over = r.hand_over(span, me);
+        for state in r.slots.states(span.idx, span.len) {
+            assert!(hand_over.slot(state));
         }
-        assert!(!hand_over.next_slot(), "past the span");
     }
     if run.recorded {
         assert!(r.release_record(run, me));
@@ -373,7 +372,7 @@ fn recovery_requeues_a_dead_readers_run_and_discards_a_dead_writers() {
     let run = r.try_claim_read_run(5, 3).unwrap();
     let behind: Vec<Span> = r.read_spans(run).skip(1).collect();
     assert_eq!(behind.len(), 1);
-    assert!(r.hand_over(behind[0], 5).next_slot());
+    assert!(r.hand_over(behind[0], 5).slot(r.slots.state(behind[0].idx)));
     let back = r.recover_owner(5);
     assert_eq!((back.requeued, back.discarded), (2, 0));
     assert_eq!(f.requeued.load(SeqCst), 2);
@@ -511,8 +510,12 @@ fn a_read_run_may_start_at_a_requeued_message_and_hands_over_each_generation() {
         [(0, 1, 2), (1, 2, 1)]
     );
     for span in r.read_spans(run) {
-        let mut hand_over = r.hand_over(span, 3);
-        assert!((0..span.len).all(|_| hand_over.next_slot()));
+        let hand_over = r.hand_over(span, 3);
+        assert!(
+            r.slots
+                .states(span.idx, span.len)
+                .all(|s| hand_over.slot(s))
+        );
     }
     assert_eq!(f.head.load(SeqCst), 3);
     assert!(r.is_drained(3));

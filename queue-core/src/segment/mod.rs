@@ -6,7 +6,8 @@
 //! `posix_fallocate`, chmod-ed, initialised, and only then published by a
 //! Release store of the magic; openers wait a bounded time for that store.
 //!
-//! All raw-pointer access to the mapping lives in this module.
+//! All raw-pointer access to the mapping lives in this module and its
+//! `payload` part (the copies of messages in and out of slots).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -25,6 +26,9 @@ use crate::layout::{
 };
 use crate::ring::Slots;
 use crate::sys;
+
+mod payload;
+pub(crate) use payload::Appended;
 
 /// Prefix of every segment file name, so `mq ls` can find queues.
 pub const FILE_PREFIX: &str = "mq.";
@@ -744,206 +748,6 @@ impl Segment {
         unsafe { &*(self.slot_ptr(idx) as *const SlotHeader) }
     }
 
-    /// Copies `msg` into slot `idx`.
-    ///
-    /// # Safety
-    /// The caller must hold slot `idx` in the WRITING state, so no other
-    /// participant reads or writes its payload, and `msg.len()` must be at
-    /// most `max_msg_size`.
-    #[inline]
-    pub(crate) unsafe fn write_payload(&self, idx: u64, msg: &[u8]) {
-        debug_assert!(msg.len() as u64 <= self.geometry.max_msg_size);
-        let slot = self.slot_ptr(idx);
-        // SAFETY: the payload area starts SLOT_HEADER_SIZE bytes into the slot
-        // and holds max_msg_size bytes; the caller owns it (WRITING).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                msg.as_ptr(),
-                slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
-                msg.len(),
-            );
-        }
-        self.slot(idx).len.store(msg.len() as u64, Relaxed);
-    }
-
-    /// Copies `msgs` into the slots from `idx` on, one message per slot.
-    ///
-    /// # Safety
-    /// The caller must hold those slots in the WRITING state, and every
-    /// message must be at most `max_msg_size` bytes long.
-    #[inline]
-    pub(crate) unsafe fn write_payloads<M: AsRef<[u8]>>(&self, idx: u64, msgs: &[M]) {
-        // A plain loop over the checked range, as in `append_payloads`.
-        let (mut slot, stride) = (
-            self.slot_ptrs(idx, msgs.len() as u64).next,
-            self.grid.stride,
-        );
-        for msg in msgs {
-            let msg = msg.as_ref();
-            debug_assert!(msg.len() as u64 <= self.geometry.max_msg_size);
-            // SAFETY: as in `write_payload`, for the slots `slot_ptrs`
-            // checked (`slot` steps through them).
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    msg.as_ptr(),
-                    slot.as_ptr().add(crate::layout::SLOT_HEADER_SIZE as usize),
-                    msg.len(),
-                );
-                slot.cast::<SlotHeader>()
-                    .as_ref()
-                    .len
-                    .store(msg.len() as u64, Relaxed);
-                slot = slot.add(stride as usize);
-            }
-        }
-    }
-
-    /// Appends the payload of slot `idx` to `out` and returns its length, or
-    /// the bad length found (then `out` is unchanged).
-    ///
-    /// # Safety
-    /// The caller must hold slot `idx` in the READING state, so no
-    /// participant following the protocol writes its payload meanwhile.
-    #[inline]
-    pub(crate) unsafe fn append_payload(&self, idx: u64, out: &mut Vec<u8>) -> Result<usize, u64> {
-        // SAFETY: a slot pointer of the grid, held by the caller.
-        unsafe { self.append_from(self.slot_ptr(idx), out) }
-    }
-
-    /// Appends the payloads of the `n` slots from `idx` on to `data`, back
-    /// to back, and the offset just past each to `ends`, in order, calling
-    /// `then` after each copy (the caller's hand-over of that slot); stops
-    /// where `then` says false, or before a bad length.
-    ///
-    /// Two passes: the lengths are read and checked first (each read once:
-    /// the copies trust only what was checked), then both buffers grow
-    /// once and the payloads are copied without a test per message.
-    ///
-    /// # Safety
-    /// As [`append_payload`](Self::append_payload), for every one of the
-    /// slots.
-    #[inline]
-    pub(crate) unsafe fn append_payloads(
-        &self,
-        idx: u64,
-        n: u64,
-        data: &mut Vec<u8>,
-        ends: &mut Vec<usize>,
-        mut then: impl FnMut() -> bool,
-    ) -> Appended {
-        let max = self.geometry.max_msg_size;
-        let (start, first_end) = (data.len(), ends.len());
-        ends.reserve(n as usize);
-        let mut end = start;
-        let mut found = None;
-        let mut counted = 0;
-        for (slot, out) in self.slot_ptrs(idx, n).zip(ends.spare_capacity_mut()) {
-            // SAFETY: a slot of the grid, held by the caller; any bit
-            // pattern is a valid `SlotHeader`.
-            let len = unsafe { slot.cast::<SlotHeader>().as_ref() }
-                .len
-                .load(Relaxed);
-            if len > max {
-                found = Some(len);
-                break;
-            }
-            end += len as usize;
-            out.write(end);
-            counted += 1;
-        }
-        // SAFETY: the first `counted` spare entries were written above.
-        unsafe { ends.set_len(first_end + counted) };
-        data.reserve(end - start);
-        let (dst, mut at) = (data.as_mut_ptr(), start);
-        // A plain loop over the checked range: the copies' calls would
-        // otherwise make the compiler keep two iterators in memory.
-        let (mut slot, stride) = (self.slot_ptrs(idx, counted as u64).next, self.grid.stride);
-        for (k, &end) in ends[first_end..].iter().enumerate() {
-            // SAFETY: each length is at most max_msg_size (checked above),
-            // so the source is in its slot, held by the caller (`slot` steps
-            // through the `counted` slots `slot_ptrs` checked); `data` has
-            // room for all of them, initialised here before `set_len`.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    slot.as_ptr().add(crate::layout::SLOT_HEADER_SIZE as usize),
-                    dst.add(at),
-                    end - at,
-                );
-                slot = slot.add(stride as usize);
-            }
-            at = end;
-            if !then() {
-                ends.truncate(first_end + k + 1);
-                // SAFETY: bytes `start .. at` were initialised by the copies.
-                unsafe { data.set_len(at) };
-                return Appended::Stopped(k as u64);
-            }
-        }
-        // SAFETY: as above, for every copy.
-        unsafe { data.set_len(at) };
-        match found {
-            None => Appended::All,
-            Some(len) => Appended::BadLength {
-                at: counted as u64,
-                len,
-            },
-        }
-    }
-
-    /// [`append_payload`](Self::append_payload) for the slot at `slot`.
-    ///
-    /// # Safety
-    /// `slot` is the address of a slot of the grid, held by the caller in
-    /// the READING state.
-    #[inline(always)]
-    unsafe fn append_from(&self, slot: *mut u8, out: &mut Vec<u8>) -> Result<usize, u64> {
-        // SAFETY: a slot address is 16-byte aligned and in the mapping (the
-        // caller's promise); any bit pattern is a valid `SlotHeader`.
-        let len = unsafe { &*(slot as *const SlotHeader) }.len.load(Relaxed);
-        if len > self.geometry.max_msg_size {
-            return Err(len);
-        }
-        let len = len as usize;
-        let start = out.len();
-        out.reserve(len);
-        // SAFETY: source is in bounds (len <= max_msg_size, checked above) and
-        // owned by the caller (READING); `out` has room for `len` more bytes,
-        // which are initialised by the copy before `set_len`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                slot.add(crate::layout::SLOT_HEADER_SIZE as usize),
-                out.as_mut_ptr().add(start),
-                len,
-            );
-            out.set_len(start + len);
-        }
-        Ok(len)
-    }
-
-    /// Copies the payload of slot `idx` without owning it, for `peek`. The
-    /// bytes may be torn by a concurrent claim; the caller validates them with
-    /// `Ring::unchanged` afterwards and discards them if the slot moved on.
-    pub(crate) fn peek_payload(&self, idx: u64, out: &mut Vec<u8>) -> bool {
-        let len = self.slot(idx).len.load(Relaxed);
-        if len > self.geometry.max_msg_size {
-            return false;
-        }
-        let len = len as usize;
-        out.clear();
-        out.resize(len, 0);
-        let src = self
-            .slot_ptr(idx)
-            .wrapping_add(crate::layout::SLOT_HEADER_SIZE as usize);
-        // SAFETY: `src..src + len` lies inside slot `idx` (len <= max_msg_size)
-        // and `out` holds `len` initialised bytes. A concurrent writer can only
-        // change the values read, never the bounds; volatile reads keep the
-        // compiler from assuming the memory is stable.
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = unsafe { std::ptr::read_volatile(src.add(i)) };
-        }
-        true
-    }
-
     /// The segment file's permission bits and owner (mode 0 and uid
     /// `u32::MAX` if they cannot be read).
     pub(crate) fn file_owner(&self) -> FileOwner {
@@ -982,23 +786,6 @@ pub(crate) fn read_name(words: &[AtomicU64], len: u64) -> Option<String> {
         .take(len)
         .collect();
     String::from_utf8(bytes).ok()
-}
-
-/// How a copy of consecutive payloads ended ([`Segment::append_payloads`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Appended {
-    /// Every payload was copied and its `then` said go on.
-    All,
-    /// The payload at this offset was copied, and its `then` said stop.
-    Stopped(u64),
-    /// Every payload before `at` was copied (each `then` said go on); the
-    /// one at `at` has the bad length `len` and was not.
-    BadLength {
-        /// Offset of the bad slot in the range.
-        at: u64,
-        /// The length found.
-        len: u64,
-    },
 }
 
 /// The addresses of consecutive slots ([`Segment::slot_ptrs`]).
@@ -1043,6 +830,37 @@ impl Slots for Segment {
         // 16-byte aligned; any bit pattern is a valid `SlotHeader`.
         self.slot_ptrs(idx, n)
             .map(|slot| unsafe { &slot.cast::<SlotHeader>().as_ref().state })
+    }
+    /// Four slots a step, with one branch for the four (the loop of a
+    /// batch's claim: one test a slot cost more than the rest of the claim
+    /// per message), then one a step.
+    #[inline]
+    fn count_alike(&self, idx: u64, n: u64, word: u64) -> u64 {
+        let mut slots = self.slot_ptrs(idx, n);
+        let stride = slots.stride;
+        // SAFETY: `at` is a slot of the range `slot_ptrs` checked: in the
+        // mapping and 16-byte aligned; any bit pattern is a valid header.
+        let differs =
+            |at: *const u8| unsafe { (*at.cast::<SlotHeader>()).state.load(Acquire) ^ word };
+        let mut count = 0;
+        while n - count >= 4 {
+            let at = slots.next.as_ptr();
+            // SAFETY: `at` and the three after it are in the range: four
+            // of its slots are left.
+            let step = unsafe {
+                differs(at)
+                    | differs(at.add(stride))
+                    | differs(at.add(2 * stride))
+                    | differs(at.add(3 * stride))
+            };
+            if step != 0 {
+                break;
+            }
+            // SAFETY: at most one past the range's last slot.
+            slots.next = unsafe { slots.next.add(4 * stride) };
+            count += 4;
+        }
+        count + slots.take_while(|&at| differs(at.as_ptr()) == 0).count() as u64
     }
     #[inline]
     fn locate(&self, pos: u64) -> (u64, u32) {
