@@ -159,23 +159,31 @@ fn time_of(ns: u64) -> SystemTime {
 
 /// The state of every slot.
 pub(crate) fn slots(seg: &Segment) -> Vec<SlotView> {
-    (0..seg.capacity())
-        .map(|i| {
-            let s = seg.state(i).load(Acquire);
-            match ring::kind_of(s) {
-                ring::EMPTY => SlotView::Empty,
-                // A run's first slot stands for its writer or reader; the
-                // slots behind it show their own words until handed over.
-                ring::WRITING | ring::WRITE_RUN => {
-                    SlotView::Writing(usize::from(ring::owner_of(s)))
-                }
-                ring::READY => SlotView::Ready,
-                ring::READING | ring::READ_RUN => SlotView::Reading(usize::from(ring::owner_of(s))),
-                ring::REQUEUED => SlotView::Requeued,
-                _ => SlotView::Invalid(s),
-            }
+    let words: Vec<u64> = (0..seg.capacity())
+        .map(|i| seg.state(i).load(Acquire))
+        .collect();
+    let mut views: Vec<SlotView> = words
+        .iter()
+        .map(|&s| match ring::kind_of(s) {
+            ring::EMPTY => SlotView::Empty,
+            ring::WRITING | ring::WRITE_RUN => SlotView::Writing(usize::from(ring::owner_of(s))),
+            ring::READY => SlotView::Ready,
+            ring::READING | ring::READ_RUN => SlotView::Reading(usize::from(ring::owner_of(s))),
+            ring::REQUEUED => SlotView::Requeued,
+            _ => SlotView::Invalid(s),
         })
-        .collect()
+        .collect();
+    // The slots a recorded run holds behind its record keep their EMPTY or
+    // READY words: they are its owner's all the same.
+    for (i, &s) in (0..).zip(&words) {
+        if matches!(ring::kind_of(s), ring::WRITE_RUN | ring::READ_RUN) {
+            let record = views[i as usize];
+            for at in seg.ring_of(i).held_behind(i, s) {
+                views[at as usize] = record;
+            }
+        }
+    }
+    views
 }
 
 /// Everything known about the queue, as seen by participant `me` (`None`:

@@ -725,6 +725,31 @@ mod tests {
         );
     }
 
+    /// `slots` (what `mq inspect` shows) gives the slots a recorded run
+    /// holds behind its record to the record's owner: a write run's being
+    /// written, a read run's not handed over yet; what the run handed over
+    /// is free again.
+    #[test]
+    fn slots_behind_a_record_show_as_its_owners() {
+        use crate::SlotView::{Empty, Reading, Writing};
+        let dir = Scratch::new("record-view");
+        let q = dir.queue("q", 8);
+        let me = usize::from(q.me);
+        q.put_many(&[b"a", b"b", b"c", b"d"]).unwrap();
+        let read = q.ring().try_claim_read_run(q.me, 4).unwrap();
+        assert!(read.recorded);
+        let write = q.ring().try_claim_write_run(q.me, 4).unwrap();
+        assert!(write.recorded);
+        assert_eq!(q.slots(), [[Reading(me); 4], [Writing(me); 4]].concat());
+        // The read run hands its second slot over: free, the rest still ours.
+        let behind = q.ring().read_spans(read).nth(1).unwrap();
+        assert!(q.ring().hand_over(behind, q.me).slot(&q.seg.slot(1).state));
+        assert_eq!(
+            q.slots()[..4],
+            [Reading(me), Empty, Reading(me), Reading(me)]
+        );
+    }
+
     #[test]
     fn try_put_many_puts_what_fits_and_put_many_timeout_times_out() {
         let dir = Scratch::new("put-many-forms");

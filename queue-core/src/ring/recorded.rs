@@ -342,6 +342,21 @@ impl<S: Slots> Ring<'_, S> {
         .take((run_len(seen).min(self.cap()) - 1) as usize)
     }
 
+    /// The slots behind the record in slot `idx` (word `seen`) that the run
+    /// still holds: for a write run those still EMPTY or READY for their
+    /// lap (being written, or written and waiting for the record), for a
+    /// read run those still READY (not handed over yet). For `inspect`,
+    /// which shows them as the record's owner's.
+    pub(crate) fn held_behind(&self, idx: u64, seen: u64) -> impl Iterator<Item = u64> + '_ {
+        let kind = kind_of(seen);
+        self.behind_record(idx, seen)
+            .filter(move |&(at, lap)| {
+                let word = self.slots.state(at).load(Acquire);
+                word == pack(lap, READY, 0) || (kind == WRITE_RUN && word == pack(lap, EMPTY, 0))
+            })
+            .map(|(at, _)| at)
+    }
+
     /// Re-queues slot `idx` if it still holds a READY message of lap `lap`
     /// (behind a record, so nobody else claims it): its first delivery
     /// failed.
