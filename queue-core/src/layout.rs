@@ -244,7 +244,7 @@ pub const ENTRY_IN_USE: u64 = 1;
 /// The fixed part of a slot; `max_msg_size` payload bytes follow it.
 #[repr(C)]
 pub struct SlotHeader {
-    /// The slot state word, see `ring.rs`: `{ lap: u32, kind: u8, owner: u16 }`.
+    /// The slot state word, see `ring/word.rs`: `{ lap: u32, gen: u8, kind: u8, owner: u16 }`.
     pub state: AtomicU64,
     /// Payload length in bytes; valid while the state is READY/READING/REQUEUED.
     pub len: AtomicU64,

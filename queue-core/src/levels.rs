@@ -1,4 +1,4 @@
-//! Priority levels: the slot protocol (`ring.rs`) bound to each level of a
+//! Priority levels: the slot protocol (`ring/`) bound to each level of a
 //! segment. Level `k` is the ring over slots `k * capacity .. (k + 1) *
 //! capacity` with its own cursors (level 0 the header's, the others an entry
 //! of the level table, see `layout.rs`); a queue without priorities has one

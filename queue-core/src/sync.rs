@@ -1,5 +1,5 @@
 //! The one place that chooses between `std` and `loom` primitives, so that
-//! the slot protocol in `ring.rs` can be model-checked with
+//! the slot protocol in `ring/` can be model-checked with
 //! `RUSTFLAGS="--cfg loom" cargo test -p queue-core --release --lib loom`.
 
 #[cfg(loom)]

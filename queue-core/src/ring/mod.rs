@@ -52,87 +52,18 @@ use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use crate::sync::{contention_pause, seqcst_order_point};
 use crossbeam_utils::Backoff;
 
+mod drain;
 mod recorded;
+mod requeue;
 mod run;
+mod word;
 // The batch verbs' types (the loom build has no queue layer).
 #[cfg(not(loom))]
 pub(crate) use recorded::RECORD_FROM;
+#[cfg(not(loom))]
 pub(crate) use run::{Held, Run, Span};
 
-/// Slot kind: free for the writer of this lap.
-pub(crate) const EMPTY: u8 = 0;
-/// Slot kind: a producer (the owner) is copying a message in.
-pub(crate) const WRITING: u8 = 1;
-/// Slot kind: a complete message waits for a consumer.
-pub(crate) const READY: u8 = 2;
-/// Slot kind: a consumer (the owner) is copying the message out or holds a lease.
-pub(crate) const READING: u8 = 3;
-/// Slot kind: a complete message whose reader died or dropped its lease; it
-/// sits behind `head` and is found through the `requeued` hint.
-pub(crate) const REQUEUED: u8 = 4;
-/// Slot kind: the first message of a run a consumer (the owner) took with
-/// this one claim; the `n - 1` positions behind it are the consumer's too
-/// (the generation field holds `n - 1`, see [`run_len`]).
-pub(crate) const READ_RUN: u8 = 5;
-/// Slot kind: the first slot of a run a producer (the owner) took with this
-/// one claim and is writing; the `n - 1` positions behind it are its too.
-pub(crate) const WRITE_RUN: u8 = 6;
-
-/// Packs a state word (delivery generation 0).
-#[inline]
-pub(crate) const fn pack(lap: u32, kind: u8, owner: u16) -> u64 {
-    pack_gen(lap, 0, kind, owner)
-}
-
-/// Packs a state word with a delivery generation (READING and REQUEUED).
-#[inline]
-pub(crate) const fn pack_gen(lap: u32, generation: u8, kind: u8, owner: u16) -> u64 {
-    ((lap as u64) << 32) | ((generation as u64) << 24) | ((kind as u64) << 16) | owner as u64
-}
-
-/// Packs the word of a run's first slot: a run of `n` slots (`2 ..=
-/// RUN_MAX`) of kind `kind` (READ_RUN or WRITE_RUN) taken by `owner`.
-#[inline]
-pub(crate) const fn pack_run(lap: u32, n: u64, kind: u8, owner: u16) -> u64 {
-    pack_gen(lap, (n - 1) as u8, kind, owner)
-}
-
-/// The number of slots of the run whose first slot holds the run word
-/// `state`.
-#[inline]
-pub(crate) const fn run_len(state: u64) -> u64 {
-    gen_of(state) as u64 + 1
-}
-
-/// The delivery generation of a state word (deliveries modulo 256).
-#[inline]
-pub(crate) const fn gen_of(state: u64) -> u8 {
-    (state >> 24) as u8
-}
-
-/// The lap of a state word.
-#[inline]
-pub(crate) const fn lap_of(state: u64) -> u32 {
-    (state >> 32) as u32
-}
-
-/// The kind of a state word.
-#[inline]
-pub(crate) const fn kind_of(state: u64) -> u8 {
-    (state >> 16) as u8
-}
-
-/// The owner of a state word (meaningful for WRITING and READING).
-#[inline]
-pub(crate) const fn owner_of(state: u64) -> u16 {
-    state as u16
-}
-
-/// How far the slot's lap is from the lap the caller expects.
-#[inline]
-fn lap_distance(state: u64, lap: u32) -> i32 {
-    lap_of(state).wrapping_sub(lap) as i32
-}
+pub(crate) use word::*;
 
 /// Access to the slot state words, wherever they live (a mapped segment, or
 /// a plain array in the loom model).
@@ -827,69 +758,6 @@ impl<'a, S: Slots> Ring<'a, S> {
         self.slots.state(idx).load(Relaxed) == seen
     }
 
-    /// Scans every slot for a re-queued message and claims the first found
-    /// (from the one re-queued last, [`requeued_look`](Self::requeued_look)).
-    /// Also corrects the `requeued` hint when it over-counts.
-    pub(crate) fn take_requeued(&self, me: u16) -> Option<Claim> {
-        let hint = self.cursors.requeued.load(Relaxed);
-        for idx in self.requeued_look() {
-            let slot = self.slots.state(idx);
-            let s = slot.load(Acquire);
-            if kind_of(s) != REQUEUED {
-                continue;
-            }
-            let lap = lap_of(s);
-            let generation = gen_of(s).wrapping_add(1); // one more delivery
-            // SYNC: Acquire (within SeqCst) continues the release sequence of
-            // the original `publish`, so the payload is visible.
-            if slot
-                .compare_exchange(s, pack_gen(lap, generation, READING, me), SeqCst, Relaxed) // { lap, generation + 1, READING, me }
-                .is_ok()
-            {
-                self.decrement_requeued();
-                return Some(Claim {
-                    idx,
-                    lap,
-                    generation: u32::from(generation),
-                });
-            }
-        }
-        // Nothing found: a re-queuer that raced with a taker may have left the
-        // hint too high (and a damaged segment may hold any value). Take back
-        // what we saw - all of it, since no slot is re-queued - unless it
-        // moved meanwhile.
-        if hint != 0 {
-            let _ = self
-                .cursors
-                .requeued
-                .compare_exchange(hint, 0, Relaxed, Relaxed);
-        }
-        None
-    }
-
-    /// Counts a slot just made REQUEUED in the hints.
-    fn count_requeued(&self, idx: u64) {
-        self.cursors.requeued.fetch_add(1, SeqCst);
-        // Relaxed: only where the next look starts; any value is safe.
-        self.cursors.requeued_at.store(idx - self.base, Relaxed);
-    }
-
-    /// Every slot of the ring once, starting at the one re-queued last:
-    /// a redelivery finds its message at the first look, not after a walk
-    /// over the whole ring (a damaged hint only changes where it starts).
-    fn requeued_look(&self) -> std::iter::Chain<std::ops::Range<u64>, std::ops::Range<u64>> {
-        let range = self.range();
-        let start = range.start + self.cursors.requeued_at.load(Relaxed) % self.cap();
-        (start..range.end).chain(range.start..start)
-    }
-
-    fn decrement_requeued(&self) {
-        let _ = self
-            .cursors
-            .requeued
-            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
-    }
-
     /// Hands a read message over: the slot is free for the next lap.
     /// This single store is the moment the message leaves the queue. Returns
     /// false if the slot was no longer ours (only a foreign write does that).
@@ -910,152 +778,9 @@ impl<'a, S: Slots> Ring<'a, S> {
             .is_ok()
     }
 
-    /// Puts a read message back for another consumer (dropped lease).
-    /// Returns false if the slot was no longer ours.
-    pub(crate) fn requeue(&self, claim: Claim, me: u16) -> bool {
-        let ok = self
-            .slots
-            .state(claim.idx)
-            .compare_exchange(
-                claim.reading_word(me),
-                pack_gen(claim.lap, claim.generation as u8, REQUEUED, 0), // { lap, generation, REQUEUED }
-                SeqCst,
-                Relaxed,
-            )
-            .is_ok();
-        if ok {
-            // Counted after the store: a crash in between leaves the hint
-            // low, and the slow path's full scan still finds the message.
-            self.count_requeued(claim.idx);
-        }
-        ok
-    }
-
     /// Whether `claim` still holds its slot for `me` (the word is unchanged).
     pub(crate) fn holds(&self, claim: Claim, me: u16) -> bool {
         self.slots.state(claim.idx).load(SeqCst) == claim.reading_word(me)
-    }
-
-    /// Puts back the message of slot `idx` whose lease deadline passed,
-    /// if the slot still holds the READING word `seen` (same delivery):
-    /// `READING(l, g, o)` -> `REQUEUED(l, g)`. The holder may be alive; its
-    /// `ack` then fails, since its word is gone. Returns whether it did.
-    pub(crate) fn expire(&self, idx: u64, seen: u64) -> bool {
-        if kind_of(seen) != READING {
-            return false;
-        }
-        let back = pack_gen(lap_of(seen), gen_of(seen), REQUEUED, 0); // { lap, generation, REQUEUED }
-        // SYNC: SeqCst like every other move of a READING word; pairs with
-        // the holder's `release_read` / `requeue` CAS on the same word:
-        // exactly one of them succeeds.
-        let ok = self
-            .slots
-            .state(idx)
-            .compare_exchange(seen, back, SeqCst, Relaxed)
-            .is_ok();
-        if ok {
-            self.count_requeued(idx);
-        }
-        ok
-    }
-
-    /// True when the queue can never again yield a message to `me`: no slot
-    /// is being written, waits to be read, or is held by another reader who
-    /// might put it back. Used only after `closed` was seen set.
-    pub(crate) fn is_drained(&self, me: u16) -> bool {
-        seqcst_order_point();
-        self.range().all(|idx| {
-            let s = self.slots.state(idx).load(SeqCst);
-            match kind_of(s) {
-                EMPTY => true,
-                READING | READ_RUN => owner_of(s) == me,
-                // Ours as well behind our own record.
-                READY => self.run_over(idx, s) == Some(me),
-                _ => false,
-            }
-        })
-    }
-
-    /// For a closed queue that [`Ring::is_drained`] found not drained: the
-    /// slot that keeps it so although nothing can ever deliver it, if any.
-    ///
-    /// If the slot under the head is EMPTY for the head's lap, no message can
-    /// reach the head any more: a producer that claims it after the caller
-    /// saw `closed` sees the flag too and withdraws, and no later position
-    /// can have been claimed before this one. So in a closed queue in that
-    /// state no slot is READY (they all lie between head and tail), and a
-    /// READY slot, or one of no known kind, is damage: without this, getters
-    /// would wait for it forever. Slots being written or read, and re-queued
-    /// ones, are left to the caller (they finish, or recovery deals with
-    /// them). Call only after seeing `closed` set.
-    pub(crate) fn stranded(&self) -> Option<Damage> {
-        let head = self.cursors.head;
-        let h = head.load(SeqCst);
-        let (idx, lap) = self.locate(h);
-        let s = self.slots.state(idx).load(SeqCst);
-        if kind_of(s) != EMPTY || lap_distance(s, lap) != 0 || head.load(SeqCst) != h {
-            return None;
-        }
-        self.range().find_map(|i| {
-            let s = self.slots.state(i).load(SeqCst);
-            let stray =
-                (kind_of(s) == READY && self.run_over(i, s).is_none()) || kind_of(s) > WRITE_RUN;
-            stray.then_some(Damage {
-                idx: i,
-                found: s,
-                expected_lap: lap,
-            })
-        })
-    }
-
-    /// Recovers every slot held by participant `dead`, which must be known dead
-    /// (its kernel lock is gone and the caller holds that lock now): a
-    /// half-written message is discarded, a message being read is re-queued.
-    #[cfg(test)]
-    pub(crate) fn recover_owner(&self, dead: u16) -> Recovered {
-        self.recover_owned_by(|owner| owner == dead)
-    }
-
-    /// Recovers every slot held (WRITING, READING or a run) by an owner for which
-    /// `dead` is true, in one pass over the ring. The caller guarantees that
-    /// no live participant has any of those indices (it holds their locks,
-    /// or they lie outside the participant table).
-    pub(crate) fn recover_owned_by(&self, dead: impl Fn(u16) -> bool) -> Recovered {
-        let mut done = Recovered::default();
-        for idx in self.range() {
-            let slot = self.slots.state(idx);
-            let s = slot.load(Acquire);
-            if !dead(owner_of(s)) {
-                continue;
-            }
-            let lap = lap_of(s);
-            let (recovered, discarded) = match kind_of(s) {
-                WRITING => (pack(lap.wrapping_add(1), EMPTY, 0), true), // { lap + 1, EMPTY }: skipped
-                READING => (pack_gen(lap, gen_of(s), REQUEUED, 0), false), // { lap, generation, REQUEUED }
-                READ_RUN => {
-                    done.requeued += self.requeue_run(idx, s);
-                    continue;
-                }
-                WRITE_RUN => {
-                    done.discarded += self.discard_run(idx, s);
-                    continue;
-                }
-                _ => continue,
-            };
-            if slot
-                .compare_exchange(s, recovered, SeqCst, Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            if discarded {
-                done.discarded += 1;
-            } else {
-                self.count_requeued(idx);
-                done.requeued += 1;
-            }
-        }
-        done
     }
 
     /// Whether nothing was ever claimed past the head and nothing waits
