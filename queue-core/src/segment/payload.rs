@@ -2,7 +2,7 @@
 //! run at a time. The copies call `memcpy` (`copy_nonoverlapping`): copies
 //! of 64 bytes inline, by 16-byte loads and stores, took the batch loops
 //! from 100 to 90 instructions a message but moved 4-8% fewer messages
-//! between two processes (docs/performance.md, "Batches without calls").
+//! between two processes (docs/performance.md, "Batches in registers").
 
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
