@@ -1,8 +1,8 @@
 //! The payloads: copying messages into slots and out of them, one or a
 //! run at a time. The copies call `memcpy` (`copy_nonoverlapping`): copies
-//! of 64 bytes inline, by 16-byte loads and stores, took the batch loops
-//! from 100 to 90 instructions a message but moved 4-8% fewer messages
-//! between two processes (docs/performance.md, "Batches in registers").
+//! of up to 64 bytes inline, by 16-byte loads and stores, saved about one
+//! instruction a batched message but moved 4-8% fewer messages between two
+//! processes (docs/performance.md, "Batches in registers").
 
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
