@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::Duration;
 
 use super::dead_letter::Admit;
-use super::put::FEW;
-use super::{ByteBudget, Queue};
+use super::{ByteBudget, FEW, Queue};
 use crate::batch::Batch;
 use crate::delivery;
 use crate::error::{Corruption, GetError};

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering::*;
 use std::time::Duration;
 
-use super::{ByteBudget, Queue};
+use super::{ByteBudget, FEW, Queue};
 use crate::error::PutError;
 use crate::ring::{Claim, PutBlocked, Ring, Run};
 use crate::segment::Segment;
@@ -310,12 +310,6 @@ impl Queue {
         )
     }
 }
-
-/// Batches of fewer messages than this are put (and taken) message by
-/// message while the fast claim of `put` (`get`) succeeds: below the size
-/// of a recorded run, a run costs more than its messages alone (callgrind,
-/// `hot_path N 64 2`: 490 instructions a message as a run, 290 so).
-pub(super) const FEW: usize = crate::ring::RECORD_FROM as usize;
 
 /// How many of `msgs` (at least one) go in one run: all of them, unless
 /// messages of up to `max` bytes could pass

@@ -86,9 +86,14 @@ impl Segment {
     /// `then` after each copy (the caller's hand-over of that slot); stops
     /// where `then` says false, or before a bad length.
     ///
-    /// Two passes: the lengths are read and checked first (each read once:
-    /// the copies trust only what was checked), then both buffers grow
-    /// once and the payloads are copied without a test per message.
+    /// One pass where both buffers have room for `n` of the largest
+    /// messages already (a reused batch: the first call reserves that room
+    /// where it is at most `ONE_PASS_ROOM`): each length read, checked and
+    /// its payload copied in turn. Otherwise two: the lengths are read and
+    /// checked first (each read once: the copies trust only what was
+    /// checked), then both buffers grow once and the payloads are copied
+    /// without a test per message. (Reserving first on every call, to make
+    /// one pass always, cost 9 instructions a message at 2 a call.)
     ///
     /// # Safety
     /// As [`append_payload`](Self::append_payload), for every one of the
