@@ -4,7 +4,7 @@
 //!
 //! The segment is opened `O_RDONLY` and mapped `PROT_READ`, validated like a
 //! participant's (one shared `Segment::validate`), and read with the same
-//! [`stats`](crate::stats) functions as [`Queue::stats`]. An observer takes
+//! [`stats`] functions as [`Queue::stats`]. An observer takes
 //! no participant entry, holds no lock, never recovers and never writes a
 //! byte: any store through its mapping would fault. Liveness of the
 //! participants is asked of the kernel with `F_OFD_GETLK`, which works on a

@@ -12,7 +12,7 @@ use crate::batch::Batch;
 use crate::delivery;
 use crate::error::{Corruption, GetError};
 use crate::ring::moved::MOVER;
-use crate::ring::{Claim, GetBlocked, Held, Ring, Run, Span};
+use crate::ring::{Claim, GetBlocked, HandOver, Held, Ring, Run, Span};
 use crate::segment::{Appended, Segment};
 use crate::wait::{self, Deadline};
 
@@ -231,72 +231,50 @@ impl Queue {
         let (mut taken, mut failed_handed) = (0u64, 0u64);
         let mut failure = None;
         while let Some(run) = next.take() {
-            let mut spans = ring.read_spans(run);
             // A recorded run's first message is copied first and its slot
             // (the record) handed over last: `Some(at)`, its place in the
             // sink, while its copy is kept there.
             let mut record = None;
-            for span in spans.by_ref() {
-                if span.held == Held::Record {
-                    // SAFETY: the run holds the slot, by its READ_RUN word.
-                    match unsafe { sink.take(&self.seg, span.idx, 1, |_| true) } {
-                        Appended::BadLength { len, .. } => {
-                            failure = Some(self.oversized(span.claim(0), len));
-                            break;
-                        }
-                        _ => record = Some(taken),
+            if let Some(behind) = ring.span_behind_record(run) {
+                // Within one lap (the common case): the record's message,
+                // then the ones behind it, each handed over by a store
+                // right after its copy (as the spans below, without
+                // working them out).
+                // SAFETY: the run holds the record's slot by its READ_RUN
+                // word, and the slots behind it.
+                match unsafe { sink.take(&self.seg, run.first.idx, 1, |_| true) } {
+                    Appended::BadLength { len, .. } => {
+                        failure = Some(self.oversized(run.first, len));
+                        self.give_back(&ring, behind, 0);
                     }
-                    continue;
+                    _ => {
+                        record = Some(taken);
+                        failure =
+                            self.take_span(&ring, sink, behind, &mut taken, &mut failed_handed);
+                    }
                 }
-                // Each message handed over right after its copy (so
-                // producers get its slot back at once): until the
-                // hand-over (a CAS, or behind a record a store), our death
-                // re-queues the message.
-                let hand_over = ring.hand_over(span, self.me);
-                // SAFETY: the run holds every slot of the span, by READING
-                // words naming us or behind its record.
-                // (Two copies of the copy loop, so it does not test the
-                // kind of hand-over once a slot.)
-                let appended = unsafe {
-                    if hand_over.by_store() {
-                        sink.take(&self.seg, span.idx, span.len, |s| {
-                            hand_over.slot_by::<true>(s)
-                        })
-                    } else {
-                        sink.take(&self.seg, span.idx, span.len, |s| {
-                            hand_over.slot_by::<false>(s)
-                        })
-                    }
-                };
-                let back_from = match appended {
-                    Appended::All => {
-                        taken += span.len;
+            } else {
+                let mut spans = ring.read_spans(run);
+                for span in spans.by_ref() {
+                    if span.held == Held::Record {
+                        // SAFETY: the run holds the slot, by its READ_RUN word.
+                        match unsafe { sink.take(&self.seg, span.idx, 1, |_| true) } {
+                            Appended::BadLength { len, .. } => {
+                                failure = Some(self.oversized(span.claim(0), len));
+                                break;
+                            }
+                            _ => record = Some(taken),
+                        }
                         continue;
                     }
-                    // Taken over by recovery: not ours, not counted.
-                    Appended::Stopped(k) => {
-                        taken += k;
-                        failure = Some(taken_over(span.claim(k)));
-                        k + 1
+                    failure = self.take_span(&ring, sink, span, &mut taken, &mut failed_handed);
+                    if failure.is_some() {
+                        break;
                     }
-                    // Dropped by its hand-over (it would fail every
-                    // consumer), and reported. The `at` copies before it
-                    // made `at` hand-overs, so the next one is its slot.
-                    Appended::BadLength { at, len } => {
-                        taken += at;
-                        let state = &self.seg.slot(span.idx + at).state;
-                        failed_handed += u64::from(hand_over.slot(state));
-                        failure = Some(self.oversized(span.claim(at), len));
-                        at + 1
-                    }
-                };
-                // The batch stops at a failure: the rest of the run goes
-                // back for another consumer.
-                self.give_back(&ring, span, back_from);
-                break;
-            }
-            for rest in spans {
-                self.give_back(&ring, rest, 0);
+                }
+                for rest in spans {
+                    self.give_back(&ring, rest, 0);
+                }
             }
             if run.recorded {
                 // Last: the run is over. A first message with a bad length
@@ -412,6 +390,78 @@ impl Queue {
         }
         let first = self.try_claim().ok()?;
         Some(self.run_from(ring, first, most, budget))
+    }
+
+    /// Copies the messages of the read span `span` (not a record) to
+    /// `sink`, each handed over right after its copy (so producers get its
+    /// slot back at once: until the hand-over, a CAS or behind a record a
+    /// store, our death re-queues the message), and settles how that ended
+    /// ([`settle`](Self::settle)).
+    #[inline(always)]
+    fn take_span(
+        &self,
+        ring: &Ring<'_, Segment>,
+        sink: &mut impl Sink,
+        span: Span,
+        taken: &mut u64,
+        failed_handed: &mut u64,
+    ) -> Option<GetError> {
+        let hand_over = ring.hand_over(span, self.me);
+        // SAFETY: the run holds every slot of the span, by READING words
+        // naming us or behind its record. (Two copies of the copy loop, so
+        // it does not test the kind of hand-over once a slot.)
+        let appended = unsafe {
+            if hand_over.by_store() {
+                sink.take(&self.seg, span.idx, span.len, |s| {
+                    hand_over.slot_by::<true>(s)
+                })
+            } else {
+                sink.take(&self.seg, span.idx, span.len, |s| {
+                    hand_over.slot_by::<false>(s)
+                })
+            }
+        };
+        self.settle(ring, span, hand_over, appended, taken, failed_handed)
+    }
+
+    /// Settles the copy of the read span `span` that ended as `appended`,
+    /// its slots handed over by `hand_over`: counts in `taken` the messages
+    /// handed over and kept (and in `failed_handed` the one with a bad
+    /// length its hand-over dropped), gives the slots after a failure back
+    /// for another consumer, and returns the failure.
+    fn settle(
+        &self,
+        ring: &Ring<'_, Segment>,
+        span: Span,
+        hand_over: HandOver,
+        appended: Appended,
+        taken: &mut u64,
+        failed_handed: &mut u64,
+    ) -> Option<GetError> {
+        let (back_from, failure) = match appended {
+            Appended::All => {
+                *taken += span.len;
+                return None;
+            }
+            // Taken over by recovery: not ours, not counted.
+            Appended::Stopped(k) => {
+                *taken += k;
+                (k + 1, taken_over(span.claim(k)))
+            }
+            // Dropped by its hand-over (it would fail every consumer), and
+            // reported. The `at` copies before it made `at` hand-overs, so
+            // the next one is its slot.
+            Appended::BadLength { at, len } => {
+                *taken += at;
+                let state = &self.seg.slot(span.idx + at).state;
+                *failed_handed += u64::from(hand_over.slot(state));
+                (at + 1, self.oversized(span.claim(at), len))
+            }
+        };
+        // The batch stops at a failure: the rest of the span goes back for
+        // another consumer.
+        self.give_back(ring, span, back_from);
+        Some(failure)
     }
 
     /// Gives the slots of the read span `span` from slot `from` on back for

@@ -731,6 +731,44 @@ mod tests {
         );
     }
 
+    /// A message with a bad length behind a recorded run's record is
+    /// dropped by its hand-over and reported after the ones before it; the
+    /// ones after it go back for the next get.
+    #[test]
+    fn a_bad_length_behind_a_record_drops_that_message_alone() {
+        let dir = Scratch::new("behind-bad");
+        let q = dir.queue("q", 8);
+        q.put_many(&[b"a", b"b", b"c", b"d"]).unwrap();
+        q.seg.slot(2).len.store(q.max_msg_size() as u64 + 1, SeqCst);
+        let mut batch = crate::Batch::new();
+        assert_eq!(q.try_get_many_into(&mut batch, 4), Ok(2));
+        assert_eq!(batch.iter().collect::<Vec<_>>(), [b"a", b"b"]);
+        assert_eq!(q.try_get_many(4).unwrap(), [b"d"]);
+        assert_eq!(q.stats().total_got, 4, "the dropped one was handed over");
+    }
+
+    /// Recorded runs that start anywhere in the ring, the record at its
+    /// last slot or the run crossing its end, carry every message in order.
+    #[test]
+    fn recorded_runs_carry_their_messages_across_the_ring_end() {
+        let dir = Scratch::new("wrap");
+        let q = dir.queue("q", 4);
+        let mut batch = crate::Batch::new();
+        for start in 0..8u8 {
+            let msgs: Vec<[u8; 2]> = (0..4).map(|i| [start, i]).collect();
+            q.put_many(&msgs).unwrap();
+            assert_eq!(q.try_get_many_into(&mut batch, 4), Ok(4), "start {start}");
+            assert!(
+                batch.iter().eq(msgs.iter().map(|m| &m[..])),
+                "start {start}"
+            );
+            // Move both cursors one slot on.
+            q.put(b"x").unwrap();
+            assert_eq!(q.try_get().unwrap(), b"x");
+        }
+        assert_eq!(q.stats().total_got, 8 * 5);
+    }
+
     /// `slots` (what `mq inspect` shows) gives the slots a recorded run
     /// holds behind its record to the record's owner: a write run's being
     /// written, a read run's not handed over yet; what the run handed over

@@ -201,9 +201,10 @@ impl Queue {
         deadline: Deadline,
     ) -> Result<(), (usize, PutError)> {
         let max = self.seg.geometry.max_msg_size;
-        // The longest first (no branch a message), then which is too long.
-        let longest = msgs.iter().map(|m| m.as_ref().len()).max();
-        if longest.is_some_and(|len| len as u64 > max)
+        // All the lengths or-ed first (at least the longest; no branch a
+        // message), then, only if that passes `max`, which is too long.
+        let bits = msgs.iter().fold(0, |bits, m| bits | m.as_ref().len());
+        if bits as u64 > max
             && let Some(m) = msgs.iter().find(|m| m.as_ref().len() as u64 > max)
         {
             let err = PutError::TooLarge {
@@ -237,13 +238,14 @@ impl Queue {
                     return Err((done, e));
                 }
             };
-            for span in ring.write_spans(run) {
-                let len = span.len as usize;
-                // SAFETY: the run holds the span's slots in WRITING for
-                // us; every length was checked against max_msg_size above.
-                unsafe { self.seg.write_payloads(span.idx, &msgs[done..done + len]) };
-                done += len;
-            }
+            ring.each_range(run.first.idx, run.first.lap, run.len, |idx, n, _| {
+                let n = n as usize;
+                // SAFETY: the run holds these slots for us (in WRITING, or
+                // by its record); every length was checked against
+                // max_msg_size above.
+                unsafe { self.seg.write_payloads(idx, &msgs[done..done + n]) };
+                done += n;
+            });
             // Published only once all are written (in order: a death in
             // between leaves a published prefix): a consumer right behind
             // us then finds the whole run ready, instead of reading each

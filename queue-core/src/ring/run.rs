@@ -14,7 +14,10 @@
 //! ([`Ring::publish_run`]) before the wake-up check, and the loops go over
 //! [`Span`]s: consecutive slots of one lap and one generation, whose state
 //! words are stepped through and whose expected and new words are computed
-//! once per span instead of once per slot.
+//! once per span instead of once per slot. (A write run's slots are all
+//! written and published alike, so its loops go over plain ranges of slots,
+//! [`Ring::each_range`]; a recorded read run within one lap is its record
+//! and one span behind it, [`Ring::span_behind_record`].)
 //!
 //! That is the slow way, taken when the first look at the cursor does not
 //! find the common case, or when a batch must see each message's length
@@ -205,6 +208,27 @@ impl<S: Slots> Ring<'_, S> {
     /// (A read run's claims differ in generation: see [`Ring::read_spans`].)
     pub(crate) fn write_claims(&self, run: Run) -> impl Iterator<Item = Claim> {
         self.write_spans(run).flat_map(|span| span.claims_from(0))
+    }
+
+    /// Calls `f` with the slots of the `len` positions from slot `idx` of
+    /// lap `lap` on (`len >= 1`), as ranges of consecutive slots `(idx, n,
+    /// lap)` in queue order: once, or twice where the ring wraps. The
+    /// write side's loops go over these: a write run's slots are written
+    /// alike and published alike (only a record waits for the rest), so
+    /// they need no [`Span`]s.
+    #[inline(always)]
+    pub(crate) fn each_range(
+        &self,
+        idx: u64,
+        lap: u32,
+        len: u64,
+        mut f: impl FnMut(u64, u64, u32),
+    ) {
+        let n = len.min(self.base + self.cap() - idx);
+        f(idx, n, lap);
+        if n < len {
+            f(self.base, len - n, lap.wrapping_add(1));
+        }
     }
 
     /// The spans of `run`, a write run ([`Ring::extend_write`]), in queue
@@ -401,23 +425,27 @@ impl<S: Slots> Ring<'_, S> {
     /// a recorded run all at once, when its record is published.
     #[inline]
     pub(crate) fn publish_run(&self, run: Run) {
-        for span in self.write_spans(run) {
-            if span.held == Held::Record {
-                continue;
-            }
-            let ready = pack(span.lap, READY, 0); // { lap, READY }
-            for slot in self.slots.states(span.idx, span.len) {
+        let first = run.first;
+        // A record's slot waits for the rest.
+        let (idx, lap) = if run.recorded {
+            step(first.idx, first.lap, self.base, self.base + self.cap())
+        } else {
+            (first.idx, first.lap)
+        };
+        let behind = run.len - u64::from(run.recorded);
+        self.each_range(idx, lap, behind, |idx, n, lap| {
+            let ready = pack(lap, READY, 0); // { lap, READY }
+            for slot in self.slots.states(idx, n) {
                 // SYNC: Release pairs with the consumer's claim CAS
                 // (Acquire within SeqCst) or, behind a record, its Acquire
                 // load (`ready_from`), so the payload is visible before the
                 // message is.
                 slot.store(ready, Release);
             }
-        }
+        });
         // A record last: until then no consumer can reach the slots behind
         // it (`ring/recorded.rs`), and then they are all ready.
         if run.recorded {
-            let first = run.first;
             // SYNC: as above.
             self.slots
                 .state(first.idx)
@@ -428,6 +456,21 @@ impl<S: Slots> Ring<'_, S> {
         // store of `publish` does for one message: the Dekker partner of a
         // sleeping consumer's `fetch_or` in `WaitPoint::register`.
         crate::sync::atomic::fence(SeqCst);
+    }
+
+    /// The slots behind the record of `run`, a recorded read run within
+    /// one lap (the common case), as one span: the caller then needs no
+    /// [`Spans`] to work out. `None` for any other run.
+    #[inline]
+    pub(crate) fn span_behind_record(&self, run: Run) -> Option<Span> {
+        let first = run.first;
+        (run.recorded && first.idx + run.len <= self.base + self.cap()).then_some(Span {
+            idx: first.idx + 1,
+            len: run.len - 1,
+            lap: first.lap,
+            generation: 1,
+            held: Held::Behind,
+        })
     }
 
     /// The hand-overs of the slots of the read span `span`, held by `me`,
