@@ -145,7 +145,8 @@ pub(crate) fn open(
 pub(crate) fn copy(dlq: &Segment, payload: &[u8], dst: Claim, deliveries: u64) {
     // SAFETY: `dst` is WRITING(MOVER) under the move lock we hold TAKEN:
     // nobody else reads or writes its payload (the dead-letter queue's
-    // recovery leaves MOVER slots alone), and the caller checked the length
+    // recovery leaves MOVER slots alone while the lock is not FREE), and
+    // the caller checked the length
     // against the dead-letter queue's `max_msg_size`.
     unsafe { dlq.write_payload(dst.idx, payload) };
     // { lap, deliveries + 1 }: a zeroed record (lap 0) means "not moved here".

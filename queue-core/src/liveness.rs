@@ -89,6 +89,19 @@ pub(crate) fn recover(seg: &Segment, me: u16) -> Recovered {
     total
 }
 
+/// Discards the slots of this queue (as a dead-letter queue) that a mover
+/// left WRITING while no move is in progress: damage, which would keep
+/// its getters waiting for good (`moved::discard_orphaned_moves`).
+fn recover_orphaned_moves(seg: &Segment) -> Recovered {
+    let h = seg.header();
+    let discarded = crate::ring::moved::discard_orphaned_moves(seg, &h.move_lock);
+    h.discarded_partial.fetch_add(discarded, Relaxed);
+    Recovered {
+        discarded,
+        ..Recovered::default()
+    }
+}
+
 /// Whether another attached participant has put messages: producers that
 /// are not alone sleep at once on a contended core (see `wait.rs`).
 pub(crate) fn other_producers(seg: &Segment, me: u16) -> bool {
@@ -159,6 +172,7 @@ impl OwnerSet {
 fn recover_orphans(seg: &Segment, me: u16) -> Recovered {
     let table = seg.geometry.max_participants;
     let mut suspects = OwnerSet::new();
+    let mut moves = false;
     for idx in 0..seg.geometry.slots {
         let s = crate::ring::Slots::state(seg, idx).load(Relaxed);
         if !matches!(
@@ -169,10 +183,12 @@ fn recover_orphans(seg: &Segment, me: u16) -> Recovered {
         }
         let owner = crate::ring::owner_of(s);
         // A dead letter being copied in by a mover of the source queue:
-        // only the source's move protocol may touch it (`ring/moved.rs`).
-        // Movers only ever hold WRITING words: any other word naming
-        // MOVER is damage, recovered as any orphan's.
+        // only the source's move protocol may touch it (`ring/moved.rs`),
+        // unless no move is in progress (below). Movers only ever hold
+        // WRITING words: any other word naming MOVER is damage, recovered
+        // as any orphan's.
         let moving = owner == MOVER && crate::ring::kind_of(s) == WRITING;
+        moves |= moving;
         if owner == me || moving || suspects.contains(owner) {
             continue;
         }
@@ -182,12 +198,16 @@ fn recover_orphans(seg: &Segment, me: u16) -> Recovered {
             suspects.insert(owner);
         }
     }
+    let mut total = if moves {
+        recover_orphaned_moves(seg)
+    } else {
+        Recovered::default()
+    };
     if suspects.is_empty() {
-        return Recovered::default();
+        return total;
     }
     let mut orphaned = OwnerSet::new();
     let mut locked = Vec::new();
-    let mut total = Recovered::default();
     for owner in suspects.iter() {
         if u64::from(owner) >= table {
             // No participant can ever have this index, and there is no lock.

@@ -208,6 +208,39 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// A slot a mover left WRITING while no move is in progress (damage)
+    /// does not keep the dead-letter queue's getters waiting: their
+    /// recovery discards it. While a move holds the lock it is left alone
+    /// (it may be that move's slot).
+    #[test]
+    fn an_orphaned_move_slot_is_discarded_once_no_move_runs() {
+        use crate::error::GetError;
+        use crate::ring::WRITING;
+        use std::time::Duration;
+        let (dir, q) = queue("orphan");
+        let dlq = q.dead_letter_queue(false).unwrap();
+        let getter = Queue::open_in(&dir, "src.dead").unwrap();
+        let orphan = dlq.ring().try_claim_write(MOVER).unwrap();
+        getter.put(b"behind").unwrap();
+        // A move in progress, by a live mover (this process's source handle).
+        let lock = &dlq.header().move_lock;
+        lock.store(lock_word(7, TAKEN, q.me), SeqCst);
+        let short = Duration::from_millis(300);
+        assert_eq!(getter.get_timeout(short), Err(GetError::Timeout));
+        let writing = pack(orphan.lap, WRITING, MOVER);
+        assert_eq!(dlq.state(orphan.idx).load(SeqCst), writing, "left alone");
+        // No move: the getter's next recovery discards the orphan.
+        lock.store(lock_word(7, FREE, 0), SeqCst);
+        let long = Duration::from_secs(10);
+        assert_eq!(getter.get_timeout(long).unwrap(), b"behind");
+        let skipped = pack(orphan.lap + 1, EMPTY, 0);
+        assert_eq!(dlq.state(orphan.idx).load(SeqCst), skipped);
+        assert_eq!(getter.stats().discarded_partial, 1);
+        drop(dlq);
+        drop((getter, q));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     /// A dead mover's index taken by a new handle looks alive to everyone
     /// else: the new handle resolves the lock itself as it attaches.
     #[test]

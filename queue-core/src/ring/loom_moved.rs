@@ -63,9 +63,14 @@ const MESSAGE: u64 = 42;
 
 impl World {
     fn new() -> Arc<World> {
+        Self::with_dead_letter_slots(1)
+    }
+
+    /// The world with a dead-letter queue of `n` slots.
+    fn with_dead_letter_slots(n: usize) -> Arc<World> {
         let w = World {
             src: Side::plain(1),
-            dlq: Side::plain(1),
+            dlq: Side::plain(n),
             lock: [0, 0, 0, 0, 0].map(AtomicU64::new),
             alive: [true, true, true].map(AtomicBool::new),
             handed_over: AtomicU64::new(0),
@@ -178,7 +183,9 @@ fn settle_and_check(w: &World) {
 }
 
 /// The mover dies after each of its steps in turn while participant 2
-/// recovers it, resolves the lock and moves the message itself.
+/// recovers it, resolves the lock and moves the message itself (and the
+/// dead-letter queue's recovery looks for mover slots of no running move:
+/// it must never take this move's copy).
 #[test]
 fn loom_dead_letter_moved_once_whoever_dies() {
     for steps in 0..=6 {
@@ -193,8 +200,11 @@ fn loom_dead_letter_moved_once_whoever_dies() {
             let helper = {
                 let w = w.clone();
                 thread::spawn(move || {
-                    // A recovery pass: if the mover is dead, put its claim
-                    // back, then resolve the lock; then a getter's try.
+                    // A recovery pass of the dead-letter queue (its mover
+                    // slots while no move runs), then one of the source: if
+                    // the mover is dead, put its claim back, then resolve
+                    // the lock; then a getter's try.
+                    moved::discard_orphaned_moves(&w.dlq.slots, &w.lock[0]);
                     if !w.alive[1].load(SeqCst) {
                         w.recover_source(1);
                     }
@@ -230,5 +240,38 @@ fn loom_dead_letter_commit_resolved_while_the_mover_lives() {
         mover.join().unwrap();
         resolver.join().unwrap();
         settle_and_check(&w);
+    });
+}
+
+/// A recovery pass of the dead-letter queue that discards the slots a
+/// mover left WRITING while no move runs (`discard_orphaned_moves`) races
+/// a live mover, beside one such orphan (damage, in slot 0): the orphan
+/// goes, the running move's copy stays, the message is moved exactly once.
+#[test]
+fn loom_orphaned_move_slots_go_and_a_running_move_stays() {
+    model(|| {
+        let w = World::with_dead_letter_slots(2);
+        let orphan = w.dlq.ring().try_claim_write(MOVER).unwrap();
+        assert_eq!(orphan.idx, 0);
+        let mover = {
+            let w = w.clone();
+            thread::spawn(move || assert!(w.get_and_move(1, 2)))
+        };
+        let recovery = {
+            let w = w.clone();
+            thread::spawn(move || moved::discard_orphaned_moves(&w.dlq.slots, &w.lock[0]))
+        };
+        mover.join().unwrap();
+        let discarded = recovery.join().unwrap();
+        // The next pass finds no move running.
+        let later = moved::discard_orphaned_moves(&w.dlq.slots, &w.lock[0]);
+        assert_eq!(discarded + later, 1, "the orphan alone, once");
+        assert_eq!(stage_of(w.lock[0].load(SeqCst)), moved::FREE);
+        let dlq = &w.dlq.slots;
+        assert_eq!(dlq.states[0].load(SeqCst), pack(1, EMPTY, 0), "skipped");
+        assert_eq!(dlq.states[1].load(SeqCst), pack(0, READY, 0), "moved");
+        assert_eq!(dlq.payload[1].with(|p| unsafe { *p }), MESSAGE);
+        assert_eq!(w.src.slots.states[0].load(SeqCst), pack(1, EMPTY, 0));
+        assert_eq!(w.handed_over.load(SeqCst), 1);
     });
 }

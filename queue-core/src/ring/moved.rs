@@ -32,8 +32,9 @@
 //! `owner` is a participant index *of the source* (every mover is one), so
 //! liveness is the source's. Dead-letter slots being written by a mover
 //! carry the owner [`MOVER`], an index no participant can have (the table
-//! holds at most 4096): the dead-letter queue's own recovery never touches
-//! them.
+//! holds at most 4096): the dead-letter queue's own recovery leaves them to
+//! the move protocol, except while no move is in progress
+//! ([`discard_orphaned_moves`]: then one is damage).
 
 use super::{
     Claim, EMPTY, READING, READY, REQUEUED, Ring, Slots, WRITING, kind_of, lap_of, owner_of, pack,
@@ -369,6 +370,38 @@ fn publish_move<S: Slots>(slots: &S, idx: u64, lap: u32) -> bool {
             Relaxed,
         )
         .is_ok()
+}
+
+/// Discards the dead-letter slots being written by a mover while no move
+/// is in progress (`lock`, the dead-letter queue's move lock, is FREE):
+/// damage, since a move publishes or discards its slot before its lock is
+/// FREE again, and would keep the dead-letter queue's getters waiting for
+/// good. Returns how many.
+///
+/// Each slot's word is read before the lock (both SeqCst): a move claims
+/// its slot only after taking the lock, and its slot no longer holds that
+/// word once the lock is FREE again, so a word seen before a FREE lock
+/// belongs to no running move (nor can a later move's claim bring it
+/// back: that claim is of a later lap). A scan that read the lock once
+/// and then the words could meet a move that started in between.
+pub(crate) fn discard_orphaned_moves<S: Slots>(slots: &S, lock: &AtomicU64) -> u64 {
+    let mut n = 0;
+    for idx in 0..slots.capacity() {
+        let slot = slots.state(idx);
+        let s = slot.load(SeqCst);
+        if kind_of(s) != WRITING || owner_of(s) != MOVER {
+            continue;
+        }
+        if stage_of(lock.load(SeqCst)) != FREE {
+            // A move is in progress: this may be its slot.
+            return n;
+        }
+        let skipped = pack(lap_of(s).wrapping_add(1), EMPTY, 0); // { lap + 1, EMPTY }
+        if slot.compare_exchange(s, skipped, SeqCst, Relaxed).is_ok() {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Discards every dead-letter slot being written by a mover (at most one
