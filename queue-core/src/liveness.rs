@@ -89,19 +89,6 @@ pub(crate) fn recover(seg: &Segment, me: u16) -> Recovered {
     total
 }
 
-/// Discards the slots of this queue (as a dead-letter queue) that a mover
-/// left WRITING while no move is in progress: damage, which would keep
-/// its getters waiting for good (`moved::discard_orphaned_moves`).
-fn recover_orphaned_moves(seg: &Segment) -> Recovered {
-    let h = seg.header();
-    let discarded = crate::ring::moved::discard_orphaned_moves(seg, &h.move_lock);
-    h.discarded_partial.fetch_add(discarded, Relaxed);
-    Recovered {
-        discarded,
-        ..Recovered::default()
-    }
-}
-
 /// Whether another attached participant has put messages: producers that
 /// are not alone sleep at once on a contended core (see `wait.rs`).
 pub(crate) fn other_producers(seg: &Segment, me: u16) -> bool {
@@ -233,6 +220,19 @@ fn recover_orphans(seg: &Segment, me: u16) -> Recovered {
     }
     total += done;
     total
+}
+
+/// Discards the slots of this queue (as a dead-letter queue) that a mover
+/// left WRITING while no move is in progress: damage, which would keep
+/// its getters waiting for good (`moved::discard_orphaned_moves`).
+fn recover_orphaned_moves(seg: &Segment) -> Recovered {
+    let h = seg.header();
+    let discarded = crate::ring::moved::discard_orphaned_moves(seg, &h.move_lock);
+    h.discarded_partial.fetch_add(discarded, Relaxed);
+    Recovered {
+        discarded,
+        ..Recovered::default()
+    }
 }
 
 /// Recovers entry `i`'s slots, folds its counters into the header and frees

@@ -238,7 +238,7 @@ impl Queue {
                     return Err((done, e));
                 }
             };
-            ring.each_range(run.first.idx, run.first.lap, run.len, |idx, n, _| {
+            ring.each_range(run, false, |idx, n, _| {
                 let n = n as usize;
                 // SAFETY: the run holds these slots for us (in WRITING, or
                 // by its record); every length was checked against

@@ -141,12 +141,12 @@ impl<S: Slots> Ring<'_, S> {
             }
             return;
         }
-        for span in self.write_spans(run).skip(1) {
-            let skipped = pack(span.lap.wrapping_add(1), EMPTY, 0); // { lap + 1, EMPTY }
-            for slot in self.slots.states(span.idx, span.len) {
+        self.each_range(run, true, |idx, n, lap| {
+            let skipped = pack(lap.wrapping_add(1), EMPTY, 0); // { lap + 1, EMPTY }
+            for slot in self.slots.states(idx, n) {
                 slot.store(skipped, SeqCst);
             }
-        }
+        });
         self.abandon_write(run.first);
     }
 

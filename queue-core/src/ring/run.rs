@@ -210,21 +210,22 @@ impl<S: Slots> Ring<'_, S> {
         self.write_spans(run).flat_map(|span| span.claims_from(0))
     }
 
-    /// Calls `f` with the slots of the `len` positions from slot `idx` of
-    /// lap `lap` on (`len >= 1`), as ranges of consecutive slots `(idx, n,
-    /// lap)` in queue order: once, or twice where the ring wraps. The
+    /// Calls `f` with the slots of the write run `run` (past its first,
+    /// the record, if `past_record`), as ranges of consecutive slots `(idx,
+    /// n, lap)` in queue order: once, or twice where the ring wraps. The
     /// write side's loops go over these: a write run's slots are written
-    /// alike and published alike (only a record waits for the rest), so
-    /// they need no [`Span`]s.
+    /// alike, and published or given back alike but for the record, which
+    /// waits for the rest; so they need no [`Span`]s.
     #[inline(always)]
-    pub(crate) fn each_range(
-        &self,
-        idx: u64,
-        lap: u32,
-        len: u64,
-        mut f: impl FnMut(u64, u64, u32),
-    ) {
-        let n = len.min(self.base + self.cap() - idx);
+    pub(crate) fn each_range(&self, run: Run, past_record: bool, mut f: impl FnMut(u64, u64, u32)) {
+        let (first, end) = (run.first, self.base + self.cap());
+        let (idx, lap) = if past_record {
+            step(first.idx, first.lap, self.base, end)
+        } else {
+            (first.idx, first.lap)
+        };
+        let len = run.len - u64::from(past_record);
+        let n = len.min(end - idx);
         f(idx, n, lap);
         if n < len {
             f(self.base, len - n, lap.wrapping_add(1));
@@ -425,15 +426,8 @@ impl<S: Slots> Ring<'_, S> {
     /// a recorded run all at once, when its record is published.
     #[inline]
     pub(crate) fn publish_run(&self, run: Run) {
-        let first = run.first;
         // A record's slot waits for the rest.
-        let (idx, lap) = if run.recorded {
-            step(first.idx, first.lap, self.base, self.base + self.cap())
-        } else {
-            (first.idx, first.lap)
-        };
-        let behind = run.len - u64::from(run.recorded);
-        self.each_range(idx, lap, behind, |idx, n, lap| {
+        self.each_range(run, run.recorded, |idx, n, lap| {
             let ready = pack(lap, READY, 0); // { lap, READY }
             for slot in self.slots.states(idx, n) {
                 // SYNC: Release pairs with the consumer's claim CAS
@@ -446,6 +440,7 @@ impl<S: Slots> Ring<'_, S> {
         // A record last: until then no consumer can reach the slots behind
         // it (`ring/recorded.rs`), and then they are all ready.
         if run.recorded {
+            let first = run.first;
             // SYNC: as above.
             self.slots
                 .state(first.idx)
