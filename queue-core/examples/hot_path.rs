@@ -18,8 +18,11 @@
 //! `batch` messages then `get_many_into(batch)` (one reused [`Batch`]), and
 //! `pairs` counts messages.
 //!
-//! `options` measures delivery control (docs/performance.md, "Delivery
-//! control"): a comma-separated list of `priorities=N` (messages are put at
+//! `options` is a comma-separated list. `max-msg-size=N` makes the queue's
+//! largest message `N` bytes instead of the message size (the batch loops
+//! of a queue of messages of at most 64 bytes copy inline:
+//! docs/performance.md, "Copies by AVX2 moves"). The rest measure delivery
+//! control (docs/performance.md, "Delivery control"): `priorities=N` (messages are put at
 //! level `put-level=K`, default 0: the getter looks at every level above
 //! first), `max-deliveries=N`, `lease-timeout-ms=N`, and `lease` (take each
 //! message with `get_lease` + `ack` instead of `get_into`).
@@ -51,6 +54,7 @@ fn main() {
         let (key, value) = opt.split_once('=').unwrap_or((opt, "0"));
         let n: usize = value.parse().expect("option value");
         builder = match key {
+            "max-msg-size" => builder.max_msg_size(n),
             "priorities" => builder.priorities(n),
             "max-deliveries" => builder.max_deliveries(n),
             "lease-timeout-ms" => builder.lease_timeout(std::time::Duration::from_millis(n as u64)),

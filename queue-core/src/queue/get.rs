@@ -421,14 +421,20 @@ impl Queue {
                 })
             }
         };
+        if appended == Appended::All {
+            *taken += span.len;
+            return None;
+        }
         self.settle(ring, span, hand_over, appended, taken, failed_handed)
     }
 
-    /// Settles the copy of the read span `span` that ended as `appended`,
+    /// Settles the copy of the read span `span` that ended as `appended`
+    /// (a failure, in `take_span`),
     /// its slots handed over by `hand_over`: counts in `taken` the messages
     /// handed over and kept (and in `failed_handed` the one with a bad
     /// length its hand-over dropped), gives the slots after a failure back
     /// for another consumer, and returns the failure.
+    #[cold]
     fn settle(
         &self,
         ring: &Ring<'_, Segment>,

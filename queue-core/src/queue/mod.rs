@@ -483,9 +483,16 @@ mod tests {
     impl Scratch {
         /// A new queue `name` of `capacity` slots in this directory.
         fn queue(&self, name: &str, capacity: usize) -> Queue {
+            self.queue_of(name, capacity, crate::DEFAULT_MAX_MSG_SIZE)
+        }
+
+        /// A new queue `name` of `capacity` slots of messages of up to
+        /// `max` bytes.
+        fn queue_of(&self, name: &str, capacity: usize, max: usize) -> Queue {
             Queue::builder(name)
                 .dir(&self.0)
                 .capacity(capacity)
+                .max_msg_size(max)
                 .create()
                 .unwrap()
         }
@@ -745,6 +752,56 @@ mod tests {
         assert_eq!(batch.iter().collect::<Vec<_>>(), [b"a", b"b"]);
         assert_eq!(q.try_get_many(4).unwrap(), [b"d"]);
         assert_eq!(q.stats().total_got, 4, "the dropped one was handed over");
+    }
+
+    /// The same on a queue of messages of up to 64 bytes, whose batch
+    /// loops copy by AVX2 moves where the CPU has them (`segment/copy.rs`)
+    /// and test each length once: a bad length at any place of a run of
+    /// eight (the record, or a slot behind it), of any size past the
+    /// largest, is dropped alone and reported, and the messages around it
+    /// arrive whole.
+    #[test]
+    fn a_bad_length_anywhere_in_a_run_of_small_copies_drops_that_message_alone() {
+        let dir = Scratch::new("small-bad");
+        let q = dir.queue_of("q", 16, 64);
+        let msgs: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 20 + 6 * i as usize]).collect();
+        let mut batch = crate::Batch::with_capacity(8, 8 * 64);
+        let mut put = 0u64;
+        for bad in [65, 96, 1 << 40, u64::MAX] {
+            for at in 0..8 {
+                q.put_many(&msgs).unwrap();
+                // The run starts where the last one ended.
+                q.seg.slot((put + at) % 16).len.store(bad, SeqCst);
+                put += 8;
+                let got = q.try_get_many_into(&mut batch, 8);
+                let mut rest = Vec::new();
+                if at == 0 {
+                    // The record: reported, the rest re-queued.
+                    assert!(
+                        matches!(
+                            got,
+                            Err(GetError::Corrupted(Corruption::OversizedLength { len, .. })) if len == bad
+                        ),
+                        "bad {bad}: {got:?}"
+                    );
+                } else {
+                    assert_eq!(got, Ok(at as usize), "bad {bad} at {at}");
+                    assert!(batch.iter().eq(msgs[..at as usize].iter().map(|m| &m[..])));
+                }
+                while let Ok(m) = q.try_get() {
+                    rest.push(m);
+                }
+                rest.sort();
+                let mut want: Vec<Vec<u8>> = msgs[at as usize + 1..].to_vec();
+                want.sort();
+                assert_eq!(rest, want, "bad {bad} at {at}");
+            }
+        }
+        assert_eq!(
+            q.stats().total_got as u64,
+            put,
+            "every dropped one was handed over"
+        );
     }
 
     /// Recorded runs that start anywhere in the ring, the record at its

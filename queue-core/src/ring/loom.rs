@@ -3,7 +3,7 @@
 //! expose a half-written payload (loom flags the data race), and leave the
 //! full capacity usable afterwards.
 
-use super::run::{Held, Run};
+use super::run::{Held, Publication, Run};
 use super::*;
 use ::loom::cell::UnsafeCell;
 use ::loom::sync::Arc;
@@ -442,19 +442,59 @@ impl Model {
                 }
                 Err(e) => panic!("put failed: {e:?}"),
             };
-            // As `put_many`: every payload, then every publication.
-            for (c, v) in r.write_claims(run).zip(&values[done..]) {
-                self.slots.payload[c.idx as usize].with_mut(|p| unsafe { *p = *v });
-            }
-            r.publish_run(run);
+            self.write_run(run, &values[done..]);
             done += run.len as usize;
         }
     }
+    /// `put_many`'s `write_run`: a run claimed slot by slot gets every
+    /// payload, then every publication; a recorded run its record's
+    /// payload, then each slot behind it written and published at once,
+    /// and the record last.
+    fn write_run(&self, run: Run, values: &[u64]) {
+        let r = self.ring();
+        let write = |idx: u64, v: u64| {
+            self.slots.payload[idx as usize].with_mut(|p| unsafe { *p = v });
+        };
+        if !run.recorded {
+            for (c, v) in r.write_claims(run).zip(values) {
+                write(c.idx, *v);
+            }
+            r.publish_run(run);
+            return;
+        }
+        write(run.first.idx, values[0]);
+        let mut k = 1;
+        r.each_range(run, true, |idx, n, lap| {
+            let publication = Publication::of(lap);
+            for idx in idx..idx + n {
+                write(idx, values[k]);
+                publication.slot(self.slots.state(idx));
+                k += 1;
+            }
+        });
+        r.publish_record(run);
+    }
     /// `take_many`'s run: one claim attempt of up to `most` slots; span
     /// by span, each slot read and then handed over.
+    /// (Damage is never expected in these models: it fails the model.)
     fn get_run(&self, me: u16, most: u64) -> Vec<u64> {
         match self.ring().try_claim_read_run(me, most) {
             Ok(run) => self.take_run(me, run),
+            Err(GetBlocked::Corrupt(d)) => panic!("damage seen: {d:?}"),
+            Err(_) => Vec::new(),
+        }
+    }
+    /// One attempt of a single get, without the re-queued scan: the
+    /// message it took, if any (damage fails the model, as in `get_run`).
+    fn get_once(&self, me: u16) -> Vec<u64> {
+        let r = self.ring();
+        match r.try_claim_read(me) {
+            Ok(c) => {
+                let v = self.read(c);
+                assert!(r.release_read(c, me));
+                vec![v]
+            }
+            Err(GetBlocked::Corrupt(d)) => panic!("damage seen: {d:?}"),
             Err(_) => Vec::new(),
         }
     }
@@ -633,22 +673,47 @@ fn loom_a_recorded_run_and_single_gets_take_each_message_once() {
         };
         let single = {
             let m = m.clone();
-            thread::spawn(move || {
-                let r = m.ring();
-                match r.try_claim_read(3) {
-                    Ok(c) => {
-                        let v = m.read(c);
-                        assert!(r.release_read(c, 3));
-                        vec![v]
-                    }
-                    Err(_) => Vec::new(),
-                }
-            })
+            thread::spawn(move || m.get_once(3))
         };
         let mut got = batch.join().unwrap();
         got.extend(single.join().unwrap());
         got.extend(m.get_run(4, 3));
         got.extend(m.get_run(4, 3));
+        got.sort();
+        assert_eq!(got, vec![10, 20, 30]);
+        m.assert_whole(3);
+    });
+}
+
+/// A recorded run being written, its slots behind the record published as
+/// each is written (`put_many`), races a batch and a single consumer: no
+/// consumer reaches a slot of the run before its record is published (loom
+/// flags a read of a payload still being written), and each message comes
+/// once, the run's in order.
+#[test]
+fn loom_a_recorded_run_published_as_written_races_its_consumers() {
+    model(|| {
+        let m = Model::new(3);
+        let writer = {
+            let m = m.clone();
+            thread::spawn(move || m.put_run(1, &[10, 20, 30]))
+        };
+        // Both consumers fail on anything but a message or nothing yet
+        // (a slot of the run reached early would look damaged).
+        let batch = {
+            let m = m.clone();
+            thread::spawn(move || m.get_run(2, 3))
+        };
+        let single = {
+            let m = m.clone();
+            thread::spawn(move || m.get_once(3))
+        };
+        writer.join().unwrap();
+        let mut got = batch.join().unwrap();
+        let single = single.join().unwrap();
+        assert!(got.is_sorted(), "a run out of order: {got:?}");
+        got.extend(single);
+        got.extend(m.drain(4));
         got.sort();
         assert_eq!(got, vec![10, 20, 30]);
         m.assert_whole(3);

@@ -61,7 +61,7 @@ mod word;
 #[cfg(not(loom))]
 pub(crate) use recorded::RECORD_FROM;
 #[cfg(not(loom))]
-pub(crate) use run::{HandOver, Held, Run, Span};
+pub(crate) use run::{HandOver, Held, Publication, Run, Span};
 
 pub(crate) use word::*;
 

@@ -234,24 +234,23 @@ impl<S: Slots> Ring<'_, S> {
     /// a row, up to `most` (at least 1) and never a whole lap.
     #[inline]
     fn alike_from(&self, idx: u64, lap: u32, most: u64, word: impl Fn(u32) -> u64) -> u64 {
-        let behind = most.min(self.cap()) - 1;
+        let most = most.min(self.cap());
         let (base, end) = (self.base, self.base + self.cap());
-        let (idx, lap) = step(idx, lap, base, end);
-        let before_end = behind.min(end - idx);
-        // The `n` slots from `idx` of lap `lap` that hold the word, in a
-        // row. (Called at most twice, before the ring's end and after it.)
-        let alike = |idx: u64, lap: u32, n: u64| {
-            // SYNC: Acquire pairs with the Release that stored the word
-            // (a publication, or a consumer's hand-over), so what we do to
-            // the slot after our claim comes after what was done before
-            // (the word cannot change meanwhile: see the module docs).
-            self.slots.count_alike(idx, n, word(lap))
-        };
-        let n = alike(idx, lap, before_end);
-        if n < before_end || behind == before_end {
-            return 1 + n;
+        let before_end = most.min(end - idx);
+        // SYNC: Acquire (in `count_alike`) pairs with the Release that
+        // stored the word (a publication, or a consumer's hand-over), so
+        // what we do to the slot after our claim comes after what was done
+        // before (the word cannot change meanwhile: see the module docs).
+        // The first slot is looked at again, so that a run of a multiple
+        // of four slots is counted four at a step to its end; if it
+        // changed meanwhile, the claim's CAS fails.
+        let n = self.slots.count_alike(idx, before_end, word(lap));
+        if n < before_end || most == before_end {
+            return n.max(1);
         }
-        1 + n + alike(base, lap.wrapping_add(1), behind - before_end)
+        n + self
+            .slots
+            .count_alike(base, most - before_end, word(lap.wrapping_add(1)))
     }
 
     /// Hands over the first slot of the recorded run `run`, held by `me`,

@@ -428,23 +428,24 @@ impl<S: Slots> Ring<'_, S> {
     pub(crate) fn publish_run(&self, run: Run) {
         // A record's slot waits for the rest.
         self.each_range(run, run.recorded, |idx, n, lap| {
-            let ready = pack(lap, READY, 0); // { lap, READY }
+            let publication = Publication::of(lap);
             for slot in self.slots.states(idx, n) {
-                // SYNC: Release pairs with the consumer's claim CAS
-                // (Acquire within SeqCst) or, behind a record, its Acquire
-                // load (`ready_from`), so the payload is visible before the
-                // message is.
-                slot.store(ready, Release);
+                publication.slot(slot);
             }
         });
+        self.publish_record(run);
+    }
+
+    /// Publishes the record of `run` if it is a recorded run (the slots
+    /// behind it published already: [`Publication`]), then orders the
+    /// run's publications before the wake-up check.
+    #[inline]
+    pub(crate) fn publish_record(&self, run: Run) {
         // A record last: until then no consumer can reach the slots behind
         // it (`ring/recorded.rs`), and then they are all ready.
         if run.recorded {
             let first = run.first;
-            // SYNC: as above.
-            self.slots
-                .state(first.idx)
-                .store(pack(first.lap, READY, 0), Release); // { lap, READY }
+            Publication::of(first.lap).slot(self.slots.state(first.idx));
         }
         // SYNC: orders the Release stores of the run before the producer's
         // SeqCst load of `get_seq` in `WaitPoint::notify_one`, as the SeqCst
@@ -483,6 +484,34 @@ impl<S: Slots> Ring<'_, S> {
             free: pack(span.lap.wrapping_add(1), EMPTY, 0), // { lap + 1, EMPTY }
             store: span.held == Held::Behind,
         }
+    }
+}
+
+/// The publication of written slots of one lap, by a Release store each: a
+/// run's slots in [`Ring::publish_run`], and the slots behind a recorded
+/// run's record one by one right after each is written (`put_many`: nobody
+/// can reach them before the record is published, [`Ring::publish_record`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Publication {
+    ready: u64,
+}
+
+impl Publication {
+    /// The publication of slots in lap `lap`.
+    #[inline]
+    pub(crate) fn of(lap: u32) -> Self {
+        Publication {
+            ready: pack(lap, READY, 0), // { lap, READY }
+        }
+    }
+
+    /// Publishes the written slot whose state word is `state`.
+    #[inline(always)]
+    pub(crate) fn slot(self, state: &AtomicU64) {
+        // SYNC: Release pairs with the consumer's claim CAS (Acquire within
+        // SeqCst) or, behind a record, its Acquire load (`count_alike`),
+        // so the payload is visible before the message is.
+        state.store(self.ready, Release);
     }
 }
 

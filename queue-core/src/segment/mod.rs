@@ -27,6 +27,7 @@ use crate::layout::{
 use crate::ring::Slots;
 use crate::sys;
 
+mod copy;
 mod payload;
 pub(crate) use payload::Appended;
 
@@ -164,6 +165,9 @@ struct SlotGrid {
     slots: u64,
     /// `log2(slots)` when `slots` is a power of two, else `u32::MAX`.
     shift: u32,
+    /// Whether the payload loops copy by AVX2 moves
+    /// ([`copy::small_copies`]).
+    small_copies: bool,
 }
 
 impl SlotGrid {
@@ -182,6 +186,7 @@ impl SlotGrid {
             } else {
                 u32::MAX
             },
+            small_copies: copy::small_copies(geometry.max_msg_size),
         }
     }
 }
