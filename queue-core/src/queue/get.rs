@@ -429,8 +429,8 @@ impl Queue {
     }
 
     /// Settles the copy of the read span `span` that ended as `appended`
-    /// (a failure, in `take_span`),
-    /// its slots handed over by `hand_over`: counts in `taken` the messages
+    /// (`take_span` calls it for a failure only), its slots handed over by
+    /// `hand_over`: counts in `taken` the messages
     /// handed over and kept (and in `failed_handed` the one with a bad
     /// length its hand-over dropped), gives the slots after a failure back
     /// for another consumer, and returns the failure.

@@ -260,15 +260,16 @@ impl Queue {
     fn write_run<M: AsRef<[u8]>>(&self, ring: &Ring<'_, Segment>, run: Run, msgs: &[M]) {
         let mut done = 0;
         if run.recorded {
-            // SAFETY (all three copies): the run holds these slots for us,
-            // in WRITING or by its record; every length was checked against
-            // max_msg_size by the caller.
+            // SAFETY: the run holds the record's slot for us (WRITE_RUN);
+            // every length was checked against max_msg_size by the caller.
             unsafe { self.seg.write_payload(run.first.idx, msgs[0].as_ref()) };
             done = 1;
             ring.each_range(run, true, |idx, n, lap| {
                 let n = n as usize;
                 let publication = Publication::of(lap);
                 let publish = |state: &AtomicU64| publication.slot(state);
+                // SAFETY: the slots behind the record are the run's (nobody
+                // else can reach them); lengths checked as above.
                 unsafe { self.seg.write_payloads(idx, &msgs[done..done + n], publish) };
                 done += n;
             });
@@ -277,6 +278,8 @@ impl Queue {
         }
         ring.each_range(run, false, |idx, n, _| {
             let n = n as usize;
+            // SAFETY: the run holds these slots for us in WRITING; lengths
+            // checked as above.
             unsafe { self.seg.write_payloads(idx, &msgs[done..done + n], |_| {}) };
             done += n;
         });

@@ -23,10 +23,11 @@
 //! * consumers never claim an EMPTY word nor producers a READY one, and
 //!   re-queued scans, lease expiry and recovery never touch either.
 //!
-//! So no other word needs a locked instruction. A producer writes all `n`
-//! payloads, publishes the slots behind the record with Release stores and
-//! the record last (until then a consumer finds the record, a writer at
-//! work, and waits; it cannot reach the slots behind). A consumer copies
+//! So no other word needs a locked instruction. A producer writes the `n`
+//! payloads, publishing each slot behind the record with a Release store
+//! right after its payload, and the record last (until then a consumer
+//! finds the record, a writer at work, and waits; it cannot reach the
+//! slots behind). A consumer copies
 //! the record's message first and hands the slots behind it over as it
 //! copies them, each with a look and a Release store (`EMPTY(l + 1)`), and
 //! the record last, by a CAS from its word, so the record lives as long as

@@ -65,7 +65,8 @@ impl Segment {
         // into its caller's loops.
         #[cfg(target_arch = "x86_64")]
         if self.grid.small_copies {
-            // SAFETY: passed on; `small_copies` says the CPU has AVX2.
+            // SAFETY: passed on from the caller; `small_copies` says the
+            // CPU has AVX2 and the queue's messages fit the small copies.
             return unsafe { self.write_payloads_small(idx, msgs, then) };
         }
         // SAFETY: passed on from the caller.
@@ -182,7 +183,8 @@ impl Segment {
             // about 90 instructions more than it saves a message.)
             #[cfg(target_arch = "x86_64")]
             if self.grid.small_copies && n >= SMALL_LOOP_FROM {
-                // SAFETY: passed on from the caller.
+                // SAFETY: passed on from the caller; `small_copies` says the
+                // CPU has AVX2 and the queue's messages fit the small copies.
                 return unsafe { self.append_payloads_small(idx, n, data, ends, then) };
             }
             // SAFETY: passed on from the caller.
@@ -311,17 +313,18 @@ impl Segment {
             let src = slot
                 .as_ptr()
                 .wrapping_add(crate::layout::SLOT_HEADER_SIZE as usize);
-            // SAFETY (both copies): the length is at most max_msg_size, so
-            // the source is in its slot; `data` has room for `n` such
-            // payloads and `ends` for `n` entries (checked by the caller),
-            // both initialised here before `set_len`.
             if SMALL && wide.holds(len) {
                 // One test for the common length, which is also in bounds.
+                // SAFETY: 32 to max_msg_size bytes, so the source is in its
+                // slot; `data` has room for `n` such payloads (checked by the
+                // caller), initialised here before `set_len`; SMALL: this
+                // loop runs only compiled for AVX2, on a CPU that has it.
                 unsafe { copy::wide_by_avx2(src, dst.add(at), len as usize) };
             } else {
                 if len > max {
                     break Some(Appended::BadLength { at: k as u64, len });
                 }
+                // SAFETY: as above, for a length of at most max_msg_size.
                 unsafe { copy::bytes::<SMALL>(src, dst.add(at), len as usize) };
             }
             unsafe {
