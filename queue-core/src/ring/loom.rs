@@ -7,7 +7,7 @@ use super::run::{Held, Publication, Run};
 use super::*;
 use ::loom::cell::UnsafeCell;
 use ::loom::sync::Arc;
-use ::loom::thread;
+use ::loom::thread::{self, JoinHandle};
 
 pub(super) struct ModelSlots {
     pub(super) states: Vec<AtomicU64>,
@@ -659,6 +659,20 @@ fn loom_a_run_racing_close_is_drained_or_withdrawn() {
 // Recorded runs (ring/recorded.rs): one claim on the first slot, the
 // slots behind it left as they are until their owner stores their next word.
 
+/// A batch of up to three (participant 2) and a single get (participant
+/// 3), each one attempt, started on threads of their own.
+fn batch_and_single_get(m: &Arc<Model>) -> (JoinHandle<Vec<u64>>, JoinHandle<Vec<u64>>) {
+    let batch = {
+        let m = m.clone();
+        thread::spawn(move || m.get_run(2, 3))
+    };
+    let single = {
+        let m = m.clone();
+        thread::spawn(move || m.get_once(3))
+    };
+    (batch, single)
+}
+
 #[test]
 fn loom_a_recorded_run_and_single_gets_take_each_message_once() {
     model(|| {
@@ -667,14 +681,7 @@ fn loom_a_recorded_run_and_single_gets_take_each_message_once() {
         // A batch and a single get race for the message under the head;
         // whoever loses moves on (a single get that finds the record
         // jumps the head past the run).
-        let batch = {
-            let m = m.clone();
-            thread::spawn(move || m.get_run(2, 3))
-        };
-        let single = {
-            let m = m.clone();
-            thread::spawn(move || m.get_once(3))
-        };
+        let (batch, single) = batch_and_single_get(&m);
         let mut got = batch.join().unwrap();
         got.extend(single.join().unwrap());
         got.extend(m.get_run(4, 3));
@@ -700,14 +707,7 @@ fn loom_a_recorded_run_published_as_written_races_its_consumers() {
         };
         // Both consumers fail on anything but a message or nothing yet
         // (a slot of the run reached early would look damaged).
-        let batch = {
-            let m = m.clone();
-            thread::spawn(move || m.get_run(2, 3))
-        };
-        let single = {
-            let m = m.clone();
-            thread::spawn(move || m.get_once(3))
-        };
+        let (batch, single) = batch_and_single_get(&m);
         writer.join().unwrap();
         let mut got = batch.join().unwrap();
         let single = single.join().unwrap();
